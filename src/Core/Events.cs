@@ -1,0 +1,239 @@
+using System.Globalization;
+using Vmi.Core.Arch.Amd64;
+
+namespace Vmi.Core;
+
+/// <summary>The kinds of event source a driver can enable.</summary>
+public enum MonitorKind : byte
+{
+    /// <summary>Writes to a control register (CR0, CR3, CR4, XCR0); <see cref="EventMonitor.Parameter"/> is the <see cref="ControlRegister"/>.</summary>
+    ControlRegister,
+
+    /// <summary>Writes to an MSR; <see cref="EventMonitor.Parameter"/> is its index (0xC0000082 = LSTAR).</summary>
+    Msr,
+
+    /// <summary>Software breakpoints (INT3).</summary>
+    Breakpoint,
+
+    /// <summary>Debug exceptions (#DB).</summary>
+    DebugException,
+
+    /// <summary>Single-step (MTF) on every vCPU.</summary>
+    Singlestep,
+
+    Cpuid,
+
+    /// <summary>Port I/O instructions.</summary>
+    Io,
+
+    /// <summary>Hypercalls (VMCALL/VMMCALL) from the guest.</summary>
+    Hypercall,
+
+    /// <summary>Requests the guest sends to the introspection agent (Xen: HVMOP_guest_request_vm_event).</summary>
+    GuestRequest,
+
+    /// <summary>Reads and writes of IDTR, GDTR, LDTR and TR.</summary>
+    DescriptorAccess,
+}
+
+/// <summary>An event source: a kind and, for control registers and MSRs, which one.</summary>
+public readonly record struct EventMonitor(MonitorKind Kind, uint Parameter = 0)
+{
+    public static EventMonitor ControlRegisterWrite(ControlRegister register) => new(MonitorKind.ControlRegister, (uint)register);
+
+    public static EventMonitor MsrWrite(uint msr) => new(MonitorKind.Msr, msr);
+
+    public static EventMonitor Breakpoint => new(MonitorKind.Breakpoint);
+
+    public static EventMonitor DebugException => new(MonitorKind.DebugException);
+
+    public static EventMonitor Singlestep => new(MonitorKind.Singlestep);
+
+    public static EventMonitor Cpuid => new(MonitorKind.Cpuid);
+
+    public static EventMonitor Io => new(MonitorKind.Io);
+
+    public static EventMonitor Hypercall => new(MonitorKind.Hypercall);
+
+    public static EventMonitor GuestRequest => new(MonitorKind.GuestRequest);
+
+    public static EventMonitor DescriptorAccess => new(MonitorKind.DescriptorAccess);
+
+    /// <summary>The names <see cref="Parse"/> accepts, for help and tab completion.</summary>
+    public static IReadOnlyList<string> Names { get; } =
+    [
+        "Cr0", "Cr3", "Cr4", "Xcr0", "Msr:0xC0000082", "Breakpoint", "DebugException", "Singlestep",
+        "Cpuid", "Io", "Hypercall", "GuestRequest", "DescriptorAccess",
+    ];
+
+    /// <summary>Parses "Cr3", "Xcr0", "Msr:0xC0000082" (or "Msr 0xC0000082"), "Breakpoint", ... case-insensitively.</summary>
+    public static EventMonitor Parse(string text)
+    {
+        if (TryParse(text, out EventMonitor m))
+        {
+            return m;
+        }
+
+        throw new FormatException(
+            $"'{text}' is not an event monitor. Use one of: {string.Join(", ", Names)} (an MSR monitor names its index, e.g. Msr:0xC0000082).");
+    }
+
+    public static bool TryParse(string? text, out EventMonitor monitor)
+    {
+        monitor = default;
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return false;
+        }
+
+        string t = text.Trim();
+        int sep = t.IndexOfAny([':', ' ', '=']);
+        string head = sep < 0 ? t : t[..sep];
+        string? arg = sep < 0 ? null : t[(sep + 1)..].Trim();
+        if (head.Equals("Msr", StringComparison.OrdinalIgnoreCase))
+        {
+            if (arg is null || !AddressParser.TryParse(arg, out ulong msr) || msr > uint.MaxValue)
+            {
+                return false;
+            }
+
+            monitor = MsrWrite((uint)msr);
+            return true;
+        }
+
+        if (arg is not null)
+        {
+            return false;
+        }
+
+        if (Enum.TryParse(head, ignoreCase: true, out ControlRegister cr) && !char.IsDigit(head[0]))
+        {
+            monitor = ControlRegisterWrite(cr);
+            return true;
+        }
+
+        if (Enum.TryParse(head, ignoreCase: true, out MonitorKind kind) && !char.IsDigit(head[0]) && kind is not (MonitorKind.ControlRegister or MonitorKind.Msr))
+        {
+            monitor = new EventMonitor(kind);
+            return true;
+        }
+
+        return false;
+    }
+
+    public override string ToString() => Kind switch
+    {
+        MonitorKind.ControlRegister => ((ControlRegister)Parameter).ToString(),
+        MonitorKind.Msr => "Msr:0x" + Parameter.ToString("X", CultureInfo.InvariantCulture),
+        _ => Kind.ToString(),
+    };
+}
+
+[Flags]
+public enum VmiEventFlags : byte
+{
+    None = 0,
+
+    /// <summary>The vCPU is paused until the event is answered.</summary>
+    VcpuPaused = 1,
+
+    /// <summary>The event was raised in an altp2m view (<see cref="VmiEvent.View"/> is meaningful).</summary>
+    AltP2m = 2,
+}
+
+/// <summary>Why an event was raised, with what the hardware reported. One subclass per reason.</summary>
+public abstract record EventReason;
+
+/// <summary>An access that the view's memory access settings forbid.</summary>
+/// <param name="Gla">The guest linear address, when the hardware reported one.</param>
+public sealed record MemoryAccessReason(Pa Pa, Va? Gla, MemoryAccess Access) : EventReason;
+
+public sealed record ControlRegisterWriteReason(ControlRegister Register, ulong NewValue, ulong OldValue) : EventReason;
+
+public sealed record MsrWriteReason(uint Msr, ulong NewValue, ulong OldValue) : EventReason;
+
+public sealed record SoftwareBreakpointReason(Gfn Gfn, Va Va, uint InstructionLength) : EventReason;
+
+public sealed record DebugExceptionReason(Gfn Gfn, Va Va, byte Vector, InterruptType Type, uint InstructionLength, ulong PendingDebugExceptions) : EventReason;
+
+public sealed record SinglestepReason(Gfn Gfn, Va Va) : EventReason;
+
+public sealed record CpuidReason(uint Leaf, uint Subleaf, uint InstructionLength) : EventReason;
+
+public sealed record IoReason(ushort Port, uint Bytes, bool In, bool String) : EventReason;
+
+public sealed record HypercallReason(ulong Number, uint InstructionLength) : EventReason;
+
+public sealed record GuestRequestReason : EventReason;
+
+public enum DescriptorKind : byte
+{
+    Idtr = 1,
+    Gdtr = 2,
+    Ldtr = 3,
+    Tr = 4,
+}
+
+public sealed record DescriptorAccessReason(DescriptorKind Descriptor, bool IsWrite, ulong ExitInfo, uint InstructionLength) : EventReason;
+
+/// <summary>A reason this version does not know. It is still answered, so no vCPU stays paused.</summary>
+public sealed record UnknownReason(uint RawReason) : EventReason;
+
+/// <summary>One event from the guest. The vCPU that raised it waits until it is answered.</summary>
+public sealed record VmiEvent(VcpuId Vcpu, View View, VmiEventFlags Flags, Registers Registers, EventReason Reason);
+
+/// <summary>What to do with the event's vCPU when it resumes.</summary>
+[Flags]
+public enum VmiEventResponseFlags : byte
+{
+    None = 0,
+
+    /// <summary>Deny the write that raised the event (control-register and MSR writes).</summary>
+    Deny = 1,
+
+    /// <summary>Deliver the breakpoint/debug exception to the guest as if nothing had intercepted it.</summary>
+    ReinjectInterrupt = 2,
+
+    /// <summary>Toggle single-stepping of this vCPU (one-shot: toggle again from the singlestep event).</summary>
+    ToggleSinglestep = 4,
+
+    /// <summary>Single-step one instruction in <see cref="VmiEventResponse.View"/>, then switch back, without another event.</summary>
+    ToggleFastSinglestep = 8,
+
+    /// <summary>Emulate the instruction that caused the access event.</summary>
+    Emulate = 16,
+}
+
+/// <summary>The answer to an event.</summary>
+/// <param name="View">Switch the vCPU to this view before it resumes (required with fast singlestep).</param>
+/// <param name="Registers">Set these general-purpose registers before the vCPU resumes.</param>
+public sealed record VmiEventResponse(VmiEventResponseFlags Flags = VmiEventResponseFlags.None, View? View = null, GpRegisters? Registers = null)
+{
+    public static VmiEventResponse Continue { get; } = new();
+
+    public static VmiEventResponse Deny { get; } = new(VmiEventResponseFlags.Deny);
+
+    public static VmiEventResponse ReinjectInterrupt { get; } = new(VmiEventResponseFlags.ReinjectInterrupt);
+
+    public static VmiEventResponse Emulate { get; } = new(VmiEventResponseFlags.Emulate);
+
+    public static VmiEventResponse ToggleSinglestep(View? view = null) => new(VmiEventResponseFlags.ToggleSinglestep, view);
+
+    public static VmiEventResponse FastSinglestep(View view) => new(VmiEventResponseFlags.ToggleFastSinglestep, view);
+
+    public static VmiEventResponse SwitchView(View view) => new(VmiEventResponseFlags.None, view);
+
+    /// <summary>Throws <see cref="ArgumentException"/> when the combination cannot be carried out.</summary>
+    public void Validate()
+    {
+        if ((Flags & VmiEventResponseFlags.ToggleFastSinglestep) != 0 && View is null)
+        {
+            throw new ArgumentException("A fast-singlestep response needs a view to step in: give the response a View.");
+        }
+
+        if ((Flags & VmiEventResponseFlags.ToggleFastSinglestep) != 0 && (Flags & VmiEventResponseFlags.ToggleSinglestep) != 0)
+        {
+            throw new ArgumentException("A response cannot toggle both singlestep and fast singlestep.");
+        }
+    }
+}

@@ -1,0 +1,906 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Text;
+using Vmi.Core.Arch.Amd64;
+
+namespace Vmi.Core;
+
+/// <summary>How a read treats memory it cannot reach.</summary>
+public enum ReadMode
+{
+    /// <summary>Throw at the first page that cannot be read (<see cref="PageFaultException"/> or <see cref="GfnNotPresentException"/>).</summary>
+    Strict,
+
+    /// <summary>Return the bytes up to the first fault and the faulting address.</summary>
+    UntilFault,
+
+    /// <summary>Zero-fill unreadable pages and report which they were.</summary>
+    ZeroFill,
+}
+
+/// <summary>The outcome of a non-strict read.</summary>
+/// <param name="BytesRead">Bytes copied from guest memory (with <see cref="ReadMode.ZeroFill"/>, the whole length).</param>
+/// <param name="FaultAddress">The first address that could not be read (<see cref="ReadMode.UntilFault"/>).</param>
+/// <param name="UnreadablePages">Page-aligned addresses (in the context's address space) that were zero-filled.</param>
+public sealed record ReadResult(int BytesRead, ulong? FaultAddress, IReadOnlyList<ulong> UnreadablePages)
+{
+    public bool Complete => FaultAddress is null && UnreadablePages.Count == 0;
+}
+
+/// <summary>
+/// The engine: a driver plus a page cache and a translation cache, and every read, write and
+/// translation built once on the driver's page primitive. Used by one thread at a time.
+/// </summary>
+public sealed class VmiCore : IDisposable
+{
+    public const int DefaultCacheCapacity = 8192;
+    public const int DefaultStringLimit = 64 * 1024;
+
+    private readonly IVmiDriver _driver;
+    private readonly IVmiRead? _read;
+    private readonly IVmiWrite? _write;
+    private readonly LruCache<ulong, MappedPage> _pages;
+    private readonly LruCache<V2PKey, ulong> _v2p;
+    private readonly ulong[] _tableFilter = new ulong[64]; // 4096-bit filter of GFNs that hold cached page tables
+    private readonly int _pageShift;
+    private readonly ulong _pageMask;
+    private bool _pagesEnabled = true;
+    private bool _v2pEnabled = true;
+    private PagingMode? _pagingMode;
+    private int _stringLimit = DefaultStringLimit;
+    private bool _disposed;
+
+    public VmiCore(IVmiDriver driver, int cacheCapacity = DefaultCacheCapacity)
+    {
+        ArgumentNullException.ThrowIfNull(driver);
+        _driver = driver;
+        _read = driver as IVmiRead;
+        _write = driver as IVmiWrite;
+        Info = driver.Info;
+        if (Info.PageSize != 1u << Info.PageShift || Info.PageShift < 12)
+        {
+            throw new ArgumentException($"The {driver.Name} driver reports page size {Info.PageSize} with shift {Info.PageShift}; they disagree.", nameof(driver));
+        }
+
+        _pageShift = Info.PageShift;
+        _pageMask = Info.PageSize - 1;
+        _pages = new LruCache<ulong, MappedPage>("Page (GFN)", cacheCapacity, static p => p.Dispose());
+        _v2p = new LruCache<V2PKey, ulong>("V2P", cacheCapacity);
+    }
+
+    public IVmiDriver Driver => _driver;
+
+    public VmiInfo Info { get; }
+
+    public uint PageSize => Info.PageSize;
+
+    /// <summary>Where diagnostics go that must not throw (a failed resume in a pause guard). Defaults to <see cref="Trace"/>.</summary>
+    public Action<string> Log { get; set; } = static m => Trace.WriteLine(m, "Vmi");
+
+    /// <summary>The guest's physical-address width (MAXPHYADDR); entry bits above it are reserved.</summary>
+    public int PhysicalAddressWidth { get; set; } = Amd64.MaxPhysicalAddressWidth;
+
+    /// <summary>The session-wide byte limit of string reads.</summary>
+    public int StringLimit
+    {
+        get => _stringLimit;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            _stringLimit = value;
+        }
+    }
+
+    /// <summary>
+    /// The paging mode used for paging contexts that do not name one: set explicitly, or detected from
+    /// vCPU 0's registers when the driver has them; IA-32e 4-level otherwise.
+    /// </summary>
+    public PagingMode PagingMode
+    {
+        get
+        {
+            if (_pagingMode is { } m)
+            {
+                return m;
+            }
+
+            _pagingMode = _driver is IVmiQueryRegisters q ? q.GetRegisters(new VcpuId(0)).PagingMode : PagingMode.Ia32e;
+            return _pagingMode.Value;
+        }
+        set => _pagingMode = value;
+    }
+
+    public bool Supports(VmiCapability capability) => capability switch
+    {
+        VmiCapability.Read => _read is not null,
+        VmiCapability.Write => _write is not null,
+        VmiCapability.QueryProtection => _driver is IVmiQueryProtection,
+        VmiCapability.SetProtection => _driver is IVmiSetProtection,
+        VmiCapability.QueryRegisters => _driver is IVmiQueryRegisters,
+        VmiCapability.SetRegisters => _driver is IVmiSetRegisters,
+        VmiCapability.ViewControl => _driver is IVmiViewControl,
+        VmiCapability.EventControl => _driver is IVmiEventControl,
+        VmiCapability.VmControl => _driver is IVmiVmControl,
+        _ => false,
+    };
+
+    public IEnumerable<VmiCapability> Capabilities => Enum.GetValues<VmiCapability>().Where(Supports);
+
+    // ---------------------------------------------------------------- caches
+
+    public CacheStatistics GfnCacheStatistics => _pages.Statistics(_pagesEnabled);
+
+    public CacheStatistics V2PCacheStatistics => _v2p.Statistics(_v2pEnabled);
+
+    public bool GfnCacheEnabled => _pagesEnabled;
+
+    public bool V2PCacheEnabled => _v2pEnabled;
+
+    public void EnableGfnCache() => _pagesEnabled = true;
+
+    public void DisableGfnCache()
+    {
+        _pagesEnabled = false;
+        _pages.Clear();
+    }
+
+    public void ResizeGfnCache(int capacity) => _pages.Resize(capacity);
+
+    public void FlushGfnCache() => _pages.Clear();
+
+    public bool FlushGfnCacheEntry(Gfn gfn) => _pages.Remove(gfn.Value);
+
+    public void EnableV2PCache() => _v2pEnabled = true;
+
+    public void DisableV2PCache()
+    {
+        _v2pEnabled = false;
+        FlushV2PCache();
+    }
+
+    public void ResizeV2PCache(int capacity) => _v2p.Resize(capacity);
+
+    public void FlushV2PCache()
+    {
+        _v2p.Clear();
+        Array.Clear(_tableFilter);
+    }
+
+    /// <summary>Forgets the cached translation of the page holding <paramref name="ctx"/>'s address.</summary>
+    public bool FlushV2PCacheEntry(AddressContext ctx)
+    {
+        PagingMode mode = ctx.Mode ?? PagingMode;
+        return _v2p.Remove(new V2PKey(ctx.Root.Value, ctx.Va.Value & ~_pageMask, mode));
+    }
+
+    public void ResetCacheStatistics()
+    {
+        _pages.ResetStatistics();
+        _v2p.ResetStatistics();
+    }
+
+    // ---------------------------------------------------------------- pages
+
+    /// <summary>The page holding <paramref name="gfn"/>, from the cache or the driver; false if the frame has no backing.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool TryGetPage(ulong gfn, [NotNullWhen(true)] out MappedPage? page)
+    {
+        if (_pagesEnabled && _pages.TryGet(gfn, out page))
+        {
+            return true;
+        }
+
+        return TryGetPageSlow(gfn, out page);
+    }
+
+    private bool TryGetPageSlow(ulong gfn, [NotNullWhen(true)] out MappedPage? page)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        IVmiRead read = _read ?? throw new CapabilityNotSupportedException(_driver.Name, VmiCapability.Read);
+        if (gfn > Info.MaxGfn.Value || !read.TryMapPage(new Gfn(gfn), out page))
+        {
+            page = null;
+            return false;
+        }
+
+        if (page.Length != (int)Info.PageSize)
+        {
+            page.Dispose();
+            throw new VmiDriverException($"The {_driver.Name} driver mapped frame 0x{gfn:x} as {page.Length} bytes, not a page of {Info.PageSize}.");
+        }
+
+        if (_pagesEnabled)
+        {
+            _pages.Add(gfn, page);
+        }
+        else
+        {
+            // Uncached: hand out a copy so the mapping can go at once.
+            var copy = new MappedPage(page.Gfn, page.Span.ToArray());
+            page.Dispose();
+            page = copy;
+        }
+
+        return true;
+    }
+
+    /// <summary>Reads the frame <paramref name="gfn"/> whole into <paramref name="destination"/>; false if it has no backing.</summary>
+    public bool TryReadPage(Gfn gfn, Span<byte> destination)
+    {
+        if (destination.Length < Info.PageSize)
+        {
+            throw new ArgumentException($"The destination holds {destination.Length} bytes; a page is {Info.PageSize}.", nameof(destination));
+        }
+
+        if (!TryGetPage(gfn.Value, out MappedPage? page))
+        {
+            return false;
+        }
+
+        page.Span.CopyTo(destination);
+        return true;
+    }
+
+    // ---------------------------------------------------------------- translation
+
+    private readonly record struct V2PKey(ulong Root, ulong Page, PagingMode Mode);
+
+    private struct TableReader(VmiCore core) : IPageTableReader
+    {
+        public bool TryReadU64(ulong pa, out ulong value)
+        {
+            ulong gfn = pa >> core._pageShift;
+            core.NoteTable(gfn);
+            if (!core.TryGetPage(gfn, out MappedPage? page))
+            {
+                value = 0;
+                return false;
+            }
+
+            value = BinaryPrimitives.ReadUInt64LittleEndian(page.Span[(int)(pa & core._pageMask)..]);
+            return true;
+        }
+
+        public bool TryReadU32(ulong pa, out uint value)
+        {
+            ulong gfn = pa >> core._pageShift;
+            core.NoteTable(gfn);
+            if (!core.TryGetPage(gfn, out MappedPage? page))
+            {
+                value = 0;
+                return false;
+            }
+
+            value = BinaryPrimitives.ReadUInt32LittleEndian(page.Span[(int)(pa & core._pageMask)..]);
+            return true;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void NoteTable(ulong gfn) => _tableFilter[(gfn >> 6) & 63] |= 1UL << (int)(gfn & 63);
+
+    private bool MayHoldTable(ulong gfn) => (_tableFilter[(gfn >> 6) & 63] & (1UL << (int)(gfn & 63))) != 0;
+
+    /// <summary>Translates without throwing: a fault is a result. Uses and fills the V2P cache.</summary>
+    public TranslationResult TryTranslateAddress(AddressContext ctx)
+    {
+        PagingMode mode = ctx.Mode ?? PagingMode;
+        ulong page = ctx.Va.Value & ~_pageMask;
+        var key = new V2PKey(ctx.Root.Value, page, mode);
+        if (_v2pEnabled && _v2p.TryGet(key, out ulong paPage))
+        {
+            return new TranslationResult(new Pa(paPage | (ctx.Va.Value & _pageMask)), PageSizeKind.Size4K, PageEntryFlags.Present, WalkFaultKind.None, PagingLevel.None);
+        }
+
+        var reader = new TableReader(this);
+        TranslationResult r = Amd64.Translate(ref reader, mode, ctx.Root, ctx.Va, PhysicalAddressWidth);
+        if (r.Success && _v2pEnabled)
+        {
+            _v2p.Add(key, r.Pa.Value & ~_pageMask);
+        }
+
+        return r;
+    }
+
+    /// <summary>Translates a virtual address; throws <see cref="PageFaultException"/> or <see cref="NonCanonicalAddressException"/>.</summary>
+    public Pa TranslateAddress(AddressContext ctx)
+    {
+        TranslationResult r = TryTranslateAddress(ctx);
+        if (!r.Success)
+        {
+            ThrowTranslationFault(ctx, r);
+        }
+
+        return r.Pa;
+    }
+
+    /// <summary>The physical address an access context refers to.</summary>
+    public Pa TranslateAccessContext(AccessContext ctx)
+    {
+        if (ctx.Mechanism.Kind == TranslationKind.Direct)
+        {
+            return new Pa(ctx.Address);
+        }
+
+        return TranslateAddress(ToAddressContext(ctx));
+    }
+
+    /// <summary>A full page walk with every level's entry (uncached; the V2P cache is not consulted).</summary>
+    public PageWalk WalkAddress(AddressContext ctx)
+    {
+        var reader = new TableReader(this);
+        return Amd64.Walk(ref reader, ctx.Mode ?? PagingMode, ctx.Root, ctx.Va, PhysicalAddressWidth);
+    }
+
+    /// <summary>The translation root for <paramref name="vcpu"/>'s current CR3.</summary>
+    public Pa GetTranslationRoot(VcpuId vcpu) => GetRegisters(vcpu).TranslationRoot;
+
+    private static AddressContext ToAddressContext(in AccessContext ctx)
+    {
+        Pa root = ctx.Mechanism.Root ?? throw new RootNotPresentException();
+        return new AddressContext(new Va(ctx.Address), root, ctx.Mechanism.Mode);
+    }
+
+    [DoesNotReturn]
+    private void ThrowTranslationFault(AddressContext ctx, TranslationResult r)
+    {
+        if (r.Fault == WalkFaultKind.NonCanonical)
+        {
+            throw new NonCanonicalAddressException(ctx.Va, ctx.Mode ?? PagingMode);
+        }
+
+        throw new PageFaultException(ctx.Va, ctx.Root, r.FaultLevel, r.Fault);
+    }
+
+    /// <summary>Resolves one address to its frame: false (with no throw) when unreachable.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool TryResolve(in AccessContext ctx, ulong address, out ulong pa, out TranslationResult fault)
+    {
+        if (ctx.Mechanism.Kind == TranslationKind.Direct)
+        {
+            pa = address;
+            fault = default;
+            return true;
+        }
+
+        Pa root = ctx.Mechanism.Root ?? ThrowRootNotPresent();
+        fault = TryTranslateAddress(new AddressContext(new Va(address), root, ctx.Mechanism.Mode));
+        pa = fault.Pa.Value;
+        return fault.Success;
+    }
+
+    [DoesNotReturn]
+    private static Pa ThrowRootNotPresent() => throw new RootNotPresentException();
+
+    [DoesNotReturn]
+    private void ThrowUnreadable(in AccessContext ctx, ulong address, ulong pa, in TranslationResult fault, bool translated)
+    {
+        if (!translated)
+        {
+            ThrowTranslationFault(new AddressContext(new Va(address), ctx.Mechanism.Root!.Value, ctx.Mechanism.Mode), fault);
+        }
+
+        throw new GfnNotPresentException(new Gfn(pa >> _pageShift),
+            ctx.Mechanism.Kind == TranslationKind.Paging ? $"virtual address 0x{address:x} maps to it, but it is not backed by guest memory" : null);
+    }
+
+    // ---------------------------------------------------------------- reads
+
+    private static void CheckRange(ulong address, int length)
+    {
+        if (length > 0 && address + (ulong)(length - 1) < address)
+        {
+            throw new ArgumentOutOfRangeException(nameof(length), $"A read of {length} bytes at 0x{address:x} runs past the end of the address space.");
+        }
+    }
+
+    /// <summary>Fills <paramref name="buffer"/> from guest memory, across any number of pages; throws at the first unreadable page.</summary>
+    public void Read(AccessContext ctx, Span<byte> buffer)
+    {
+        CheckRange(ctx.Address, buffer.Length);
+        int done = 0;
+        while (done < buffer.Length)
+        {
+            ulong address = ctx.Address + (ulong)done;
+            int offset = (int)(address & _pageMask);
+            int chunk = Math.Min((int)Info.PageSize - offset, buffer.Length - done);
+            bool translated = TryResolve(ctx, address, out ulong pa, out TranslationResult fault);
+            if (!translated || !TryGetPage(pa >> _pageShift, out MappedPage? page))
+            {
+                ThrowUnreadable(ctx, address, pa, fault, translated);
+                return;
+            }
+
+            page.Span.Slice(offset, chunk).CopyTo(buffer.Slice(done, chunk));
+            done += chunk;
+        }
+    }
+
+    /// <summary>Reads with the given <paramref name="mode"/>; only <see cref="ReadMode.Strict"/> throws for unreadable memory.</summary>
+    public ReadResult Read(AccessContext ctx, Span<byte> buffer, ReadMode mode)
+    {
+        if (mode == ReadMode.Strict)
+        {
+            Read(ctx, buffer);
+            return new ReadResult(buffer.Length, null, []);
+        }
+
+        CheckRange(ctx.Address, buffer.Length);
+        List<ulong>? unreadable = null;
+        int done = 0;
+        while (done < buffer.Length)
+        {
+            ulong address = ctx.Address + (ulong)done;
+            int offset = (int)(address & _pageMask);
+            int chunk = Math.Min((int)Info.PageSize - offset, buffer.Length - done);
+            if (TryResolve(ctx, address, out ulong pa, out _) && TryGetPage(pa >> _pageShift, out MappedPage? page))
+            {
+                page.Span.Slice(offset, chunk).CopyTo(buffer.Slice(done, chunk));
+            }
+            else if (mode == ReadMode.UntilFault)
+            {
+                return new ReadResult(done, address, []);
+            }
+            else
+            {
+                buffer.Slice(done, chunk).Clear();
+                (unreadable ??= []).Add(address & ~_pageMask);
+            }
+
+            done += chunk;
+        }
+
+        return new ReadResult(buffer.Length, null, (IReadOnlyList<ulong>?)unreadable ?? []);
+    }
+
+    public byte[] ReadBytes(AccessContext ctx, int length)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        byte[] data = new byte[length];
+        Read(ctx, data);
+        return data;
+    }
+
+    /// <summary>The fast path for small reads inside one page: one translation, one page lookup.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ReadOnlySpan<byte> SmallRead(in AccessContext ctx, int size, Span<byte> scratch)
+    {
+        ulong address = ctx.Address;
+        int offset = (int)(address & _pageMask);
+        if (offset + size <= (int)Info.PageSize
+            && TryResolve(ctx, address, out ulong pa, out _)
+            && TryGetPage(pa >> _pageShift, out MappedPage? page))
+        {
+            return page.Span.Slice(offset, size);
+        }
+
+        Read(ctx, scratch[..size]);
+        return scratch[..size];
+    }
+
+    public byte ReadU8(AccessContext ctx)
+    {
+        Span<byte> s = stackalloc byte[1];
+        return SmallRead(ctx, 1, s)[0];
+    }
+
+    public ushort ReadU16(AccessContext ctx)
+    {
+        Span<byte> s = stackalloc byte[2];
+        return BinaryPrimitives.ReadUInt16LittleEndian(SmallRead(ctx, 2, s));
+    }
+
+    public uint ReadU32(AccessContext ctx)
+    {
+        Span<byte> s = stackalloc byte[4];
+        return BinaryPrimitives.ReadUInt32LittleEndian(SmallRead(ctx, 4, s));
+    }
+
+    public ulong ReadU64(AccessContext ctx)
+    {
+        Span<byte> s = stackalloc byte[8];
+        return BinaryPrimitives.ReadUInt64LittleEndian(SmallRead(ctx, 8, s));
+    }
+
+    /// <summary>An unsigned integer of 1, 2, 4 or 8 bytes.</summary>
+    public ulong ReadUInt(AccessContext ctx, int size) => size switch
+    {
+        1 => ReadU8(ctx),
+        2 => ReadU16(ctx),
+        4 => ReadU32(ctx),
+        8 => ReadU64(ctx),
+        _ => throw new ArgumentOutOfRangeException(nameof(size), size, "An integer read is 1, 2, 4 or 8 bytes."),
+    };
+
+    /// <summary>A pointer-sized value of <paramref name="width"/> bytes (4 or 8).</summary>
+    public ulong ReadAddress(AccessContext ctx, int width) => width switch
+    {
+        4 => ReadU32(ctx),
+        8 => ReadU64(ctx),
+        _ => throw new InvalidAddressWidthException(width),
+    };
+
+    public Va ReadVa(AccessContext ctx, int width) => new(ReadAddress(ctx, width));
+
+    public Va ReadVa32(AccessContext ctx) => new(ReadU32(ctx));
+
+    public Va ReadVa64(AccessContext ctx) => new(ReadU64(ctx));
+
+    public T ReadStruct<T>(AccessContext ctx)
+        where T : unmanaged
+    {
+        Unsafe.SkipInit(out T value);
+        Read(ctx, MemoryMarshal.AsBytes(new Span<T>(ref value)));
+        return value;
+    }
+
+    /// <summary>A NUL-terminated UTF-8 string of at most <paramref name="limit"/> bytes (default: <see cref="StringLimit"/>).</summary>
+    public string ReadString(AccessContext ctx, int? limit = null) => ReadString(ctx, limit, out _);
+
+    /// <summary>As <see cref="ReadString(AccessContext, int?)"/>; <paramref name="truncated"/> says the limit came before a NUL.</summary>
+    public string ReadString(AccessContext ctx, int? limit, out bool truncated)
+    {
+        byte[] rented = ReadTerminated(ctx, limit, 1, out int length, out truncated);
+        try
+        {
+            return Encoding.UTF8.GetString(rented, 0, length);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    /// <summary>A NUL-terminated UTF-16LE string of at most <paramref name="limit"/> bytes (default: <see cref="StringLimit"/>).</summary>
+    public string ReadWString(AccessContext ctx, int? limit = null) => ReadWString(ctx, limit, out _);
+
+    public string ReadWString(AccessContext ctx, int? limit, out bool truncated)
+    {
+        byte[] rented = ReadTerminated(ctx, limit, 2, out int length, out truncated);
+        try
+        {
+            return Encoding.Unicode.GetString(rented, 0, length & ~1);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    /// <summary>Reads page by page until a terminator of <paramref name="unit"/> zero bytes (aligned to the start) or the limit; never past the limit.</summary>
+    private byte[] ReadTerminated(AccessContext ctx, int? limit, int unit, out int length, out bool truncated)
+    {
+        int max = limit ?? _stringLimit;
+        ArgumentOutOfRangeException.ThrowIfLessThan(max, 0, nameof(limit));
+        CheckRange(ctx.Address, max);
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(Math.Max(max, 16));
+        try
+        {
+            int done = 0;
+            int scanned = 0; // bytes already checked for a terminator (a multiple of unit)
+            while (done < max)
+            {
+                ulong address = ctx.Address + (ulong)done;
+                int offset = (int)(address & _pageMask);
+                int chunk = Math.Min((int)Info.PageSize - offset, max - done);
+                Read(ctx.WithAddress(address), buffer.AsSpan(done, chunk));
+                done += chunk;
+                for (; scanned + unit <= done; scanned += unit)
+                {
+                    if (buffer[scanned] == 0 && (unit == 1 || buffer[scanned + 1] == 0))
+                    {
+                        length = scanned;
+                        truncated = false;
+                        return buffer;
+                    }
+                }
+            }
+
+            length = done;
+            truncated = true;
+            return buffer;
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
+        }
+    }
+
+    // ---------------------------------------------------------------- writes
+
+    /// <summary>Writes across any number of pages. Every page is translated before anything is written.</summary>
+    public void Write(AccessContext ctx, ReadOnlySpan<byte> data)
+    {
+        IVmiWrite write = _write ?? throw new CapabilityNotSupportedException(_driver.Name, VmiCapability.Write);
+        CheckRange(ctx.Address, data.Length);
+
+        // Resolve all frames first, so that a fault leaves memory untouched.
+        int pages = (int)(((ctx.Address & _pageMask) + (ulong)data.Length + _pageMask) >> _pageShift);
+        ulong[] frames = pages <= 64 ? new ulong[pages] : ArrayPool<ulong>.Shared.Rent(pages);
+        try
+        {
+            int done = 0;
+            for (int i = 0; done < data.Length; i++)
+            {
+                ulong address = ctx.Address + (ulong)done;
+                int offset = (int)(address & _pageMask);
+                int chunk = Math.Min((int)Info.PageSize - offset, data.Length - done);
+                bool translated = TryResolve(ctx, address, out ulong pa, out TranslationResult fault);
+                if (!translated || pa >> _pageShift > Info.MaxGfn.Value)
+                {
+                    ThrowUnreadable(ctx, address, pa, fault, translated);
+                }
+
+                frames[i] = pa >> _pageShift;
+                done += chunk;
+            }
+
+            done = 0;
+            for (int i = 0; done < data.Length; i++)
+            {
+                ulong address = ctx.Address + (ulong)done;
+                int offset = (int)(address & _pageMask);
+                int chunk = Math.Min((int)Info.PageSize - offset, data.Length - done);
+                write.WritePage(new Gfn(frames[i]), offset, data.Slice(done, chunk));
+                AfterWrite(frames[i]);
+                done += chunk;
+            }
+        }
+        finally
+        {
+            if (pages > 64)
+            {
+                ArrayPool<ulong>.Shared.Return(frames);
+            }
+        }
+    }
+
+    /// <summary>Keeps the caches coherent after a write to <paramref name="gfn"/>.</summary>
+    private void AfterWrite(ulong gfn)
+    {
+        if (_pages.TryGet(gfn, out MappedPage? page) && !page.IsLive)
+        {
+            _pages.Remove(gfn);
+        }
+
+        if (MayHoldTable(gfn))
+        {
+            // The write may have changed a paging structure that a cached translation went through.
+            FlushV2PCache();
+        }
+    }
+
+    public void WriteU8(AccessContext ctx, byte value) => Write(ctx, [value]);
+
+    public void WriteU16(AccessContext ctx, ushort value)
+    {
+        Span<byte> b = stackalloc byte[2];
+        BinaryPrimitives.WriteUInt16LittleEndian(b, value);
+        Write(ctx, b);
+    }
+
+    public void WriteU32(AccessContext ctx, uint value)
+    {
+        Span<byte> b = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(b, value);
+        Write(ctx, b);
+    }
+
+    public void WriteU64(AccessContext ctx, ulong value)
+    {
+        Span<byte> b = stackalloc byte[8];
+        BinaryPrimitives.WriteUInt64LittleEndian(b, value);
+        Write(ctx, b);
+    }
+
+    public void WriteStruct<T>(AccessContext ctx, in T value)
+        where T : unmanaged
+    {
+        T copy = value;
+        Write(ctx, MemoryMarshal.AsBytes(new ReadOnlySpan<T>(ref copy)));
+    }
+
+    // ---------------------------------------------------------------- capabilities
+
+    private T Require<T>(VmiCapability capability)
+        where T : class
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return _driver as T ?? throw new CapabilityNotSupportedException(_driver.Name, capability);
+    }
+
+    private void CheckVcpu(VcpuId vcpu)
+    {
+        if (vcpu.Value >= Info.VcpuCount)
+        {
+            throw new VcpuNotFoundException(vcpu, Info.VcpuCount);
+        }
+    }
+
+    public Registers GetRegisters(VcpuId vcpu)
+    {
+        var q = Require<IVmiQueryRegisters>(VmiCapability.QueryRegisters);
+        CheckVcpu(vcpu);
+        return q.GetRegisters(vcpu);
+    }
+
+    public void SetRegisters(VcpuId vcpu, Registers registers)
+    {
+        ArgumentNullException.ThrowIfNull(registers);
+        var s = Require<IVmiSetRegisters>(VmiCapability.SetRegisters);
+        CheckVcpu(vcpu);
+        s.SetRegisters(vcpu, registers);
+        if (vcpu.Value == 0)
+        {
+            _pagingMode = null; // re-detect: CR0/CR4/EFER may have changed
+        }
+    }
+
+    public MemoryAccess GetMemoryAccess(Gfn gfn, View view) =>
+        Require<IVmiQueryProtection>(VmiCapability.QueryProtection).GetMemoryAccess(gfn, view);
+
+    public void SetMemoryAccess(Gfn gfn, View view, MemoryAccess access, MemoryAccessOptions options = MemoryAccessOptions.None) =>
+        Require<IVmiSetProtection>(VmiCapability.SetProtection).SetMemoryAccess(gfn, view, access, options);
+
+    public void SetMemoryAccess(Gfn first, ulong count, View view, MemoryAccess access, MemoryAccessOptions options = MemoryAccessOptions.None)
+    {
+        var s = Require<IVmiSetProtection>(VmiCapability.SetProtection);
+        if (count == 0)
+        {
+            return;
+        }
+
+        if (first.Value + count - 1 < first.Value || first.Value + count - 1 > Info.MaxGfn.Value)
+        {
+            throw new ArgumentOutOfRangeException(nameof(count), $"Frames {first} to {first + (count - 1)} run past the guest's last frame {Info.MaxGfn}.");
+        }
+
+        s.SetMemoryAccess(first, count, view, access, options);
+    }
+
+    public View DefaultView => Require<IVmiViewControl>(VmiCapability.ViewControl).DefaultView;
+
+    public IReadOnlyCollection<View> Views => Require<IVmiViewControl>(VmiCapability.ViewControl).Views;
+
+    public View CreateView(MemoryAccess defaultAccess) => Require<IVmiViewControl>(VmiCapability.ViewControl).CreateView(defaultAccess);
+
+    public void DestroyView(View view)
+    {
+        Require<IVmiViewControl>(VmiCapability.ViewControl).DestroyView(view);
+        FlushAll();
+    }
+
+    public void SwitchToView(View view) => Require<IVmiViewControl>(VmiCapability.ViewControl).SwitchToView(view);
+
+    public void ChangeViewGfn(View view, Gfn oldGfn, Gfn newGfn)
+    {
+        Require<IVmiViewControl>(VmiCapability.ViewControl).ChangeViewGfn(view, oldGfn, newGfn);
+        FlushAll();
+    }
+
+    public void ResetViewGfn(View view, Gfn gfn)
+    {
+        Require<IVmiViewControl>(VmiCapability.ViewControl).ResetViewGfn(view, gfn);
+        FlushAll();
+    }
+
+    public void EnableMonitor(EventMonitor monitor) => Require<IVmiEventControl>(VmiCapability.EventControl).EnableMonitor(monitor);
+
+    public void DisableMonitor(EventMonitor monitor) => Require<IVmiEventControl>(VmiCapability.EventControl).DisableMonitor(monitor);
+
+    public IReadOnlyCollection<EventMonitor> EnabledMonitors => Require<IVmiEventControl>(VmiCapability.EventControl).EnabledMonitors;
+
+    public int EventsPending => Require<IVmiEventControl>(VmiCapability.EventControl).EventsPending;
+
+    /// <summary>
+    /// Waits for events and answers each with <paramref name="handler"/>'s response (validated first).
+    /// An invalid response or a throwing handler still leaves no vCPU waiting: the driver answers and rethrows.
+    /// </summary>
+    public int WaitForEvents(TimeSpan timeout, VmiEventHandler handler, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        var events = Require<IVmiEventControl>(VmiCapability.EventControl);
+        return events.WaitForEvents(timeout, e =>
+        {
+            VmiEventResponse response = handler(e) ?? VmiEventResponse.Continue;
+            response.Validate();
+            return response;
+        }, cancellationToken);
+    }
+
+    public void Pause() => Require<IVmiVmControl>(VmiCapability.VmControl).Pause();
+
+    public void Resume() => Require<IVmiVmControl>(VmiCapability.VmControl).Resume();
+
+    /// <summary>Pauses the guest until the returned guard is disposed. A failed resume is logged, never thrown.</summary>
+    public VmiPauseGuard PauseGuard()
+    {
+        var control = Require<IVmiVmControl>(VmiCapability.VmControl);
+        control.Pause();
+        return new VmiPauseGuard(control, Log);
+    }
+
+    public Gfn AllocateGfn() => Require<IVmiVmControl>(VmiCapability.VmControl).AllocateGfn();
+
+    public void AllocateGfn(Gfn gfn) => Require<IVmiVmControl>(VmiCapability.VmControl).AllocateGfn(gfn);
+
+    public void FreeGfn(Gfn gfn)
+    {
+        Require<IVmiVmControl>(VmiCapability.VmControl).FreeGfn(gfn);
+        _pages.Remove(gfn.Value);
+        FlushV2PCache();
+    }
+
+    public void InjectInterrupt(VcpuId vcpu, Interrupt interrupt)
+    {
+        var c = Require<IVmiVmControl>(VmiCapability.VmControl);
+        CheckVcpu(vcpu);
+        c.InjectInterrupt(vcpu, interrupt);
+    }
+
+    public void ResetState()
+    {
+        Require<IVmiVmControl>(VmiCapability.VmControl).ResetState();
+        FlushAll();
+    }
+
+    private void FlushAll()
+    {
+        FlushGfnCache();
+        FlushV2PCache();
+    }
+
+    /// <summary>Releases every cached mapping and the driver.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        _pages.Clear();
+        _v2p.Clear();
+        _driver.Dispose();
+    }
+}
+
+/// <summary>Resumes the guest when disposed. A failed resume is logged through the core's log, never thrown.</summary>
+public sealed class VmiPauseGuard : IDisposable
+{
+    private IVmiVmControl? _control;
+    private readonly Action<string> _log;
+
+    internal VmiPauseGuard(IVmiVmControl control, Action<string> log)
+    {
+        _control = control;
+        _log = log;
+    }
+
+    public bool IsActive => _control is not null;
+
+    public void Dispose()
+    {
+        IVmiVmControl? control = Interlocked.Exchange(ref _control, null);
+        if (control is null)
+        {
+            return;
+        }
+
+        try
+        {
+            control.Resume();
+        }
+#pragma warning disable CA1031 // a guard must not throw from Dispose; the failure is logged
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            _log($"Resuming the guest failed: {e.Message}");
+        }
+    }
+}

@@ -1,0 +1,6 @@
+namespace Vmi.Shell;
+
+internal static class Program
+{
+    private static int Main() => 0;
+}
