@@ -3,7 +3,7 @@ using Vmi.Core.Arch.Amd64;
 namespace Vmi.Core.Tests.Infrastructure;
 
 /// <summary>Bits of a paging-structure entry, for building tables in tests.</summary>
-internal static class Pte
+public static class Pte
 {
     public const ulong P = 1UL << 0;
     public const ulong W = 1UL << 1;
@@ -22,7 +22,7 @@ internal static class Pte
 /// Writes real AMD64 paging structures into a <see cref="SparseDriver"/>'s memory: allocate a root,
 /// then <see cref="Map"/> virtual pages of any size the mode has. Tables come from a bump allocator.
 /// </summary>
-internal sealed class PageTableBuilder
+public sealed class PageTableBuilder
 {
     private readonly SparseDriver _mem;
     private ulong _nextFrame;
@@ -134,8 +134,10 @@ internal sealed class PageTableBuilder
         {
             ulong ea = table + ((ulong)Index(va, l) * (ulong)EntrySize);
             ulong e = ReadEntry(ea);
-            if ((e & Pte.P) == 0)
+            bool mapsPage = (e & Pte.Ps) != 0 && (l == 2 || (l == 3 && Mode != PagingMode.Pae));
+            if ((e & Pte.P) == 0 || mapsPage)
             {
+                // No table here yet, or a large page: put a new table in its place.
                 ulong frame = AllocateTable();
                 // A PAE PDPTE has no R/W or U/S bits (they are reserved): only P.
                 e = (frame << 12) | (Mode == PagingMode.Pae && l == 3 ? Pte.P : tableBits | Pte.P);

@@ -3,10 +3,10 @@ using Vmi.Core.Arch.Amd64;
 namespace Vmi.Core.Tests.Infrastructure;
 
 /// <summary>One entry the reference walk read.</summary>
-internal readonly record struct RefEntry(PagingLevel Level, ulong TableAddress, int Index, ulong EntryAddress, ulong Value);
+public readonly record struct RefEntry(PagingLevel Level, ulong TableAddress, int Index, ulong EntryAddress, ulong Value);
 
 /// <summary>The reference walk's answer, in the tests' own terms.</summary>
-internal sealed record RefResult(
+public sealed record RefResult(
     bool Ok,
     ulong Pa,
     PageSizeKind Size,
@@ -27,7 +27,7 @@ internal sealed record RefResult(
 /// Accessed, Dirty and Global from the entry that maps the page; LargePage when the page is larger
 /// than 4 KiB.
 /// </remarks>
-internal static class ReferenceWalker
+public static class ReferenceWalker
 {
     /// <summary>Reads guest-physical memory for the walk; null when the frame is not backed.</summary>
     public delegate byte[]? FrameSource(ulong gfn);

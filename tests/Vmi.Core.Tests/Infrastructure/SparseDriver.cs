@@ -8,7 +8,7 @@ namespace Vmi.Core.Tests.Infrastructure;
 /// written has no backing (TryMapPage says false), which is how tests make holes. Pages are handed out
 /// as views on the dictionary's arrays (live), unless <see cref="CopyPages"/> asks for copies.
 /// </summary>
-internal class SparseDriver : IVmiDriver, IVmiRead, IVmiWrite
+public class SparseDriver : IVmiDriver, IVmiRead, IVmiWrite
 {
     public const int PageSize = 4096;
 
@@ -153,7 +153,7 @@ internal class SparseDriver : IVmiDriver, IVmiRead, IVmiWrite
     }
 }
 
-internal enum PageKind
+public enum PageKind
 {
     Array,
     Pointer,
