@@ -291,19 +291,45 @@ public sealed class VmiCore : IDisposable
         PagingMode mode = ctx.Mode ?? PagingMode;
         ulong page = ctx.Va.Value & ~_pageMask;
         var key = new V2PKey(ctx.Root.Value, page, mode);
-        if (_v2pEnabled && _v2p.TryGet(key, out ulong paPage))
+        if (_v2pEnabled && _v2p.TryGet(key, out ulong packed))
         {
-            return new TranslationResult(new Pa(paPage | (ctx.Va.Value & _pageMask)), PageSizeKind.Size4K, PageEntryFlags.Present, WalkFaultKind.None, PagingLevel.None);
+            return Unpack(packed, ctx.Va.Value & _pageMask);
         }
 
         var reader = new TableReader(this);
         TranslationResult r = Amd64.Translate(ref reader, mode, ctx.Root, ctx.Va, PhysicalAddressWidth);
         if (r.Success && _v2pEnabled)
         {
-            _v2p.Add(key, r.Pa.Value & ~_pageMask);
+            _v2p.Add(key, Pack(r, _pageMask));
         }
 
         return r;
+    }
+
+    // A cached translation is one ulong: the frame's address in bits 63..12, and in the (always zero)
+    // offset bits the page size (bits 11..10), NoExecute (bit 9) and the entry flags Present..Global (bits 8..0).
+    // So a hit answers with the same flags and page size as the walk that filled it.
+    private const ulong PackedFlagBits = 0x1FF;
+    private const int PackedNxBit = 9;
+    private const int PackedSizeShift = 10;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong Pack(in TranslationResult r, ulong pageMask) =>
+        (r.Pa.Value & ~pageMask)
+        | ((ulong)r.Flags & PackedFlagBits)
+        | ((r.Flags & PageEntryFlags.NoExecute) != 0 ? 1UL << PackedNxBit : 0)
+        | ((ulong)r.PageSize << PackedSizeShift);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TranslationResult Unpack(ulong packed, ulong offset)
+    {
+        var flags = (PageEntryFlags)(packed & PackedFlagBits);
+        if ((packed & (1UL << PackedNxBit)) != 0)
+        {
+            flags |= PageEntryFlags.NoExecute;
+        }
+
+        return new TranslationResult(new Pa((packed & ~Amd64.PageMask) | offset), (PageSizeKind)((packed >> PackedSizeShift) & 3), flags, WalkFaultKind.None, PagingLevel.None);
     }
 
     /// <summary>Translates a virtual address; throws <see cref="PageFaultException"/> or <see cref="NonCanonicalAddressException"/>.</summary>
