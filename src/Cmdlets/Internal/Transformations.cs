@@ -32,8 +32,17 @@ public sealed class VmiAddressTransformationAttribute : ArgumentTransformationAt
             return result.ToArray();
         }
 
+        if (!IsAddressLike(value))
+        {
+            // A record piped in: leave it to the binder, which then binds its Address/Va/Pa/Gfn property by name.
+            return inputData;
+        }
+
         return Convert(value);
     }
+
+    private static bool IsAddressLike(object value) =>
+        value is string or Va or Pa or Gfn or System.Numerics.BigInteger || value.GetType().IsPrimitive || value is decimal;
 
     internal static object? Unwrap(object? value) => value is PSObject pso ? pso.BaseObject : value;
 
