@@ -31,6 +31,19 @@ public static class VmiSessionRegistry
         }
     }
 
+    /// <summary>The open sessions created in the calling runspace, oldest first (what Get-VmiSession lists).</summary>
+    public static IReadOnlyList<VmiSession> Current
+    {
+        get
+        {
+            Guid id = CurrentRunspaceId;
+            lock (Gate)
+            {
+                return Sessions.Where(s => s.OwnerRunspace == id).ToArray();
+            }
+        }
+    }
+
     internal static Guid CurrentRunspaceId => Runspace.DefaultRunspace?.InstanceId ?? Guid.Empty;
 
     /// <summary>The default session of the calling runspace: the last one connected in it that is still open.</summary>

@@ -20,7 +20,7 @@ public sealed class DisconnectVmiDomainCommand : PSCmdlet
     [ArgumentCompleter(typeof(VmiSessionCompleter))]
     public VmiSession? Session { get; set; }
 
-    /// <summary>Disconnect every open session of the process.</summary>
+    /// <summary>Disconnect every open session of this runspace (the ones Get-VmiSession lists).</summary>
     [Parameter(Mandatory = true, ParameterSetName = AllSet)]
     public SwitchParameter All { get; set; }
 
@@ -29,7 +29,7 @@ public sealed class DisconnectVmiDomainCommand : PSCmdlet
         IEnumerable<VmiSession> targets;
         if (All)
         {
-            targets = VmiSessionRegistry.All;
+            targets = VmiSessionRegistry.Current;
         }
         else
         {

@@ -2,7 +2,7 @@ using System.Management.Automation;
 
 namespace Vmi.PowerShell.Commands;
 
-/// <summary>Lists the open sessions, or the default one.</summary>
+/// <summary>Lists the open sessions of this runspace, or the default one.</summary>
 [Cmdlet(VerbsCommon.Get, "VmiSession", DefaultParameterSetName = AllSet)]
 [OutputType(typeof(VmiSession))]
 public sealed class GetVmiSessionCommand : PSCmdlet
@@ -36,7 +36,7 @@ public sealed class GetVmiSessionCommand : PSCmdlet
             return;
         }
 
-        foreach (VmiSession s in VmiSessionRegistry.All)
+        foreach (VmiSession s in VmiSessionRegistry.Current)
         {
             if (Id is not null && !Id.Contains(s.Id))
             {

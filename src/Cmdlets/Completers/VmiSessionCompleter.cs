@@ -6,5 +6,5 @@ namespace Vmi.PowerShell;
 public sealed class VmiSessionCompleter : VmiCompleter
 {
     protected override IEnumerable<(string Text, string Tooltip)> Candidates(VmiSession? session) =>
-        VmiSessionRegistry.All.Select(s => (s.Name, string.Format(CultureInfo.InvariantCulture, "Session {0}: {1} ({2} driver){3}", s.Id, s.Source, s.Driver, s.ReadOnly ? ", read-only" : string.Empty)));
+        VmiSessionRegistry.Current.Select(s => (s.Name, string.Format(CultureInfo.InvariantCulture, "Session {0}: {1} ({2} driver){3}", s.Id, s.Source, s.Driver, s.ReadOnly ? ", read-only" : string.Empty)));
 }

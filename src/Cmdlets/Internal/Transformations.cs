@@ -98,7 +98,9 @@ public sealed class VmiSessionTransformationAttribute : ArgumentTransformationAt
                 return VmiSessionRegistry.All.FirstOrDefault(s => s.Id == id)
                     ?? throw new ArgumentTransformationMetadataException(string.Format(CultureInfo.CurrentCulture, Messages.SessionNotFound, id));
             case string name:
-                VmiSession? byName = VmiSessionRegistry.All.LastOrDefault(s => string.Equals(s.Name, name, StringComparison.OrdinalIgnoreCase))
+                // This runspace's sessions first, then any in the process.
+                VmiSession? byName = VmiSessionRegistry.Current.LastOrDefault(s => string.Equals(s.Name, name, StringComparison.OrdinalIgnoreCase))
+                    ?? VmiSessionRegistry.All.LastOrDefault(s => string.Equals(s.Name, name, StringComparison.OrdinalIgnoreCase))
                     ?? (int.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out int n) ? VmiSessionRegistry.All.FirstOrDefault(s => s.Id == n) : null);
                 return byName ?? throw new ArgumentTransformationMetadataException(string.Format(CultureInfo.CurrentCulture, Messages.SessionNotFound, name));
             case null:
