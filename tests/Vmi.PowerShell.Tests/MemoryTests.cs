@@ -385,8 +385,9 @@ public class FindMemoryTests : MockSessionTest
     {
         VmiMemoryRecord r = Host.Get<VmiMemoryRecord>("Find-VmiMemory -Pattern '56 4d 49 21' -Physical | Read-VmiMemory");
         Assert.True(r.Physical);
-        Assert.Equal(4, r.Length);
-        Assert.Equal("VMI!", Encoding.ASCII.GetString(r.Bytes));
+        Assert.Equal(L.KernelDataPa + 0x3456, r.Address);
+        Assert.Equal(Commands.ReadVmiMemoryCommand.DefaultLength, r.Length); // what follows the hit, not only the hit
+        Assert.Equal("VMI!", Encoding.ASCII.GetString(r.Bytes[..4]));
     }
 
     [Theory]

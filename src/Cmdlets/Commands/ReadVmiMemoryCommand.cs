@@ -24,8 +24,8 @@ public sealed class ReadVmiMemoryCommand : VmiMemoryCmdlet
     [VmiAddressTransformation]
     public ulong Address { get; set; }
 
-    /// <summary>Bytes to read (Bytes), or the byte limit of a string (String, WString).</summary>
-    [Parameter(Position = 1, ValueFromPipelineByPropertyName = true)]
+    /// <summary>Bytes to read (Bytes; default 256), or the byte limit of a string (String, WString). Never taken from piped records.</summary>
+    [Parameter(Position = 1)]
     [ValidateRange(1, long.MaxValue)]
     public long Length { get; set; }
 
