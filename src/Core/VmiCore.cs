@@ -61,9 +61,12 @@ public sealed class VmiCore : IDisposable
         _read = driver as IVmiRead;
         _write = driver as IVmiWrite;
         Info = driver.Info;
-        if (Info.PageSize != 1u << Info.PageShift || Info.PageShift < 12)
+        if (Info.PageSize != Amd64.PageSize || Info.PageShift != Amd64.PageShift)
         {
-            throw new ArgumentException($"The {driver.Name} driver reports page size {Info.PageSize} with shift {Info.PageShift}; they disagree.", nameof(driver));
+            // Translation works in 4 KiB pages; caches keyed by another page size would mix translations up.
+            throw new ArgumentException(
+                $"The {driver.Name} driver reports pages of {Info.PageSize} bytes (shift {Info.PageShift}); AMD64 guests have {Amd64.PageSize}-byte pages (shift {Amd64.PageShift}). Fix the driver's VmiInfo.",
+                nameof(driver));
         }
 
         _pageShift = Info.PageShift;
@@ -79,7 +82,13 @@ public sealed class VmiCore : IDisposable
     public uint PageSize => Info.PageSize;
 
     /// <summary>Where diagnostics go that must not throw (a failed resume in a pause guard). Defaults to <see cref="Trace"/>.</summary>
-    public Action<string> Log { get; set; } = static m => Trace.WriteLine(m, "Vmi");
+    public Action<string> Log
+    {
+        get => _log;
+        set => _log = value ?? throw new ArgumentNullException(nameof(value), "Give a log action; use _ => { } to discard messages.");
+    }
+
+    private Action<string> _log = static m => Trace.WriteLine(m, "Vmi");
 
     /// <summary>The guest's physical-address width (MAXPHYADDR); entry bits above it are reserved.</summary>
     public int PhysicalAddressWidth { get; set; } = Amd64.MaxPhysicalAddressWidth;
@@ -642,6 +651,7 @@ public sealed class VmiCore : IDisposable
     /// <summary>Writes across any number of pages. Every page is translated before anything is written.</summary>
     public void Write(AccessContext ctx, ReadOnlySpan<byte> data)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         IVmiWrite write = _write ?? throw new CapabilityNotSupportedException(_driver.Name, VmiCapability.Write);
         CheckRange(ctx.Address, data.Length);
 
@@ -924,9 +934,16 @@ public sealed class VmiPauseGuard : IDisposable
         }
 #pragma warning disable CA1031 // a guard must not throw from Dispose; the failure is logged
         catch (Exception e)
-#pragma warning restore CA1031
         {
-            _log($"Resuming the guest failed: {e.Message}");
+            try
+            {
+                _log($"Resuming the guest failed: {e.Message}");
+            }
+            catch (Exception)
+            {
+                // A broken log must not turn a logged failure into a thrown one.
+            }
         }
+#pragma warning restore CA1031
     }
 }
