@@ -151,7 +151,7 @@ internal sealed class Shell : IDisposable
             return 2;
         }
 
-        return Exit(Invoke(ps =>
+        bool ok = Invoke(ps =>
         {
             ps.AddCommand(full);
             for (int i = 0; i < args.Count; i++)
@@ -178,7 +178,20 @@ internal sealed class Shell : IDisposable
                     ps.AddArgument(a);
                 }
             }
-        }));
+        });
+
+        // A script's `exit n` sets $LASTEXITCODE: that is the shell's exit code, as with pwsh -File.
+        if (_host.ExitCode is null)
+        {
+            using var ps = System.Management.Automation.PowerShell.Create();
+            ps.Runspace = _runspace;
+            if (ps.AddScript("$global:LASTEXITCODE").Invoke().FirstOrDefault()?.BaseObject is int code)
+            {
+                return code;
+            }
+        }
+
+        return Exit(ok);
     }
 
     public int Interactive()

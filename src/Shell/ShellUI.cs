@@ -29,11 +29,16 @@ internal sealed class ShellUI : PSHostUserInterface
         return s;
     }
 
-    public override void Write(string value) => Console.Out.Write(value);
+    public override void Write(string value) => Console.Out.Write(Plain(value));
 
-    public override void Write(ConsoleColor foregroundColor, ConsoleColor backgroundColor, string value) => Console.Out.Write(value);
+    public override void Write(ConsoleColor foregroundColor, ConsoleColor backgroundColor, string value) => Console.Out.Write(Plain(value));
 
-    public override void WriteLine(string value) => Console.Out.WriteLine(value);
+    public override void WriteLine(string value) => Console.Out.WriteLine(Plain(value));
+
+    /// <summary>Without colour (redirected output, NO_COLOR), escape sequences the formatter added are removed.</summary>
+    private string Plain(string value) => _color || value is null || !value.Contains('\x1b', StringComparison.Ordinal)
+        ? value!
+        : System.Text.RegularExpressions.Regex.Replace(value, "\x1b\\[[0-9;]*[A-Za-z]", string.Empty);
 
     public override void WriteErrorLine(string value) => WriteColored(Console.Error, "\x1b[91m", value);
 
@@ -123,7 +128,7 @@ internal sealed class ShellUI : PSHostUserInterface
     }
 
     private void WriteColored(TextWriter writer, string color, string text) =>
-        writer.WriteLine(_color && !Console.IsErrorRedirected ? color + text + "\x1b[0m" : text);
+        writer.WriteLine(_color && !Console.IsErrorRedirected ? color + text + "\x1b[0m" : Plain(text));
 }
 
 /// <summary>The console's size for the formatter (tables fit the window; 120 columns when output is redirected).</summary>
