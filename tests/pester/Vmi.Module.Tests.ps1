@@ -1,0 +1,138 @@
+#Requires -Modules @{ ModuleName = 'Pester'; ModuleVersion = '5.0.0' }
+<#
+    Pester 5 suites for the Vmi module, against the built-in demo guest (Connect-VmiDomain -Mock).
+    Run:  Invoke-Pester ./tests/pester    (after `dotnet build`; build.ps1 -Task Test runs them too)
+    They double as examples of what the cmdlets do; the addresses are those of Vmi.Mock.DemoGuestLayout.
+#>
+
+BeforeAll {
+    $manifest = Join-Path $PSScriptRoot '../../artifacts/module/Vmi/Vmi.psd1'
+    Import-Module $manifest -Force
+
+    # Addresses of the demo guest (Vmi.Mock.DemoGuestLayout).
+    $Layout = [Vmi.Mock.DemoGuestLayout]
+    $AsciiStringVa = $Layout::AsciiStringVa
+    $UnmappedVa = $Layout::UnmappedVa
+}
+
+Describe 'Connect-VmiDomain -Mock' {
+    BeforeEach { $session = Connect-VmiDomain -Mock }
+    AfterEach { Disconnect-VmiDomain -All }
+
+    It 'returns an open session that becomes the default' {
+        $session.State | Should -Be 'Open'
+        $session.Driver | Should -Be 'Mock'
+        (Get-VmiSession -Default).Id | Should -Be $session.Id
+    }
+
+    It 'has four vCPUs' {
+        @(Get-VmiRegister).Count | Should -Be 4
+    }
+
+    It 'refuses changes when read-only' {
+        $ro = Connect-VmiDomain -Mock -ReadOnly
+        { Write-VmiMemory 0x1000 -Physical -Bytes 1 -Session $ro -Confirm:$false } |
+            Should -Throw -ErrorId 'Vmi.ReadOnly,Vmi.PowerShell.Commands.WriteVmiMemoryCommand'
+    }
+}
+
+Describe 'Read-VmiMemory' {
+    BeforeAll { $null = Connect-VmiDomain -Mock }
+    AfterAll { Disconnect-VmiDomain }
+
+    # Test cases are built at discovery, before the module is imported: they name the layout's constants.
+    It 'reads the demo string <Address> as <As>' -TestCases @(
+        @{ As = 'String'; Address = 'AsciiStringVa'; Expected = 'AsciiString' }
+        @{ As = 'WString'; Address = 'WideStringVa'; Expected = 'WideString' }
+        @{ As = 'String'; Address = 'CrossPageStringVa'; Expected = 'CrossPageString' }
+    ) {
+        Read-VmiMemory $Layout::$Address -As $As | Should -BeExactly $Layout::$Expected
+    }
+
+    It 'reads bytes as records with the address' {
+        $r = Read-VmiMemory $AsciiStringVa -Length 5
+        $r.Address | Should -Be $AsciiStringVa
+        [System.Text.Encoding]::ASCII.GetString($r.Bytes) | Should -Be 'Hello'
+    }
+
+    It 'follows a pointer through the pipeline' {
+        Read-VmiMemory $Layout::PointerVa -As Pointer | Read-VmiMemory -As String | Should -Be $Layout::AsciiString
+    }
+
+    It 'reports an unmapped page as a non-terminating Vmi.PageFault' {
+        $out = Read-VmiMemory $UnmappedVa -Length 4 -ErrorVariable err -ErrorAction SilentlyContinue
+        $out | Should -BeNullOrEmpty
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'Vmi.PageFault,*'
+    }
+
+    It 'reads through the hole with -ZeroFill and warns' {
+        $r = Read-VmiMemory $UnmappedVa -Length 16 -ZeroFill -WarningVariable warn -WarningAction SilentlyContinue
+        $r.Bytes | Should -Be (,[byte[]]::new(16))
+        $warn | Should -Not -BeNullOrEmpty
+    }
+}
+
+Describe 'Resolve-VmiAddress' {
+    BeforeAll { $null = Connect-VmiDomain -Mock }
+    AfterAll { Disconnect-VmiDomain }
+
+    It 'translates a kernel address' {
+        (Resolve-VmiAddress $AsciiStringVa).Pa | Should -Be ($Layout::KernelDataPa + 0x100)
+    }
+
+    It 'shows four levels with -Detailed' {
+        (Resolve-VmiAddress $AsciiStringVa -Detailed).Levels.Count | Should -Be 4
+    }
+
+    It 'translates the same address differently per process' {
+        (Resolve-VmiAddress $Layout::UserSecretVa -Vcpu 2 | Read-VmiMemory -As String) | Should -Be $Layout::ProcessBSecret
+        (Resolve-VmiAddress $Layout::UserSecretVa -Vcpu 3 | Read-VmiMemory -As String) | Should -Be $Layout::ProcessASecret
+    }
+}
+
+Describe 'Find-VmiMemory' {
+    BeforeAll { $null = Connect-VmiDomain -Mock }
+    AfterAll { Disconnect-VmiDomain }
+
+    It 'finds the demo pattern once in physical memory' {
+        $hits = @(Find-VmiMemory -Pattern '56 4d 49 21 de ad be ef' -Physical)
+        $hits.Count | Should -Be 1
+        $hits[0].Address | Should -Be ($Layout::KernelDataPa + 0x3456)
+    }
+}
+
+Describe 'Wait-VmiEvent' {
+    BeforeEach { $null = Connect-VmiDomain -Mock }
+    AfterEach { Disconnect-VmiDomain }
+
+    It 'denies a CR3 write when the pipeline says so' {
+        Enable-VmiMonitor Cr3
+        Wait-VmiEvent -Timeout 5 -Count 1 | ForEach-Object { $_.Response = 'Deny' }
+        (Get-VmiRegister -Vcpu 0).Cr3 | Should -Be $Layout::KernelCr3
+    }
+
+    It 'lets a CR3 write through by default' {
+        Enable-VmiMonitor Cr3
+        $e = Wait-VmiEvent -Timeout 5 -Count 1
+        $e | Should -BeOfType ([Vmi.PowerShell.VmiControlRegisterEvent])
+        (Get-VmiRegister -Vcpu 0).Cr3 | Should -Be $Layout::ProcessACr3
+    }
+
+    It 'answers every event when the pipeline fails' {
+        Enable-VmiMonitor Cr3, Breakpoint
+        { Wait-VmiEvent -Timeout 5 | ForEach-Object { throw 'boom' } } | Should -Throw 'boom'
+        (Get-VmiSession -Default).Core.Driver.EventsPending | Should -Be 0
+    }
+}
+
+Describe 'Disconnect-VmiDomain' {
+    It 'restores the guest' {
+        $s = Connect-VmiDomain -Mock
+        $guest = $s.Core.Driver
+        Suspend-VmiDomain
+        Enable-VmiMonitor Cr3
+        Disconnect-VmiDomain
+        $guest.PauseCount | Should -Be 0
+        $s.State | Should -Be 'Closed'
+    }
+}
