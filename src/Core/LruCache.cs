@@ -27,9 +27,12 @@ internal sealed class LruCache<TKey, TValue>
     private int _free = -1; // free list through _next
     private int _used;      // slots ever handed out
 
+    /// <summary>The largest budget a cache takes (16 Mi entries: 64 GiB of mapped pages).</summary>
+    public const int MaxCapacity = 1 << 24;
+
     public LruCache(string name, int capacity, Action<TValue>? onRemove = null)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
+        CheckCapacity(capacity);
         Name = name;
         _onRemove = onRemove;
         Capacity = capacity;
@@ -190,7 +193,7 @@ internal sealed class LruCache<TKey, TValue>
     /// <summary>Changes the budget; when shrinking, the least recently used entries go (counted as evictions).</summary>
     public void Resize(int capacity)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
+        CheckCapacity(capacity);
         var order = new List<(TKey Key, TValue Value)>(_map.Count);
         for (int i = _tail; i >= 0; i = _prev[i])
         {
@@ -217,6 +220,27 @@ internal sealed class LruCache<TKey, TValue>
         {
             Add(order[i].Key, order[i].Value);
         }
+    }
+
+    private static void CheckCapacity(int capacity)
+    {
+        if (capacity is < 1 or > MaxCapacity)
+        {
+            throw new ArgumentOutOfRangeException(nameof(capacity), capacity, $"A cache holds from 1 to {MaxCapacity} entries.");
+        }
+    }
+
+    /// <summary>The value of <paramref name="key"/> if cached, without counting a hit or a miss and without changing the order.</summary>
+    public bool TryPeek(in TKey key, out TValue value)
+    {
+        if (_map.TryGetValue(key, out int i))
+        {
+            value = _values[i];
+            return true;
+        }
+
+        value = default!;
+        return false;
     }
 
     /// <summary>Keys from most to least recently used (for tests and diagnostics).</summary>

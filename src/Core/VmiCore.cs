@@ -91,7 +91,26 @@ public sealed class VmiCore : IDisposable
     private Action<string> _log = static m => Trace.WriteLine(m, "Vmi");
 
     /// <summary>The guest's physical-address width (MAXPHYADDR); entry bits above it are reserved.</summary>
-    public int PhysicalAddressWidth { get; set; } = Amd64.MaxPhysicalAddressWidth;
+    /// <remarks>Between 32 and 52 bits. Changing it drops the cached translations made under the old width.</remarks>
+    public int PhysicalAddressWidth
+    {
+        get => _physicalAddressWidth;
+        set
+        {
+            if (value is < 32 or > Amd64.MaxPhysicalAddressWidth)
+            {
+                throw new ArgumentOutOfRangeException(nameof(value), value, $"A physical-address width (MAXPHYADDR, CPUID 0x80000008 EAX[7:0]) is from 32 to {Amd64.MaxPhysicalAddressWidth} bits.");
+            }
+
+            if (value != _physicalAddressWidth)
+            {
+                _physicalAddressWidth = value;
+                FlushV2PCache();
+            }
+        }
+    }
+
+    private int _physicalAddressWidth = Amd64.MaxPhysicalAddressWidth;
 
     /// <summary>The session-wide byte limit of string reads.</summary>
     public int StringLimit
@@ -699,7 +718,7 @@ public sealed class VmiCore : IDisposable
     /// <summary>Keeps the caches coherent after a write to <paramref name="gfn"/>.</summary>
     private void AfterWrite(ulong gfn)
     {
-        if (_pages.TryGet(gfn, out MappedPage? page) && !page.IsLive)
+        if (_pages.TryPeek(gfn, out MappedPage? page) && !page.IsLive)
         {
             _pages.Remove(gfn);
         }
