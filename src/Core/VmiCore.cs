@@ -243,7 +243,7 @@ public sealed class VmiCore : IDisposable
 
         if (_pagesEnabled)
         {
-            _pages.Add(gfn, page);
+            _pages.AddNew(gfn, page);
         }
         else
         {
@@ -275,7 +275,22 @@ public sealed class VmiCore : IDisposable
 
     // ---------------------------------------------------------------- translation
 
-    private readonly record struct V2PKey(ulong Root, ulong Page, PagingMode Mode);
+    private readonly struct V2PKey(ulong root, ulong page, PagingMode mode) : IEquatable<V2PKey>
+    {
+        private readonly ulong _root = root;
+        private readonly ulong _pageAndMode = page | (ulong)mode; // the page's offset bits are zero: the mode fits there
+
+        public bool Equals(V2PKey other) => _pageAndMode == other._pageAndMode && _root == other._root;
+
+        public override bool Equals(object? obj) => obj is V2PKey k && Equals(k);
+
+        public override int GetHashCode()
+        {
+            // Pages of one address space differ in bits 12 and up; fold them down, mixing in the root.
+            ulong h = (_pageAndMode >> 12) ^ (_pageAndMode << 52) ^ (_root * 0x9E37_79B9_7F4A_7C15UL);
+            return (int)h ^ (int)(h >> 32);
+        }
+    }
 
     private struct TableReader(VmiCore core) : IPageTableReader
     {
@@ -328,7 +343,7 @@ public sealed class VmiCore : IDisposable
         TranslationResult r = Amd64.Translate(ref reader, mode, ctx.Root, ctx.Va, PhysicalAddressWidth);
         if (r.Success && _v2pEnabled)
         {
-            _v2p.Add(key, Pack(r, _pageMask));
+            _v2p.AddNew(key, Pack(r, _pageMask));
         }
 
         return r;
