@@ -91,7 +91,26 @@ public sealed class VmiCore : IDisposable
     private Action<string> _log = static m => Trace.WriteLine(m, "Vmi");
 
     /// <summary>The guest's physical-address width (MAXPHYADDR); entry bits above it are reserved.</summary>
-    public int PhysicalAddressWidth { get; set; } = Amd64.MaxPhysicalAddressWidth;
+    /// <remarks>Between 32 and 52 bits. Changing it drops the cached translations made under the old width.</remarks>
+    public int PhysicalAddressWidth
+    {
+        get => _physicalAddressWidth;
+        set
+        {
+            if (value is < 32 or > Amd64.MaxPhysicalAddressWidth)
+            {
+                throw new ArgumentOutOfRangeException(nameof(value), value, $"A physical-address width (MAXPHYADDR, CPUID 0x80000008 EAX[7:0]) is from 32 to {Amd64.MaxPhysicalAddressWidth} bits.");
+            }
+
+            if (value != _physicalAddressWidth)
+            {
+                _physicalAddressWidth = value;
+                FlushV2PCache();
+            }
+        }
+    }
+
+    private int _physicalAddressWidth = Amd64.MaxPhysicalAddressWidth;
 
     /// <summary>The session-wide byte limit of string reads.</summary>
     public int StringLimit
@@ -224,7 +243,7 @@ public sealed class VmiCore : IDisposable
 
         if (_pagesEnabled)
         {
-            _pages.Add(gfn, page);
+            _pages.AddNew(gfn, page);
         }
         else
         {
@@ -256,7 +275,22 @@ public sealed class VmiCore : IDisposable
 
     // ---------------------------------------------------------------- translation
 
-    private readonly record struct V2PKey(ulong Root, ulong Page, PagingMode Mode);
+    private readonly struct V2PKey(ulong root, ulong page, PagingMode mode) : IEquatable<V2PKey>
+    {
+        private readonly ulong _root = root;
+        private readonly ulong _pageAndMode = page | (ulong)mode; // the page's offset bits are zero: the mode fits there
+
+        public bool Equals(V2PKey other) => _pageAndMode == other._pageAndMode && _root == other._root;
+
+        public override bool Equals(object? obj) => obj is V2PKey k && Equals(k);
+
+        public override int GetHashCode()
+        {
+            // Pages of one address space differ in bits 12 and up; fold them down, mixing in the root.
+            ulong h = (_pageAndMode >> 12) ^ (_pageAndMode << 52) ^ (_root * 0x9E37_79B9_7F4A_7C15UL);
+            return (int)h ^ (int)(h >> 32);
+        }
+    }
 
     private struct TableReader(VmiCore core) : IPageTableReader
     {
@@ -309,7 +343,7 @@ public sealed class VmiCore : IDisposable
         TranslationResult r = Amd64.Translate(ref reader, mode, ctx.Root, ctx.Va, PhysicalAddressWidth);
         if (r.Success && _v2pEnabled)
         {
-            _v2p.Add(key, Pack(r, _pageMask));
+            _v2p.AddNew(key, Pack(r, _pageMask));
         }
 
         return r;
@@ -574,75 +608,118 @@ public sealed class VmiCore : IDisposable
     }
 
     /// <summary>A NUL-terminated UTF-8 string of at most <paramref name="limit"/> bytes (default: <see cref="StringLimit"/>).</summary>
-    public string ReadString(AccessContext ctx, int? limit = null) => ReadString(ctx, limit, out _);
+    public string ReadString(AccessContext ctx, int? limit = null) => ReadTerminated(ctx, limit, wide: false, out _);
 
-    /// <summary>As <see cref="ReadString(AccessContext, int?)"/>; <paramref name="truncated"/> says the limit came before a NUL.</summary>
-    public string ReadString(AccessContext ctx, int? limit, out bool truncated)
-    {
-        byte[] rented = ReadTerminated(ctx, limit, 1, out int length, out truncated);
-        try
-        {
-            return Encoding.UTF8.GetString(rented, 0, length);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(rented);
-        }
-    }
+    /// <summary>As <see cref="ReadString(AccessContext, int?)"/>; <paramref name="truncated"/> says the limit (or the end of the address space) came before a NUL.</summary>
+    public string ReadString(AccessContext ctx, int? limit, out bool truncated) => ReadTerminated(ctx, limit, wide: false, out truncated);
 
     /// <summary>A NUL-terminated UTF-16LE string of at most <paramref name="limit"/> bytes (default: <see cref="StringLimit"/>).</summary>
-    public string ReadWString(AccessContext ctx, int? limit = null) => ReadWString(ctx, limit, out _);
+    public string ReadWString(AccessContext ctx, int? limit = null) => ReadTerminated(ctx, limit, wide: true, out _);
 
-    public string ReadWString(AccessContext ctx, int? limit, out bool truncated)
+    public string ReadWString(AccessContext ctx, int? limit, out bool truncated) => ReadTerminated(ctx, limit, wide: true, out truncated);
+
+    /// <summary>The bytes of the page holding <paramref name="address"/>; throws as a strict read does when it cannot be read.</summary>
+    private ReadOnlySpan<byte> PageAt(in AccessContext ctx, ulong address)
     {
-        byte[] rented = ReadTerminated(ctx, limit, 2, out int length, out truncated);
-        try
+        bool translated = TryResolve(ctx, address, out ulong pa, out TranslationResult fault);
+        if (translated && TryGetPage(pa >> _pageShift, out MappedPage? page))
         {
-            return Encoding.Unicode.GetString(rented, 0, length & ~1);
+            return page.Span;
         }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(rented);
-        }
+
+        ThrowUnreadable(ctx, address, pa, fault, translated);
+        return default;
     }
 
-    /// <summary>Reads page by page until a terminator of <paramref name="unit"/> zero bytes (aligned to the start) or the limit; never past the limit.</summary>
-    private byte[] ReadTerminated(AccessContext ctx, int? limit, int unit, out int length, out bool truncated)
+    /// <summary>Index of the first terminator (a zero byte, or a zero UTF-16 unit aligned to the span's start), or -1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int FindTerminator(ReadOnlySpan<byte> span, bool wide)
+    {
+        if (!wide)
+        {
+            return span.IndexOf((byte)0);
+        }
+
+        int i = MemoryMarshal.Cast<byte, char>(span[..(span.Length & ~1)]).IndexOf('\0');
+        return i < 0 ? -1 : i * 2;
+    }
+
+    private static string Decode(ReadOnlySpan<byte> bytes, bool wide) =>
+        wide ? Encoding.Unicode.GetString(bytes[..(bytes.Length & ~1)]) : Encoding.UTF8.GetString(bytes);
+
+    /// <summary>
+    /// Reads page by page until a terminator or the limit, never past the limit (nor past the end of the
+    /// address space). A string inside one page is decoded straight from the cached page, with no copy;
+    /// a longer one is gathered in a pooled buffer that grows with the string, not with the limit.
+    /// </summary>
+    private string ReadTerminated(in AccessContext ctx, int? limit, bool wide, out bool truncated)
     {
         int max = limit ?? _stringLimit;
-        ArgumentOutOfRangeException.ThrowIfLessThan(max, 0, nameof(limit));
-        CheckRange(ctx.Address, max);
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(Math.Max(max, 16));
+        ArgumentOutOfRangeException.ThrowIfNegative(max, nameof(limit));
+        ulong room = 0UL - ctx.Address; // bytes to the end of the address space (0: all of it)
+        if (room != 0 && room < (ulong)max)
+        {
+            max = (int)room;
+        }
+
+        int pageSize = (int)Info.PageSize;
+        byte[]? buffer = null;
         try
         {
             int done = 0;
-            int scanned = 0; // bytes already checked for a terminator (a multiple of unit)
+            int scanned = 0; // bytes of buffer already searched (a multiple of the unit)
             while (done < max)
             {
                 ulong address = ctx.Address + (ulong)done;
                 int offset = (int)(address & _pageMask);
-                int chunk = Math.Min((int)Info.PageSize - offset, max - done);
-                Read(ctx.WithAddress(address), buffer.AsSpan(done, chunk));
-                done += chunk;
-                for (; scanned + unit <= done; scanned += unit)
+                int chunk = Math.Min(pageSize - offset, max - done);
+                ReadOnlySpan<byte> src = PageAt(ctx, address).Slice(offset, chunk);
+                if (buffer is null)
                 {
-                    if (buffer[scanned] == 0 && (unit == 1 || buffer[scanned + 1] == 0))
+                    int end = FindTerminator(src, wide);
+                    if (end >= 0 || chunk == max)
                     {
-                        length = scanned;
-                        truncated = false;
-                        return buffer;
+                        truncated = end < 0;
+                        return Decode(end >= 0 ? src[..end] : src, wide);
                     }
+
+                    buffer = ArrayPool<byte>.Shared.Rent(Math.Min(max, 2 * pageSize));
+                    src.CopyTo(buffer);
+                    done = chunk;
+                    scanned = wide ? chunk & ~1 : chunk;
+                    continue;
                 }
+
+                if (buffer.Length - done < chunk)
+                {
+                    byte[] bigger = ArrayPool<byte>.Shared.Rent((int)Math.Min((long)max, Math.Max((long)buffer.Length * 2, (long)done + chunk)));
+                    buffer.AsSpan(0, done).CopyTo(bigger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = bigger;
+                }
+
+                src.CopyTo(buffer.AsSpan(done));
+                done += chunk;
+                int span = wide ? (done - scanned) & ~1 : done - scanned;
+                int found = FindTerminator(buffer.AsSpan(scanned, span), wide);
+                if (found >= 0)
+                {
+                    truncated = false;
+                    return Decode(buffer.AsSpan(0, scanned + found), wide);
+                }
+
+                scanned += span;
             }
 
-            length = done;
             truncated = true;
-            return buffer;
+            return buffer is null ? string.Empty : Decode(buffer.AsSpan(0, done), wide);
         }
-        catch
+        finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
-            throw;
+            if (buffer is not null)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
         }
     }
 
@@ -699,7 +776,7 @@ public sealed class VmiCore : IDisposable
     /// <summary>Keeps the caches coherent after a write to <paramref name="gfn"/>.</summary>
     private void AfterWrite(ulong gfn)
     {
-        if (_pages.TryGet(gfn, out MappedPage? page) && !page.IsLive)
+        if (_pages.TryPeek(gfn, out MappedPage? page) && !page.IsLive)
         {
             _pages.Remove(gfn);
         }
