@@ -80,7 +80,17 @@ internal static class Program
 
         var ui = new ShellUI();
         var host = new ShellHost(ui);
-        using Runspace runspace = CreateRunspace(host);
+        Runspace runspace;
+        try
+        {
+            runspace = CreateRunspace(host);
+        }
+        catch (Exception e) when (e is RuntimeException or IOException)
+        {
+            return Fail($"vmi could not start the engine with the Vmi module: {e.Message}");
+        }
+
+        using var owned = runspace;
         using var shell = new Shell(runspace, host);
         if (command is not null)
         {
@@ -97,25 +107,47 @@ internal static class Program
 
     private static Runspace CreateRunspace(ShellHost host)
     {
-        InitialSessionState iss = InitialSessionState.CreateDefault2();
         string manifest = Path.Combine(AppContext.BaseDirectory, "Vmi.psd1");
         if (!File.Exists(manifest))
         {
             throw new FileNotFoundException($"The Vmi module manifest is missing next to vmi ({manifest}); rebuild or republish src/Shell.", manifest);
         }
 
-        iss.ImportPSModule(manifest);
-        Runspace runspace = RunspaceFactory.CreateRunspace(host, iss);
+        Runspace runspace = RunspaceFactory.CreateRunspace(host, InitialSessionState.CreateDefault2());
         runspace.Open();
+        try
+        {
+            // Imported as a user would, from the manifest next to the executable.
+            Invoke(runspace, ps => ps.AddCommand("Import-Module").AddParameter("Name", manifest).AddParameter("ErrorAction", "Stop"));
+        }
+        catch (RuntimeException)
+        {
+            // In a single-file bundle the engine resolves the manifest's TypesToProcess/FormatsToProcess to a wrong
+            // path; load the same three pieces explicitly instead: the views, the types and the cmdlet assembly.
+            runspace.Dispose();
+            InitialSessionState iss = InitialSessionState.CreateDefault2();
+            iss.Formats.Add(new SessionStateFormatEntry(Path.Combine(AppContext.BaseDirectory, "Vmi.Format.ps1xml")));
+            iss.Types.Add(new SessionStateTypeEntry(Path.Combine(AppContext.BaseDirectory, "Vmi.Types.ps1xml")));
+            runspace = RunspaceFactory.CreateRunspace(host, iss);
+            runspace.Open();
+            Invoke(runspace, ps => ps.AddCommand("Import-Module").AddParameter("Assembly", typeof(Vmi.PowerShell.VmiSession).Assembly).AddParameter("ErrorAction", "Stop"));
+        }
+
         if (Console.IsOutputRedirected || Environment.GetEnvironmentVariable("NO_COLOR") is not null)
         {
             // Plain text into files and pipes, as pwsh does.
-            using var ps = System.Management.Automation.PowerShell.Create();
-            ps.Runspace = runspace;
-            ps.AddScript("$PSStyle.OutputRendering = 'PlainText'").Invoke();
+            Invoke(runspace, ps => ps.AddScript("$PSStyle.OutputRendering = 'PlainText'"));
         }
 
         return runspace;
+    }
+
+    private static void Invoke(Runspace runspace, Action<System.Management.Automation.PowerShell> build)
+    {
+        using var ps = System.Management.Automation.PowerShell.Create();
+        ps.Runspace = runspace;
+        build(ps);
+        ps.Invoke();
     }
 
     private static int Fail(string message)
