@@ -336,11 +336,24 @@ internal sealed class Shell : IDisposable
             current = _current;
         }
 
+        e.Cancel = true;
         if (current is not null)
         {
             // Stop the pipeline (Wait-VmiEvent answers every pending event); keep the shell, and the guest, alive.
-            e.Cancel = true;
             current.BeginStop(null, null);
+            return;
+        }
+
+        // Ctrl+C at the prompt leaves the shell, but only after every guest is restored: closing the runspace
+        // closes its sessions, then Environment.Exit runs the remaining exit handlers.
+        Console.Error.WriteLine();
+        try
+        {
+            _runspace.Close();
+        }
+        finally
+        {
+            Environment.Exit(130);
         }
     }
 
