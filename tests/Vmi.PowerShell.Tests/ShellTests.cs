@@ -116,4 +116,41 @@ public class ShellTests
         Assert.Contains("CR3 after the denied write: 0x100000", output, StringComparison.Ordinal);
         Assert.Contains("done", output, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void CtrlCStopsAWaitAndEveryEventIsAnswered()
+    {
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        psi.ArgumentList.Add(ShellDll);
+        using Process p = Process.Start(psi)!;
+        var output = new System.Text.StringBuilder();
+        p.OutputDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        string Output() { lock (output) { return output.ToString(); } }
+
+        p.StandardInput.WriteLine("$s = Connect-VmiDomain -Mock; $g = $s.Core.Driver; Enable-VmiMonitor Cr3, Breakpoint");
+        p.StandardInput.WriteLine("Wait-VmiEvent | ForEach-Object { 'got ' + $_.Reason; while ($true) { $null = 1 } }");
+        p.StandardInput.Flush();
+        Assert.True(SpinWait.SpinUntil(() => Output().Contains("got ", StringComparison.Ordinal), TimeSpan.FromSeconds(60)), Output());
+
+        using (Process kill = Process.Start("kill", ["-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!)
+        {
+            kill.WaitForExit();
+        }
+
+        // The shell survives, the pipeline stopped, and no vCPU is left waiting.
+        p.StandardInput.WriteLine("'pending=' + $g.EventsPending + ' answered=' + $g.Responses.Count + ' state=' + $s.State");
+        p.StandardInput.WriteLine("exit");
+        p.StandardInput.Close();
+        Assert.True(p.WaitForExit(60_000), Output());
+        Assert.Contains("pending=0 answered=2 state=Open", Output(), StringComparison.Ordinal);
+        Assert.Equal(0, p.ExitCode);
+    }
 }
