@@ -109,7 +109,7 @@ public abstract class VmiCmdlet : PSCmdlet, IDisposable
 
         if (!core.Supports(VmiCapability.QueryRegisters))
         {
-            throw new RootNotPresentException();
+            throw new VmiNoTranslationRootException(session);
         }
 
         return core.GetTranslationRoot(new VcpuId(vcpu ?? 0));

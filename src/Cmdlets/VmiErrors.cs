@@ -29,7 +29,7 @@ public static class VmiErrors
         PageFaultException => (VmiErrorIds.PageFault, ErrorCategory.ReadError),
         GfnNotPresentException => (VmiErrorIds.GfnNotPresent, ErrorCategory.ReadError),
         NonCanonicalAddressException => (VmiErrorIds.NonCanonical, ErrorCategory.InvalidArgument),
-        RootNotPresentException => (VmiErrorIds.RootNotPresent, ErrorCategory.InvalidArgument),
+        RootNotPresentException or VmiNoTranslationRootException => (VmiErrorIds.RootNotPresent, ErrorCategory.InvalidArgument),
         InvalidAddressWidthException => (VmiErrorIds.InvalidAddressWidth, ErrorCategory.InvalidArgument),
         CapabilityNotSupportedException => (VmiErrorIds.NotSupported, ErrorCategory.NotImplemented),
         VcpuNotFoundException => (VmiErrorIds.VcpuNotFound, ErrorCategory.ObjectNotFound),

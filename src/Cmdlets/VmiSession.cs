@@ -185,3 +185,7 @@ public sealed class VmiReadOnlyException(VmiSession session, string operation)
 /// <summary>No session was given and none is connected.</summary>
 public sealed class VmiNoSessionException()
     : VmiException(Messages.NoSession);
+
+/// <summary>A virtual address was given, but there is no CR3 to translate it: no -Cr3, and a driver without registers.</summary>
+public sealed class VmiNoTranslationRootException(VmiSession session)
+    : VmiException(string.Format(CultureInfo.InvariantCulture, Messages.NoTranslationRoot, session?.Name, session?.Driver));

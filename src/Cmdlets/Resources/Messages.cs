@@ -33,8 +33,6 @@ internal static class Messages
 
     internal static string LengthTooLarge => Get(nameof(LengthTooLarge));
 
-    internal static string PatternMissing => Get(nameof(PatternMissing));
-
     internal static string PatternNotUnderstood => Get(nameof(PatternNotUnderstood));
 
     internal static string RangeRequired => Get(nameof(RangeRequired));
@@ -43,11 +41,7 @@ internal static class Messages
 
     internal static string RegisterUnknown => Get(nameof(RegisterUnknown));
 
-    internal static string RegisterNothingToSet => Get(nameof(RegisterNothingToSet));
-
     internal static string ValueTooLarge => Get(nameof(ValueTooLarge));
-
-    internal static string ValueMissing => Get(nameof(ValueMissing));
 
     internal static string EventResponseInvalid => Get(nameof(EventResponseInvalid));
 
@@ -56,8 +50,6 @@ internal static class Messages
     internal static string EventsBeyondCount => Get(nameof(EventsBeyondCount));
 
     internal static string MonitorNotUnderstood => Get(nameof(MonitorNotUnderstood));
-
-    internal static string GfnRangeInvalid => Get(nameof(GfnRangeInvalid));
 
     internal static string DisconnectRestored => Get(nameof(DisconnectRestored));
 
@@ -68,6 +60,4 @@ internal static class Messages
     internal static string ProgressStatus => Get(nameof(ProgressStatus));
 
     internal static string MockSource => Get(nameof(MockSource));
-
-    internal static string ViewSwitchDefault => Get(nameof(ViewSwitchDefault));
 }
