@@ -177,4 +177,15 @@ public class EventTests : MockSessionTest
         Host.RunClean("Enable-VmiMonitor Cr3 -WhatIf");
         Assert.Empty(Guest.EnabledMonitors);
     }
+
+    [Fact]
+    public void AMemoryAccessEventPipesIntoReadAtTheAccessedAddress()
+    {
+        VmiMemoryRecord r = Host.Get<VmiMemoryRecord>($"Set-VmiMemoryAccess {Hex(L.WatchedPa >> 12)} -Access R; Wait-VmiEvent -Timeout 5 -Count 1 | Read-VmiMemory -Length 8");
+        Assert.Equal(L.WatchedWriteVa, r.Address);
+        Assert.False(r.Physical);
+        byte[] expected = new byte[8];
+        Guest.ReadPhysical(new Pa(L.WatchedWritePa), expected);
+        Assert.Equal(expected, r.Bytes);
+    }
 }

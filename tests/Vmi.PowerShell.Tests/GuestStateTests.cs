@@ -101,6 +101,14 @@ public class MemoryAccessTests : MockSessionTest
     }
 
     [Fact]
+    public void AccessRecordsPipeIntoReadAsPhysicalMemory()
+    {
+        VmiMemoryRecord r = Host.Get<VmiMemoryRecord>($"Get-VmiMemoryAccess {Hex(L.KernelDataPa >> 12)} | Read-VmiMemory -Length 16");
+        Assert.True(r.Physical);
+        Assert.Equal(L.KernelDataPa, r.Address);
+    }
+
+    [Fact]
     public void GfnsBindFromTranslations()
     {
         Host.RunClean($"Resolve-VmiAddress {Hex(L.WatchedVa)} | Set-VmiMemoryAccess -Access RX");

@@ -117,6 +117,12 @@ public sealed class VmiMemoryAccessEvent : VmiEventRecord
     /// <summary>The kind of access that was made (R, W, X).</summary>
     public MemoryAccess Access { get; }
 
+    /// <summary>The accessed address: the virtual one when reported (under <see cref="VmiEventRecord.Cr3"/>), else the physical one.</summary>
+    public ulong Address => Gla ?? Pa;
+
+    /// <summary>True when <see cref="Address"/> is physical (no linear address was reported). Piping the event into Read-VmiMemory reads there.</summary>
+    public bool Physical => Gla is null;
+
     public override string Details => $"{Access} at PA 0x{Pa:x}{(Gla is { } g ? $" (VA 0x{g:x})" : string.Empty)}";
 }
 

@@ -17,7 +17,10 @@ public sealed class VmiPageAccess
 
     public ulong Gfn { get; }
 
+    /// <summary>The frame's first byte; with <see cref="Physical"/> it pipes into Read-VmiMemory as a physical read.</summary>
     public ulong Pa => Gfn << 12;
+
+    public bool Physical => true;
 
     public ushort View { get; }
 
