@@ -244,6 +244,18 @@ public class WriteMemoryTests : MockSessionTest
     }
 
     [Fact]
+    public void ASavedByteRecordPipesBackToRestoreMemory()
+    {
+        Host.RunClean($"""
+            $saved = Read-VmiMemory {Hex(L.AsciiStringVa)} -Length 16
+            Write-VmiMemory {Hex(L.AsciiStringVa)} -Bytes (,[byte]0 * 16) -Confirm:$false
+            $saved | Write-VmiMemory -Confirm:$false
+            """);
+        Assert.Equal(Encoding.ASCII.GetBytes(L.AsciiString)[..16], Physical(L.KernelDataPa + 0x100, 16));
+        Assert.Equal(2, Guest.CallCount(MockOperation.WritePage));
+    }
+
+    [Fact]
     public void AValueTooLargeForItsTypeIsRefused()
     {
         Host.Run($"Write-VmiMemory {Hex(L.KernelDataPa)} -Physical -Value 0x1ff -As UInt8 -Confirm:$false");
