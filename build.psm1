@@ -79,6 +79,7 @@ function New-VmiExternalHelp {
     }
 
     Import-Module $platyPS
+    # `dotnet build` already makes en-US/Vmi.PowerShell.dll-Help.xml from docs/cmdlets; platyPS remakes it its own way.
     $out = Join-Path $ModuleDir 'en-US'
     New-ExternalHelp -Path (Join-Path $RepoRoot 'docs/cmdlets') -OutputPath $out -Force
 }

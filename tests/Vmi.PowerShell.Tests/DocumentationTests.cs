@@ -118,4 +118,22 @@ public partial class DocumentationTests
 
         Assert.True(host.LastErrors.Count == 0, $"{cmdlet} example {example} wrote errors:\n" + string.Join("\n", host.LastErrors));
     }
+
+    [GeneratedRegex(@"## SYNOPSIS\s*\n(.*?)\n")]
+    private static partial Regex SynopsisLine();
+
+    [Theory]
+    [MemberData(nameof(Cmdlets))]
+    public void GetHelpShowsThePage(string cmdlet)
+    {
+        // The build turns docs/cmdlets into en-US/Vmi.PowerShell.dll-Help.xml: Get-Help works without platyPS.
+        string page = File.ReadAllText(Path.Combine(DocsDir, cmdlet + ".md"));
+        using var host = new PowerShellHost();
+        Assert.Equal(SynopsisLine().Match(page).Groups[1].Value.Trim(), host.Get<string>($"(Get-Help {cmdlet}).Synopsis"));
+        Assert.NotEmpty(host.Run($"(Get-Help {cmdlet}).Examples.Example"));
+        string[] parameterHelp = host.Run($"(Get-Help {cmdlet}).Parameters.Parameter | ForEach-Object {{ $_.name + '=' + (($_.description | ForEach-Object Text) -join ' ') }}")
+            .Select(o => o.ToString()).ToArray();
+        Assert.NotEmpty(parameterHelp);
+        Assert.All(parameterHelp, h => Assert.True(h.Length > h.IndexOf('=', StringComparison.Ordinal) + 10, $"{cmdlet}: no help text in '{h}'"));
+    }
 }
