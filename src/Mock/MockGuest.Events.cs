@@ -139,6 +139,11 @@ public sealed partial class MockGuest
                     Monitor.Wait(_gate, wait);
                 }
 
+                if (cancellationToken.IsCancellationRequested)
+                {
+                    return 0; // cancelled before anything was taken: the events stay in the ring
+                }
+
                 taken = [.. _ring];
                 _ring.Clear();
             }
