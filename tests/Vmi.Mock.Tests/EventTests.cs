@@ -389,4 +389,77 @@ public sealed class EventTests
         guest.Dispose();
         await Assert.ThrowsAsync<ObjectDisposedException>(() => waiter.WaitAsync(Long));
     }
+
+    [Fact]
+    public async Task Many_raising_threads_and_one_handler_never_see_two_events_of_one_vcpu_at_once()
+    {
+        const int vcpus = 4;
+        const int perVcpu = 50;
+        MockGuest guest = Guest(vcpus);
+        Task[] raisers = Enumerable.Range(0, vcpus).Select(v => Task.Run(async () =>
+        {
+            for (int i = 0; i < perVcpu; i++)
+            {
+                // A vCPU raises and waits for its answer before it runs on, as a real one does.
+                await guest.Raise(Event((ushort)v, new CpuidReason((uint)i, 0, 2))).ConfigureAwait(false);
+            }
+        })).ToArray();
+
+        var outstanding = new HashSet<ushort>();
+        var lastLeaf = new int[vcpus];
+        Array.Fill(lastLeaf, -1);
+        int handled = 0;
+        var watch = Stopwatch.StartNew();
+        while (handled < vcpus * perVcpu && watch.Elapsed < Long)
+        {
+            handled += guest.WaitForEvents(TimeSpan.FromMilliseconds(50), e =>
+            {
+                Assert.True(outstanding.Add(e.Vcpu.Value), $"vCPU {e.Vcpu} has two events in one batch");
+                int leaf = (int)((CpuidReason)e.Reason).Leaf;
+                Assert.Equal(lastLeaf[e.Vcpu.Value] + 1, leaf); // in order, none lost
+                lastLeaf[e.Vcpu.Value] = leaf;
+                return VmiEventResponse.Continue;
+            });
+            outstanding.Clear();
+        }
+
+        await Task.WhenAll(raisers).WaitAsync(Long);
+        Assert.Equal(vcpus * perVcpu, handled);
+        Assert.Equal(vcpus * perVcpu, guest.Responses.Count);
+    }
+
+    [Fact]
+    public void A_handler_may_use_the_guest()
+    {
+        MockGuest guest = Guest();
+        guest.EnableMonitor(EventMonitor.GuestRequest);
+        guest.TriggerGuestRequest(0);
+        guest.WaitForEvents(Long, e =>
+        {
+            // Calls from inside the handler do not deadlock, and events they cause queue for the next wait.
+            guest.SetMemoryAccess(new Gfn(0x400), View.Default, MemoryAccess.R);
+            guest.TriggerGuestRequest(1);
+            Registers r = guest.GetRegisters(e.Vcpu);
+            return new VmiEventResponse(Registers: r.ToGpRegisters() with { Rip = r.Rip + 3 });
+        });
+        Assert.Equal(3UL, guest.GetRegisters(0).Rip);
+        Assert.Equal(MemoryAccess.R, guest.GetMemoryAccess(new Gfn(0x400), View.Default));
+        Assert.Equal(1, guest.EventsPending);
+    }
+
+    [Fact]
+    public void Any_monitored_reason_can_be_raised_and_debug_exceptions_reinjected()
+    {
+        MockGuest guest = Guest();
+        var reason = new DebugExceptionReason(new Gfn(0x400), new Va(0xFFFF_8000_0000_0000), 1, InterruptType.HardwareException, 0, 0x4000);
+        Assert.False(guest.TriggerMonitored(0, EventMonitor.DebugException, reason));
+        guest.EnableMonitor(EventMonitor.DebugException);
+        Assert.True(guest.TriggerMonitored(0, EventMonitor.DebugException, reason));
+        guest.WaitForEvents(Long, e => { Assert.Same(reason, e.Reason); return VmiEventResponse.ReinjectInterrupt; });
+        Assert.Equal([new Interrupt(1, InterruptType.HardwareException)], guest.GetInjectedInterrupts(0));
+
+        guest.EnableMonitor(EventMonitor.Io);
+        Assert.True(guest.TriggerMonitored(1, EventMonitor.Io, new IoReason(0x3F8, 1, false, false)));
+        Assert.Equal(1, guest.EventsPending);
+    }
 }
