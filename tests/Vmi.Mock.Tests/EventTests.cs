@@ -462,4 +462,16 @@ public sealed class EventTests
         Assert.True(guest.TriggerMonitored(1, EventMonitor.Io, new IoReason(0x3F8, 1, false, false)));
         Assert.Equal(1, guest.EventsPending);
     }
+
+    [Fact]
+    public void A_scripted_breakpoint_at_an_unmapped_address_is_refused_when_scripted()
+    {
+        MockGuest guest = Guest();
+        Assert.Throws<PageFaultException>(() => guest.ScriptBreakpoint(0, new Va(0x1000)));
+        guest.ScriptBreakpoint(0, new Va(0xFFFF_8000_0000_1000));
+        guest.EnableMonitor(EventMonitor.Breakpoint);
+        VmiEvent? seen = null;
+        Assert.Equal(1, guest.WaitForEvents(TimeSpan.Zero, e => { seen = e; return VmiEventResponse.Continue; }));
+        Assert.Equal(new Gfn(0x401), ((SoftwareBreakpointReason)seen!.Reason).Gfn);
+    }
 }

@@ -154,6 +154,27 @@ public sealed class PageTableBuilderTests
         b.Unmap(new Va(0x7000_0000), 0x1000);
     }
 
+    [Theory]
+    [InlineData(PagingMode.Legacy32, PageSizeKind.Size4M)]
+    [InlineData(PagingMode.Pae, PageSizeKind.Size2M)]
+    [InlineData(PagingMode.Ia32e, PageSizeKind.Size1G)]
+    [InlineData(PagingMode.Ia32eLa57, PageSizeKind.Size2M)]
+    public void Large_pages_unmap_whole_in_every_mode(PagingMode mode, PageSizeKind size)
+    {
+        ulong bytes = Amd64.BytesOf(size);
+        var b = new MockGuestBuilder(mode);
+        b.Map(new Va(bytes), new Pa(bytes * 2), bytes * 2, size);
+        Assert.Throws<ArgumentException>(() => b.Unmap(new Va(bytes), bytes / 2));
+        b.Unmap(new Va(bytes), bytes);
+        TranslationResult gone = b.AddressSpace.Translate(new Va(bytes + 0x123));
+        Assert.Equal(WalkFaultKind.NotPresent, gone.Fault);
+        Assert.Equal(new Pa((bytes * 3) + 0x123), b.AddressSpace.Translate(new Va((bytes * 2) + 0x123)).Pa);
+
+        // The freed slot can be mapped again, even with small pages.
+        b.Map(new Va(bytes), new Pa(0x4000_0000), 0x1000);
+        Assert.Equal(new Pa(0x4000_0123), b.AddressSpace.Translate(new Va(bytes + 0x123)).Pa);
+    }
+
     [Fact]
     public void Mapping_over_a_mapping_is_refused_and_leaves_tables_untouched()
     {
