@@ -256,6 +256,23 @@ public sealed class PageTableBuilderTests
     }
 
     [Theory]
+    [InlineData(PagingMode.Legacy32, 0xC000_0000UL)]
+    [InlineData(PagingMode.Pae, 0xC000_0000UL)]
+    [InlineData(PagingMode.Ia32e, 0xFFFF_8000_0000_0000UL)]
+    [InlineData(PagingMode.Ia32eLa57, 0xFF00_0000_0000_0000UL)]
+    public void The_upper_half_is_shared_in_every_mode(PagingMode mode, ulong kernelVa)
+    {
+        var b = new MockGuestBuilder(mode);
+        b.Map(new Va(kernelVa), new Pa(0x30_0000), 0x1000).WriteString(new Va(kernelVa), "kernel");
+        b.NewAddressSpace(out PageTableBuilder process);
+        process.Map(new Va(0x1000), new Pa(0x40_0000), 0x1000).WriteString(new Va(0x1000), "user");
+        using var core = new VmiCore(b.Build());
+        Assert.Equal("kernel", core.ReadString(AccessContext.Paging(new Va(kernelVa), process.Root)));
+        Assert.Equal("user", core.ReadString(AccessContext.Paging(new Va(0x1000), process.Root)));
+        Assert.False(core.TryTranslateAddress(new AddressContext(new Va(0x1000), b.AddressSpace.Root)).Success);
+    }
+
+    [Theory]
     [InlineData(PagingMode.Legacy32)]
     [InlineData(PagingMode.Pae)]
     public void Thirty_two_bit_modes_keep_their_tables_below_4GiB(PagingMode mode)
