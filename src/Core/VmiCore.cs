@@ -739,7 +739,8 @@ public sealed class VmiCore : IDisposable
 
         // Resolve all frames first, so that a fault leaves memory untouched.
         int pages = (int)(((ctx.Address & _pageMask) + (ulong)data.Length + _pageMask) >> _pageShift);
-        ulong[] frames = pages <= 64 ? new ulong[pages] : ArrayPool<ulong>.Shared.Rent(pages);
+        ulong[]? rented = pages <= 64 ? null : ArrayPool<ulong>.Shared.Rent(pages);
+        Span<ulong> frames = rented is null ? stackalloc ulong[64] : rented; // small writes (integers, structs) allocate nothing
         try
         {
             int done = 0;
@@ -771,9 +772,9 @@ public sealed class VmiCore : IDisposable
         }
         finally
         {
-            if (pages > 64)
+            if (rented is not null)
             {
-                ArrayPool<ulong>.Shared.Return(frames);
+                ArrayPool<ulong>.Shared.Return(rented);
             }
         }
     }
