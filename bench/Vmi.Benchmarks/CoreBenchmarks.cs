@@ -15,6 +15,7 @@ public class CoreBenchmarks
 
     private ArrayDriver _driver = null!;
     private VmiCore _core = null!;
+    private VmiCore _uncached = null!;
     private AccessContext _u64;
     private AccessContext _bulk;
     private AccessContext _string;
@@ -46,10 +47,22 @@ public class CoreBenchmarks
         {
             _core.TryTranslateAddress(new AddressContext(new Va(ColdVa + ((ulong)i << 12)), _root));
         }
+
+        // The same guest with no V2P cache: every translation is a walk through the page cache, nothing else.
+        _uncached = new VmiCore(_driver) { PagingMode = Vmi.Core.Arch.Amd64.PagingMode.Ia32e };
+        _uncached.DisableV2PCache();
+        for (int i = 0; i < ColdPages; i++)
+        {
+            _uncached.TryTranslateAddress(new AddressContext(new Va(ColdVa + ((ulong)i << 12)), _root));
+        }
     }
 
     [GlobalCleanup]
-    public void Cleanup() => _core.Dispose();
+    public void Cleanup()
+    {
+        _uncached.Dispose();
+        _core.Dispose();
+    }
 
     /// <summary>ReadU64 at a VA whose translation and page are both cached.</summary>
     [Benchmark]
@@ -62,6 +75,15 @@ public class CoreBenchmarks
         int i = _next;
         _next = i + 1 == ColdPages ? 0 : i + 1;
         return _core.TryTranslateAddress(new AddressContext(new Va(ColdVa + ((ulong)i << 12)), _root)).Pa;
+    }
+
+    /// <summary>The walk alone: 4 levels through the page cache, with the V2P cache disabled (no lookup, no insert).</summary>
+    [Benchmark]
+    public Pa Walk4LevelUncached()
+    {
+        int i = _next;
+        _next = i + 1 == ColdPages ? 0 : i + 1;
+        return _uncached.TryTranslateAddress(new AddressContext(new Va(ColdVa + ((ulong)i << 12)), _root)).Pa;
     }
 
     /// <summary>1 MiB read at a VA (256 pages, caches warm). Throughput = 1 MiB / time.</summary>

@@ -10,30 +10,37 @@ public sealed record CacheStatistics(string Name, bool Enabled, int Capacity, in
 }
 
 /// <summary>
-/// A least-recently-used cache with a fixed budget and counters. Nodes live in arrays (no allocation per
-/// entry); the most recently used entry is checked first, so repeated hits on one key cost one compare,
-/// and then a small direct-mapped table of hints (key hash to slot), so the handful of keys a page walk
-/// touches are found without hashing into the dictionary. Hints never outlive their entry.
+/// A least-recently-used cache with a fixed budget and counters. Entries live in one array of nodes (key,
+/// value and list links together, so touching an entry touches one cache line; no allocation per entry).
+/// The most recently used entry is checked first, so repeated hits on one key cost one compare; then a
+/// small direct-mapped table of hints (key hash to slot), so the handful of keys a page walk touches are
+/// found without hashing into the dictionary. Hints never outlive their entry.
 /// Not thread-safe: <see cref="VmiCore"/> is used by one thread at a time.
 /// </summary>
 internal sealed class LruCache<TKey, TValue>
     where TKey : struct, IEquatable<TKey>
 {
-    private readonly Action<TValue>? _onRemove;
-    private readonly Dictionary<TKey, int> _map;
-    private TKey[] _keys;
-    private TValue[] _values;
-    private int[] _prev;
-    private int[] _next;
-    private int _head = -1; // most recently used
-    private int _tail = -1; // least recently used
-    private int _free = -1; // free list through _next
-    private int _used;      // slots ever handed out
-    private const int HintCount = 256;
-    private readonly int[] _hints = new int[HintCount]; // slot + 1 of a live entry whose key hashes here; 0 = none
-
     /// <summary>The largest budget a cache takes (16 Mi entries: 64 GiB of mapped pages).</summary>
     public const int MaxCapacity = 1 << 24;
+
+    private const int HintCount = 256;
+
+    private readonly Action<TValue>? _onRemove;
+    private readonly Dictionary<TKey, int> _map;
+    private readonly int[] _hints = new int[HintCount]; // slot + 1 of a live entry whose key hashes here; 0 = none
+    private Node[] _nodes;
+    private int _head = -1; // most recently used
+    private int _tail = -1; // least recently used
+    private int _free = -1; // free list through Next
+    private int _used;      // slots ever handed out
+
+    private struct Node
+    {
+        public TKey Key;
+        public TValue Value;
+        public int Prev;
+        public int Next;
+    }
 
     public LruCache(string name, int capacity, Action<TValue>? onRemove = null)
     {
@@ -42,10 +49,7 @@ internal sealed class LruCache<TKey, TValue>
         _onRemove = onRemove;
         Capacity = capacity;
         _map = new Dictionary<TKey, int>(capacity);
-        _keys = new TKey[capacity];
-        _values = new TValue[capacity];
-        _prev = new int[capacity];
-        _next = new int[capacity];
+        _nodes = new Node[capacity];
     }
 
     public string Name { get; }
@@ -69,11 +73,15 @@ internal sealed class LruCache<TKey, TValue>
     public bool TryGet(in TKey key, out TValue value)
     {
         int h = _head;
-        if (h >= 0 && _keys[h].Equals(key))
+        if (h >= 0)
         {
-            Hits++;
-            value = _values[h];
-            return true;
+            ref Node n = ref _nodes[h];
+            if (n.Key.Equals(key))
+            {
+                Hits++;
+                value = n.Value;
+                return true;
+            }
         }
 
         return TryGetSlow(key, out value);
@@ -83,12 +91,12 @@ internal sealed class LruCache<TKey, TValue>
     {
         ref int hint = ref _hints[HintIndex(key)];
         int i = hint - 1;
-        if ((i >= 0 && _keys[i].Equals(key)) || _map.TryGetValue(key, out i))
+        if ((i >= 0 && _nodes[i].Key.Equals(key)) || _map.TryGetValue(key, out i))
         {
             Hits++;
             hint = i + 1;
             MoveToHead(i);
-            value = _values[i];
+            value = _nodes[i].Value;
             return true;
         }
 
@@ -102,51 +110,11 @@ internal sealed class LruCache<TKey, TValue>
     {
         if (_map.TryGetValue(key, out int existing))
         {
-            TValue old = _values[existing];
-            _values[existing] = value;
-            MoveToHead(existing);
-            if (!ReferenceEquals(old, value))
-            {
-                _onRemove?.Invoke(old);
-            }
-
+            Replace(existing, value);
             return;
         }
 
-        if (_map.Count >= Capacity)
-        {
-            Evictions++;
-            RemoveAt(_tail);
-        }
-
-        int slot;
-        if (_free >= 0)
-        {
-            slot = _free;
-            _free = _next[slot];
-        }
-        else
-        {
-            slot = _used++;
-        }
-
-        _keys[slot] = key;
-        _values[slot] = value;
-        _prev[slot] = -1;
-        _next[slot] = _head;
-        if (_head >= 0)
-        {
-            _prev[_head] = slot;
-        }
-
-        _head = slot;
-        if (_tail < 0)
-        {
-            _tail = slot;
-        }
-
-        _map.Add(key, slot);
-        _hints[HintIndex(key)] = slot + 1;
+        AddNew(key, value);
     }
 
     /// <summary>
@@ -164,16 +132,7 @@ internal sealed class LruCache<TKey, TValue>
         ref int mapped = ref CollectionsMarshal.GetValueRefOrAddDefault(_map, key, out bool exists);
         if (exists)
         {
-            // Not new after all: replace, as Add would.
-            int i = mapped;
-            TValue old = _values[i];
-            _values[i] = value;
-            MoveToHead(i);
-            if (!ReferenceEquals(old, value))
-            {
-                _onRemove?.Invoke(old);
-            }
-
+            Replace(mapped, value);
             return;
         }
 
@@ -181,7 +140,7 @@ internal sealed class LruCache<TKey, TValue>
         if (_free >= 0)
         {
             slot = _free;
-            _free = _next[slot];
+            _free = _nodes[slot].Next;
         }
         else
         {
@@ -189,13 +148,14 @@ internal sealed class LruCache<TKey, TValue>
         }
 
         mapped = slot;
-        _keys[slot] = key;
-        _values[slot] = value;
-        _prev[slot] = -1;
-        _next[slot] = _head;
+        ref Node n = ref _nodes[slot];
+        n.Key = key;
+        n.Value = value;
+        n.Prev = -1;
+        n.Next = _head;
         if (_head >= 0)
         {
-            _prev[_head] = slot;
+            _nodes[_head].Prev = slot;
         }
 
         _head = slot;
@@ -205,6 +165,17 @@ internal sealed class LruCache<TKey, TValue>
         }
 
         _hints[HintIndex(key)] = slot + 1;
+    }
+
+    private void Replace(int i, TValue value)
+    {
+        TValue old = _nodes[i].Value;
+        _nodes[i].Value = value;
+        MoveToHead(i);
+        if (!ReferenceEquals(old, value))
+        {
+            _onRemove?.Invoke(old);
+        }
     }
 
     public bool Remove(in TKey key)
@@ -242,15 +213,14 @@ internal sealed class LruCache<TKey, TValue>
     {
         if (_onRemove is not null)
         {
-            for (int i = _head; i >= 0; i = _next[i])
+            for (int i = _head; i >= 0; i = _nodes[i].Next)
             {
-                _onRemove(_values[i]);
+                _onRemove(_nodes[i].Value);
             }
         }
 
         _map.Clear();
-        Array.Clear(_keys);
-        Array.Clear(_values);
+        Array.Clear(_nodes);
         Array.Clear(_hints);
         _head = _tail = _free = -1;
         _used = 0;
@@ -266,9 +236,9 @@ internal sealed class LruCache<TKey, TValue>
     {
         CheckCapacity(capacity);
         var order = new List<(TKey Key, TValue Value)>(_map.Count);
-        for (int i = _tail; i >= 0; i = _prev[i])
+        for (int i = _tail; i >= 0; i = _nodes[i].Prev)
         {
-            order.Add((_keys[i], _values[i])); // least recent first
+            order.Add((_nodes[i].Key, _nodes[i].Value)); // least recent first
         }
 
         int drop = Math.Max(0, order.Count - capacity);
@@ -282,15 +252,12 @@ internal sealed class LruCache<TKey, TValue>
         _map.EnsureCapacity(capacity);
         Array.Clear(_hints);
         Capacity = capacity;
-        _keys = new TKey[capacity];
-        _values = new TValue[capacity];
-        _prev = new int[capacity];
-        _next = new int[capacity];
+        _nodes = new Node[capacity];
         _head = _tail = _free = -1;
         _used = 0;
         for (int i = drop; i < order.Count; i++)
         {
-            Add(order[i].Key, order[i].Value);
+            AddNew(order[i].Key, order[i].Value);
         }
     }
 
@@ -307,7 +274,7 @@ internal sealed class LruCache<TKey, TValue>
     {
         if (_map.TryGetValue(key, out int i))
         {
-            value = _values[i];
+            value = _nodes[i].Value;
             return true;
         }
 
@@ -318,46 +285,48 @@ internal sealed class LruCache<TKey, TValue>
     /// <summary>Keys from most to least recently used (for tests and diagnostics).</summary>
     public IEnumerable<TKey> KeysByRecency()
     {
-        for (int i = _head; i >= 0; i = _next[i])
+        for (int i = _head; i >= 0; i = _nodes[i].Next)
         {
-            yield return _keys[i];
+            yield return _nodes[i].Key;
         }
     }
 
     private void RemoveAt(int i)
     {
-        TValue value = _values[i];
-        ref int hint = ref _hints[HintIndex(_keys[i])];
+        ref Node n = ref _nodes[i];
+        TValue value = n.Value;
+        ref int hint = ref _hints[HintIndex(n.Key)];
         if (hint == i + 1)
         {
             hint = 0;
         }
 
-        _map.Remove(_keys[i]);
+        _map.Remove(n.Key);
         Unlink(i);
-        _keys[i] = default;
-        _values[i] = default!;
-        _next[i] = _free;
+        n.Key = default;
+        n.Value = default!;
+        n.Next = _free;
         _free = i;
         _onRemove?.Invoke(value);
     }
 
     private void Unlink(int i)
     {
-        int p = _prev[i];
-        int n = _next[i];
+        ref Node n = ref _nodes[i];
+        int p = n.Prev;
+        int x = n.Next;
         if (p >= 0)
         {
-            _next[p] = n;
+            _nodes[p].Next = x;
         }
         else
         {
-            _head = n;
+            _head = x;
         }
 
-        if (n >= 0)
+        if (x >= 0)
         {
-            _prev[n] = p;
+            _nodes[x].Prev = p;
         }
         else
         {
@@ -373,11 +342,12 @@ internal sealed class LruCache<TKey, TValue>
         }
 
         Unlink(i);
-        _prev[i] = -1;
-        _next[i] = _head;
+        ref Node n = ref _nodes[i];
+        n.Prev = -1;
+        n.Next = _head;
         if (_head >= 0)
         {
-            _prev[_head] = i;
+            _nodes[_head].Prev = i;
         }
 
         _head = i;

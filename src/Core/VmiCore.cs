@@ -51,6 +51,7 @@ public sealed class VmiCore : IDisposable
     private bool _pagesEnabled = true;
     private bool _v2pEnabled = true;
     private PagingMode? _pagingMode;
+    private bool _pagingModeSet; // set by the caller: kept, not re-detected
     private int _stringLimit = DefaultStringLimit;
     private bool _disposed;
 
@@ -139,7 +140,11 @@ public sealed class VmiCore : IDisposable
             _pagingMode = _driver is IVmiQueryRegisters q ? q.GetRegisters(new VcpuId(0)).PagingMode : PagingMode.Ia32e;
             return _pagingMode.Value;
         }
-        set => _pagingMode = value;
+        set
+        {
+            _pagingMode = value;
+            _pagingModeSet = true;
+        }
     }
 
     public bool Supports(VmiCapability capability) => capability switch
@@ -734,7 +739,8 @@ public sealed class VmiCore : IDisposable
 
         // Resolve all frames first, so that a fault leaves memory untouched.
         int pages = (int)(((ctx.Address & _pageMask) + (ulong)data.Length + _pageMask) >> _pageShift);
-        ulong[] frames = pages <= 64 ? new ulong[pages] : ArrayPool<ulong>.Shared.Rent(pages);
+        ulong[]? rented = pages <= 64 ? null : ArrayPool<ulong>.Shared.Rent(pages);
+        Span<ulong> frames = rented is null ? stackalloc ulong[64] : rented; // small writes (integers, structs) allocate nothing
         try
         {
             int done = 0;
@@ -766,9 +772,9 @@ public sealed class VmiCore : IDisposable
         }
         finally
         {
-            if (pages > 64)
+            if (rented is not null)
             {
-                ArrayPool<ulong>.Shared.Return(frames);
+                ArrayPool<ulong>.Shared.Return(rented);
             }
         }
     }
@@ -850,7 +856,10 @@ public sealed class VmiCore : IDisposable
         s.SetRegisters(vcpu, registers);
         if (vcpu.Value == 0)
         {
-            _pagingMode = null; // re-detect: CR0/CR4/EFER may have changed
+            if (!_pagingModeSet)
+            {
+                _pagingMode = null; // re-detect: CR0/CR4/EFER may have changed
+            }
         }
     }
 

@@ -139,6 +139,11 @@ public sealed partial class MockGuest
                     Monitor.Wait(_gate, wait);
                 }
 
+                if (cancellationToken.IsCancellationRequested)
+                {
+                    return 0; // cancelled before anything was taken: the events stay in the ring
+                }
+
                 taken = [.. _ring];
                 _ring.Clear();
             }
@@ -359,9 +364,20 @@ public sealed partial class MockGuest
     public void ScriptMsrWrite(VcpuId vcpu, uint msr, ulong newValue) =>
         AddScript(vcpu, v => IsMonitored(v, EventMonitor.MsrWrite(msr)), v => new MsrWriteReason(msr, newValue, ReadMsr(v, msr)));
 
-    /// <summary>Once breakpoint monitoring is enabled, <paramref name="vcpu"/> hits INT3 at <paramref name="va"/> (once).</summary>
-    public void ScriptBreakpoint(VcpuId vcpu, Va va, uint instructionLength = 1) =>
-        AddScript(vcpu, v => IsMonitored(v, EventMonitor.Breakpoint), v => BreakpointReason(v, va, instructionLength));
+    /// <summary>
+    /// Once breakpoint monitoring is enabled, <paramref name="vcpu"/> hits INT3 at <paramref name="va"/> (once). The frame is
+    /// found now, through the vCPU's current page tables (a <see cref="PageFaultException"/> if <paramref name="va"/> is unmapped).
+    /// </summary>
+    public void ScriptBreakpoint(VcpuId vcpu, Va va, uint instructionLength = 1)
+    {
+        SoftwareBreakpointReason reason;
+        lock (_gate)
+        {
+            reason = BreakpointReason(Vcpu(vcpu), va, instructionLength);
+        }
+
+        AddScript(vcpu, v => IsMonitored(v, EventMonitor.Breakpoint), _ => reason);
+    }
 
     /// <summary>Once the view <paramref name="vcpu"/> is in forbids <paramref name="access"/> to <paramref name="pa"/>, the vCPU makes that access (once).</summary>
     public void ScriptMemoryAccess(VcpuId vcpu, Pa pa, MemoryAccess access, Va? gla = null) =>

@@ -106,3 +106,50 @@ public class CapabilityTests
         }
     }
 }
+
+public class ViewAndVmControlTests
+{
+    [Fact]
+    public void An_explicit_paging_mode_survives_a_register_write()
+    {
+        using var core = new VmiCore(new FullDriver()) { PagingMode = PagingMode.Pae };
+        core.SetRegisters(new VcpuId(0), core.GetRegisters(new VcpuId(0)));
+        Assert.Equal(PagingMode.Pae, core.PagingMode);
+    }
+
+    [Fact]
+    public void View_remaps_and_freed_frames_leave_no_stale_page_or_translation()
+    {
+        var driver = new FullDriver();
+        var pt = new PageTableBuilder(driver, PagingMode.Ia32e).Map(0x40_0000, 0xA_0000);
+        driver.PokeU64(0xA_0000, 1);
+        using var core = new VmiCore(driver);
+        var ctx = AccessContext.Paging(new Va(0x40_0000), pt.RootPa);
+        Assert.Equal(1UL, core.ReadU64(ctx));
+        core.ChangeViewGfn(new View(1), new Gfn(0xA0), new Gfn(0xB0));
+        Assert.Equal(0, core.GfnCacheStatistics.Count);
+        Assert.Equal(0, core.V2PCacheStatistics.Count);
+        Assert.Equal(1UL, core.ReadU64(ctx));
+        core.FreeGfn(new Gfn(0xA0));
+        Assert.Throws<GfnNotPresentException>(() => core.ReadU64(ctx));
+        core.ResetState();
+        core.DestroyView(new View(1));
+        core.ResetViewGfn(new View(1), new Gfn(0xA0));
+        Assert.Equal(0, core.GfnCacheStatistics.Count);
+    }
+
+    [Fact]
+    public void Memory_access_flags_combine()
+    {
+        Assert.Equal(MemoryAccess.RWX, MemoryAccess.R | MemoryAccess.W | MemoryAccess.X);
+        Assert.Equal(MemoryAccess.RX, MemoryAccess.RWX & ~MemoryAccess.W);
+        var driver = new FullDriver();
+        using var core = new VmiCore(driver);
+        core.SetMemoryAccess(new Gfn(5), 2, View.Default, MemoryAccess.RX);
+        Assert.Equal(MemoryAccess.RX, core.GetMemoryAccess(new Gfn(6), View.Default));
+        Assert.Equal(MemoryAccess.RWX, core.GetMemoryAccess(new Gfn(7), View.Default));
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => core.SetMemoryAccess(new Gfn(0xFFFFF), 2, View.Default, MemoryAccess.R));
+        Assert.Contains("0xfffff", e.Message, StringComparison.Ordinal);
+        core.SetMemoryAccess(new Gfn(1), 0, View.Default, MemoryAccess.None); // nothing to do
+    }
+}

@@ -320,7 +320,30 @@ public class ReadTests
             Assert.True(w.Entries.All(e => e.IsPresent));
             Assert.True(w.Result.Success);
             Assert.Equal(core.TranslateAddress(new AddressContext(new Va(Base + 0x123), pt.RootPa)), w.Result.Pa);
-            Assert.DoesNotContain(PageEntryFlags.LargePage, new[] { w.Entries[3].Flags & PageEntryFlags.LargePage }.Where(f => f != 0));
+            Assert.Equal(PageEntryFlags.None, w.Entries[3].Flags & PageEntryFlags.LargePage);
+
+            // A PTE with PAT (bit 7) set is still a 4 KiB page, in the record as in the result.
+            pt.SetEntry(Base, 1, pt.Entry(Base, 1) | Pte.Ps);
+            PageWalk pat = core.WalkAddress(new AddressContext(new Va(Base), pt.RootPa));
+            Assert.Equal(PageEntryFlags.None, pat.Entries[3].Flags & PageEntryFlags.LargePage);
+            Assert.Equal(PageSizeKind.Size4K, pat.Result.PageSize);
+            Assert.Equal(PageEntryFlags.None, pat.Result.Flags & PageEntryFlags.LargePage);
+            Assert.Contains("Pt[", pat.Entries[3].ToString(), StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void A_walk_that_faults_records_the_entries_up_to_the_fault()
+    {
+        var (_, pt, core) = Guest(1);
+        using (core)
+        {
+            PageWalk w = core.WalkAddress(new AddressContext(new Va(Base + 0x4000_0000), pt.RootPa)); // another PDPT entry: absent
+            Assert.False(w.Result.Success);
+            Assert.Equal(PagingLevel.Pdpt, w.Result.FaultLevel);
+            Assert.Equal(2, w.Entries.Count);
+            Assert.False(w.Entries[^1].IsPresent);
+            Assert.Contains("fault", w.ToString(), StringComparison.Ordinal);
         }
     }
 }

@@ -76,7 +76,8 @@ public enum PageEntryFlags : ushort
 /// <summary>One level of a page walk: where the table is, which entry was used and what it held.</summary>
 public readonly record struct PageWalkEntry(PagingLevel Level, Pa TableAddress, int Index, Pa EntryAddress, ulong Value)
 {
-    public PageEntryFlags Flags => Amd64.EntryFlags(Value);
+    /// <summary>The entry's flags. In a page-table entry (level 1) bit 7 is PAT, not a page size, so LargePage is never set there.</summary>
+    public PageEntryFlags Flags => Level == PagingLevel.Pt ? Amd64.EntryFlags(Value) & ~PageEntryFlags.LargePage : Amd64.EntryFlags(Value);
 
     public bool IsPresent => (Value & 1) != 0;
 
