@@ -115,19 +115,28 @@ public abstract class VmiCmdlet : PSCmdlet, IDisposable
         return core.GetTranslationRoot(new VcpuId(vcpu ?? 0));
     }
 
-    /// <summary>Reports a long operation's progress (call on the pipeline thread).</summary>
+    /// <summary>
+    /// Reports a long operation's progress (call on the pipeline thread). Operations of at least
+    /// <see cref="ProgressThreshold"/> bytes show progress from their first step, then a few times a second.
+    /// </summary>
     protected sealed class ProgressReporter(Cmdlet cmdlet, int activityId, string activity) : IProgress<(ulong Done, ulong Total)>
     {
-        private readonly long _started = Environment.TickCount64;
+        public const ulong ProgressThreshold = 1 << 20;
+
         private long _last;
         private bool _shown;
 
         public void Report((ulong Done, ulong Total) value)
         {
-            long now = Environment.TickCount64;
-            if (now - _started < 300 || now - _last < 200)
+            if (value.Total < ProgressThreshold)
             {
-                return; // short operations show no progress; long ones update a few times a second
+                return; // small operations show no progress
+            }
+
+            long now = Environment.TickCount64;
+            if (_shown && now - _last < 200 && value.Done < value.Total)
+            {
+                return;
             }
 
             _last = now;

@@ -115,7 +115,19 @@ public class PowerShellBehaviourTests : MockSessionTest
     }
 
     [Fact]
-    public void LongReadsAndSearchesReportProgress()
+    public void LongReadsReportProgressAndShortOnesDoNot()
+    {
+        using var ps = System.Management.Automation.PowerShell.Create();
+        ps.Runspace = Host.Runspace;
+        ps.AddScript($"$null = Read-VmiMemory {Hex(L.DirectMapVa + L.KernelTextPa)} -Length 0x200000; $null = Read-VmiMemory {Hex(L.AsciiStringVa)} -Length 0x1000");
+        ps.Invoke();
+        Assert.Empty(ps.Streams.Error);
+        Assert.Contains(ps.Streams.Progress, p => p.Activity == "Reading memory" && p.PercentComplete == 100);
+        Assert.Single(ps.Streams.Progress, p => p.RecordType == ProgressRecordType.Completed);
+    }
+
+    [Fact]
+    public void LongSearchesReportProgress()
     {
         using var ps = System.Management.Automation.PowerShell.Create();
         ps.Runspace = Host.Runspace;

@@ -70,7 +70,7 @@ public class VmiMarkdownToMaml : Task
             Dictionary<string, string> yaml = p.Groups[3].Value.Split('\n')
                 .Select(l => l.Split(new[] { ':' }, 2)).Where(kv => kv.Length == 2)
                 .ToDictionary(kv => kv[0].Trim(), kv => kv[1].Trim());
-            string Get(string key) => yaml.TryGetValue(key, out string? v) ? v : "";
+            string Get(string key) => yaml.TryGetValue(key, out string v) ? v : "";
             string type = Get("Type");
             parameters.Add(new XElement(Command + "parameter",
                 new XAttribute("required", Get("Required").StartsWith("True", StringComparison.Ordinal) ? "true" : "false"),
