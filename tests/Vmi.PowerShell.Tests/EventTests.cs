@@ -122,9 +122,9 @@ public class EventTests : MockSessionTest
         ps.Runspace = Host.Runspace;
         ps.AddScript("Wait-VmiEvent");
         IAsyncResult run = ps.BeginInvoke();
-        Assert.True(SpinWait.SpinUntil(() => Guest.CallCount(MockOperation.WaitForEvents) > 0, TimeSpan.FromSeconds(10)));
+        Assert.True(SpinWait.SpinUntil(() => Guest.CallCount(MockOperation.WaitForEvents) > 0, TimeSpan.FromSeconds(30)));
         ps.Stop();
-        Assert.True(run.AsyncWaitHandle.WaitOne(TimeSpan.FromSeconds(10)));
+        Assert.True(run.AsyncWaitHandle.WaitOne(TimeSpan.FromSeconds(30)));
         Assert.Equal(PSInvocationState.Stopped, ps.InvocationStateInfo.State);
     }
 
@@ -135,12 +135,12 @@ public class EventTests : MockSessionTest
         ps.Runspace = Host.Runspace;
         ps.AddScript("Enable-VmiMonitor Cr3, Breakpoint; Wait-VmiEvent | ForEach-Object { $global:held = $_; while ($true) { $null = 1 } }");
         IAsyncResult run = ps.BeginInvoke();
-        Assert.True(SpinWait.SpinUntil(() => Guest.EventsPending == 0 && Guest.CallCount(MockOperation.WaitForEvents) > 0 && Guest.EnabledMonitors.Count == 2, TimeSpan.FromSeconds(10)));
+        Assert.True(SpinWait.SpinUntil(() => Guest.EventsPending == 0 && Guest.CallCount(MockOperation.WaitForEvents) > 0 && Guest.EnabledMonitors.Count == 2, TimeSpan.FromSeconds(30)));
         Thread.Sleep(200); // the loop is now holding the first event
         Assert.DoesNotContain(Guest.Responses, a => a.Source == MockAnswerSource.Handler);
 
         ps.Stop();
-        Assert.True(run.AsyncWaitHandle.WaitOne(TimeSpan.FromSeconds(10)));
+        Assert.True(run.AsyncWaitHandle.WaitOne(TimeSpan.FromSeconds(30)));
         Assert.Equal(PSInvocationState.Stopped, ps.InvocationStateInfo.State);
         Assert.Equal(0, Guest.EventsPending);
         Assert.NotEmpty(Guest.Responses);
