@@ -9,6 +9,8 @@ internal static unsafe partial class XenCtrl
     public const int XenverExtraversion = 1;
     public const uint HvmParamAltp2m = 35;
     public const ulong InvalidGfn = ulong.MaxValue;
+    public const uint DebugOpSingleStepOff = 0;
+    public const uint DebugOpSingleStepOn = 1;
 
     static XenCtrl() => XenLibraries.EnsureResolver();
 
@@ -29,6 +31,9 @@ internal static unsafe partial class XenCtrl
 
     [LibraryImport(XenLibraries.XenCtrl, SetLastError = true)]
     public static partial int xc_domain_unpause(XcInterfaceHandle xch, uint domid);
+
+    [LibraryImport(XenLibraries.XenCtrl, SetLastError = true)]
+    public static partial int xc_domain_debug_control(XcInterfaceHandle xch, uint domid, uint op, uint vcpu);
 
     [LibraryImport(XenLibraries.XenCtrl, SetLastError = true)]
     public static partial int xc_domain_maximum_gpfn(XcInterfaceHandle xch, uint domid, out ulong gpfns);
