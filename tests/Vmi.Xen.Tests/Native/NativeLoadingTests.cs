@@ -88,7 +88,7 @@ public sealed class NativeLoadingTests
     [Fact]
     public void Connect_and_list_on_a_machine_without_xen_fail_with_the_clear_error()
     {
-        if (Environment.GetEnvironmentVariable("VMI_XEN_DOMAIN") is not null || File.Exists("/dev/xen/privcmd"))
+        if (File.Exists("/dev/xen/privcmd"))
         {
             // A Xen host: a domain id no host uses is reported as not found, with the domains that exist.
             var notFound = Assert.Throws<VmiDriverException>(() => XenDriver.Connect(XenDomainSelector.ById(32000), XenConnectOptions.Default));
