@@ -677,7 +677,8 @@ public sealed unsafe class XenDriver :
             });
         }
 
-        if (_singlestepping)
+        // Responses may have toggled single-stepping of single vCPUs: with a ring in use, every vCPU is stopped.
+        if (_singlestepping || _channel is not null)
         {
             for (int v = 0; v < Info.VcpuCount; v++)
             {

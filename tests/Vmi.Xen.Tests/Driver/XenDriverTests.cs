@@ -244,6 +244,22 @@ public sealed class XenDriverTests : IDisposable
     }
 
     [Fact]
+    public void Single_stepping_toggled_by_a_response_is_stopped_by_reset()
+    {
+        XenDriver d = Connect();
+        d.EnableMonitor(EventMonitor.Breakpoint);
+        _xen.Channel!.Put(XenRingSimulator.Request(1, VmEventAbi.ReasonSoftwareBreakpoint));
+        Assert.Equal(1, d.WaitForEvents(TimeSpan.FromSeconds(5), _ => VmiEventResponse.ToggleSinglestep()));
+        Assert.Equal(VmEventAbi.FlagVcpuPaused | VmEventAbi.FlagToggleSinglestep, Assert.Single(_xen.Channel.Responses).Flags);
+
+        d.ResetState();
+
+        Assert.Contains("SetSinglestep 0 False", _xen.Calls);
+        Assert.Contains("SetSinglestep 1 False", _xen.Calls);
+        Assert.True(_xen.Calls.IndexOf("SetSinglestep 1 False") < _xen.Calls.IndexOf("DisableMonitorRing"));
+    }
+
+    [Fact]
     public void Reset_answers_events_left_in_the_ring_before_tearing_it_down()
     {
         XenDriver d = Connect();
