@@ -298,9 +298,19 @@ internal sealed unsafe class SimulatedXenHost : IXenHost
             }
         }
 
+        /// <summary>Answer EBUSY this many times (vCPUs waiting for ring slots), putting one more request each time.</summary>
+        public int BusyTimes { get; set; }
+
         public void Dispose()
         {
             host.Call("DisableMonitorRing");
+            if (BusyTimes > 0)
+            {
+                BusyTimes--;
+                Put(XenRingSimulator.Request(1, VmEventAbi.ReasonCpuid));
+                throw new VmiDriverException("vCPUs wait for ring slots", XenErrors.EBusy);
+            }
+
             if (_reqProd != _rspCons)
             {
                 throw new InvalidOperationException($"the ring was torn down with {_reqProd - _rspCons} request(s) unanswered: their vCPUs would stay paused");

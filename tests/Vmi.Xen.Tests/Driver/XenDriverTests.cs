@@ -297,6 +297,33 @@ public sealed class XenDriverTests : IDisposable
     }
 
     [Fact]
+    public void A_busy_ring_is_drained_again_until_xen_lets_it_go()
+    {
+        XenDriver d = Connect();
+        d.EnableMonitor(EventMonitor.Cpuid);
+        SimulatedXenHost.SimulatedChannel channel = _xen.Channel!;
+        channel.BusyTimes = 2;
+
+        d.ResetState();
+
+        Assert.False(channel.Open);
+        Assert.Equal(2, channel.Responses.Count); // the requests that arrived meanwhile were answered
+        Assert.Equal(3, _xen.Calls.Count(c => c == "DisableMonitorRing"));
+        Assert.Equal(0, _xen.PauseCount);
+    }
+
+    [Fact]
+    public void Waiting_stops_when_cancelled()
+    {
+        XenDriver d = Connect();
+        d.EnableMonitor(EventMonitor.Cpuid);
+        using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(50));
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        Assert.Equal(0, d.WaitForEvents(TimeSpan.FromMinutes(1), _ => VmiEventResponse.Continue, cts.Token));
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
     public void Pauses_nest_and_resume_without_pause_is_refused()
     {
         XenDriver d = Connect();
