@@ -150,7 +150,7 @@ public sealed unsafe class XenDriver :
     public bool TryMapPage(Gfn gfn, [NotNullWhen(true)] out MappedPage? page)
     {
         ThrowIfDisposed();
-        page = gfn > Info.MaxGfn ? null : _host.MapPage(_domid, gfn);
+        page = gfn > Info.MaxGfn && !IsAllocated(gfn) ? null : _host.MapPage(_domid, gfn);
         return page is not null;
     }
 
@@ -226,13 +226,14 @@ public sealed unsafe class XenDriver :
             return;
         }
 
-        if (first.Value + count - 1 > Info.MaxGfn.Value || first.Value + count < first.Value)
-        {
-            throw new ArgumentOutOfRangeException(nameof(count), $"Frames {first} to {first + (count - 1)} run past the guest's last frame {Info.MaxGfn}.");
-        }
-
         lock (_gate)
         {
+            ulong last = first.Value + count - 1;
+            if (last < first.Value || (last > Info.MaxGfn.Value && !AllAllocated(Math.Max(first.Value, Info.MaxGfn.Value + 1), last)))
+            {
+                throw new ArgumentOutOfRangeException(nameof(count), $"Frames {first} to {first + (count - 1)} run past the guest's last frame {Info.MaxGfn} (frames this session allocated above it are allowed).");
+            }
+
             ThrowIfReadOnly("setting memory access");
             CheckView(view, allowDefault: true);
             if ((access & MemoryAccess.RWX) != MemoryAccess.RWX)
@@ -892,6 +893,32 @@ public sealed unsafe class XenDriver :
                 _exitHooks.Clear();
                 _host.Dispose();
             }
+        }
+    }
+
+    private bool AllAllocated(ulong from, ulong to)
+    {
+        if (to - from >= (ulong)_allocatedGfns.Count)
+        {
+            return false;
+        }
+
+        for (ulong g = from; g <= to; g++)
+        {
+            if (!_allocatedGfns.Contains(g))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private bool IsAllocated(Gfn gfn)
+    {
+        lock (_gate)
+        {
+            return _allocatedGfns.Contains(gfn.Value);
         }
     }
 

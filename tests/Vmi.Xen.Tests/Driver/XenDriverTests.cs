@@ -324,6 +324,23 @@ public sealed class XenDriverTests : IDisposable
     }
 
     [Fact]
+    public void The_process_exit_hook_restores_the_domain()
+    {
+        XenDriver d = XenDriver.Connect(_xen, XenDomainSelector.ById(SimulatedXenHost.GuestId), XenConnectOptions.Default, hookProcessExit: true);
+        _drivers.Add(d);
+        d.Pause();
+        d.EnableMonitor(EventMonitor.Cpuid);
+        System.Reflection.MethodInfo onExit = typeof(XenDriver).GetMethod("OnProcessExit", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!;
+
+        onExit.Invoke(d, [null, EventArgs.Empty]);
+
+        Assert.Empty(_xen.Monitors);
+        Assert.Null(_xen.Channel);
+        Assert.Equal(0, _xen.PauseCount);
+        Assert.True(_xen.Disposed);
+    }
+
+    [Fact]
     public void Pauses_nest_and_resume_without_pause_is_refused()
     {
         XenDriver d = Connect();
@@ -345,6 +362,13 @@ public sealed class XenDriverTests : IDisposable
         Assert.Equal(new Gfn(0x80000), a);
         Assert.Equal(new Gfn(0x80001), b);
         Assert.Throws<ArgumentException>(() => d.FreeGfn(new Gfn(0x100)));
+        _xen.Memory[b.Value] = new byte[4096];
+        Assert.True(d.TryMapPage(b, out MappedPage? above)); // above the guest's memory, but ours
+        above.Dispose();
+        Assert.False(d.TryMapPage(new Gfn(0x90000), out _));
+        d.SetMemoryAccess(b, View.Default, MemoryAccess.RW);
+        Assert.Throws<ArgumentOutOfRangeException>(() => d.SetMemoryAccess(new Gfn(0x7FFFF), 4, View.Default, MemoryAccess.RW));
+        d.SetMemoryAccess(new Gfn(0x7FFFF), 3, View.Default, MemoryAccess.RW);
         d.FreeGfn(a);
         d.ResetState();
         Assert.Empty(_xen.Populated);
