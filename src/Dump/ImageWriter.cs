@@ -55,7 +55,8 @@ public static class ImageWriter
         List<(ulong First, ulong Count)> ranges = ReadableFrames(core, read, cancellationToken);
         ulong total = format == ImageFormat.Raw ? core.Info.MaxGfn.Value + 1 : ranges.Aggregate(0UL, (s, r) => s + r.Count);
         var state = new WriteState(destination, read, progress, total, cancellationToken);
-        using (var buffered = new BufferedStream(destination, 1 << 20))
+        // Not disposed: disposing a BufferedStream closes the caller's stream.
+        var buffered = new BufferedStream(destination, 1 << 20);
         {
             state.Out = buffered;
             switch (format)
@@ -306,7 +307,7 @@ public static class ImageWriter
             AddNote(notes, "QEMU", 0, QemuCpuState(r));
         }
 
-        if (core.Driver is MemoryImage { Vmcoreinfo: { } vmcoreinfo })
+        if (core.Driver is IVmcoreinfoSource { Vmcoreinfo: { } vmcoreinfo })
         {
             AddNote(notes, "VMCOREINFO", 0, Encoding.UTF8.GetBytes(vmcoreinfo));
         }

@@ -35,6 +35,12 @@ public readonly record struct PhysicalRange(Pa Start, ulong Length)
 /// <summary>For raw images: physical range [Start, Start+Length) is stored at <see cref="FileOffset"/>.</summary>
 public readonly record struct RawRegion(Pa Start, ulong Length, long FileOffset);
 
+/// <summary>A driver that knows the guest kernel's VMCOREINFO (the writer puts it in the ELF notes).</summary>
+public interface IVmcoreinfoSource
+{
+    string? Vmcoreinfo { get; }
+}
+
 /// <summary>How to open an image.</summary>
 public sealed record MemoryImageOptions
 {
@@ -53,7 +59,7 @@ public sealed record MemoryImageOptions
 /// kdump pages decompressed into pooled buffers. Registers come from the image where it carries
 /// them, so virtual addresses translate with no extra input.
 /// </summary>
-public class MemoryImage : IVmiDriver, IVmiRead
+public class MemoryImage : IVmiDriver, IVmiRead, IVmcoreinfoSource
 {
     private readonly ImageSource _source;
     private readonly Registers[] _registers;

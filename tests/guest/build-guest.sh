@@ -65,6 +65,12 @@ mount -t devtmpfs dev /dev 2>/dev/null
 # Busy user processes: the vCPUs are nearly always caught running user code with a user CR3.
 export VMI_MARKER=VMI_USER_SPACE_MARKER_0123456789
 for i in 1 2; do sh -c 'while :; do :; done' & done
+# Addresses for the host to ask QEMU about, independent of "info mem" (which QEMU 7.2 leaves empty
+# under LA57): every 97th kernel symbol, and the busy processes' mappings.
+echo 0 > /proc/sys/kernel/kptr_restrict
+awk 'NR % 97 == 1 { print "KSYM " $1 }' /proc/kallsyms > /dev/ttyS0
+grep -wE "page_offset_base|vmemmap_base|vmalloc_base" /proc/kallsyms | awk '{ print "KVAR " $3 " " $1 }' > /dev/ttyS0
+for p in $(pidof sh); do sed -n "s/^\([0-9a-f]*\)-\([0-9a-f]*\) .*/UMAP \1 \2/p" /proc/$p/maps; done > /dev/ttyS0
 echo "VMI-GUEST-UP $(uname -r) la57=$(grep -c la57 /proc/cpuinfo)" > /dev/ttyS0
 while :; do sleep 3600; done
 EOF
@@ -131,10 +137,12 @@ found=
 for attempt in $(seq 1 40); do
   qmp '"stop"' "stop$attempt" >/dev/null
   hmp 'cpu 0' "cpu$attempt"
+  hmp 'info registers' "regs$attempt"
   hmp 'info mem' "mem$attempt"
   wait_answers
   mem=$(answer "mem$attempt")
-  if grep -qE '^00[0-9a-f]{14}-' <<< "$mem"; then found=1; break; fi
+  # CPL=3: vCPU 0 is running user code, so its CR3 maps that process as well as the kernel
+  if answer "regs$attempt" | grep -q 'CPL=3'; then found=1; break; fi
   qmp '"cont"' "cont$attempt" >/dev/null
   sleep 0.3
 done
@@ -155,19 +163,42 @@ answers="$out/answers.txt"
   echo "cr4 0x$cr4"
 } > "$answers"
 
+# The direct map, vmemmap and vmalloc bases (randomised by KASLR): read the kernel's variables through QEMU.
+kvars=$(tr -d '\r' < "$serial" | sed -n 's/^KVAR \([a-z_]*\) \([0-9a-f]\{16\}\)$/\1 \2/p')
+extra=
+while read -r name addr; do
+  [ -n "$name" ] || continue
+  hmp "x /1gx 0x$addr" "kvar_$name"; wait_answers
+  base=$(answer "kvar_$name" | sed -n 's/^[0-9a-f]*: *0x\([0-9a-f]*\).*/\1/p' | head -1)
+  [ -n "$base" ] || continue
+  echo "kvar $name 0x$base" >> "$answers"
+  case "$name" in
+    page_offset_base) extra+="$(printf '%016x %016x' $((16#$base)) $((16#$base + 0x8000000)))"$'\n' ;;
+    vmemmap_base) extra+="$(printf '%016x %016x' $((16#$base)) $((16#$base + 0x200000)))"$'\n' ;;
+    vmalloc_base) extra+="$(printf '%016x %016x' $((16#$base)) $((16#$base + 0x10000000)))"$'\n' ;;
+  esac
+done <<< "$kvars"
+
 # Sample addresses from each mapped range: start, end, and a few spread inside.
 addresses=()
-ranges=$(printf '%s\n' "$mem" | sed -n 's/^\([0-9a-f]\{16\}\)-\([0-9a-f]\{16\}\) .*/\1 \2/p')
+ranges=$( { printf '%s\n' "$mem" | sed -n 's/^\([0-9a-f]\{16\}\)-\([0-9a-f]\{16\}\) .*/\1 \2/p'
+  # the guest's own list: kernel symbols (as one-page ranges) and user mappings
+  tr -d '\r' < "$serial" | sed -n 's/^KSYM \([0-9a-f]\{16\}\)$/\1/p' | sort -u | while read -r k; do printf '%s %016x\n' "$k" $(( (16#$k & ~0xfff) + 0x1000 )); done
+  printf '%s' "$extra"
+  tr -d '\r' < "$serial" | sed -n 's/^UMAP \([0-9a-f]*\) \([0-9a-f]*\)$/\1 \2/p' | sort -u | while read -r a b; do printf '%016x %016x\n' $((16#$a)) $((16#$b)); done
+  } )
 nranges=$(printf '%s\n' "$ranges" | grep -c . || true)
-step=$(( nranges / 120 + 1 ))
+nmem=$(printf '%s\n' "$mem" | grep -cE '^[0-9a-f]{16}-' || true)
+step=$(( nmem / 100 + 1 ))
 i=0
 prev_end=
 while read -r start end; do
   [ -n "$start" ] || continue
   s=$((16#$start)); e=$((16#$end))
-  if (( i % step == 0 )) || (( s >= 0 && s < 0x0000800000000000 )); then
+  # every user range and every guest-listed range (symbols, direct map...); a sample of "info mem"
+  if (( i % step == 0 )) || (( s >= 0 && s < 0x0000800000000000 )) || (( i >= nmem )); then
     size=$(( e - s ))
-    addresses+=("$s" "$(( e - 32 ))")
+    addresses+=("$(( s & ~31 ))" "$(( (e - 32) & ~31 ))")
     for k in 1 2 3 4 5; do
       off=$(( (size / 6) * k + (k * 0x1238) ))
       (( off < size - 32 && off > 0 )) && addresses+=("$(( (s + off) & ~31 ))")
