@@ -271,7 +271,7 @@ public sealed class FormatTests
         if (edit.StartsWith("xenpages=", StringComparison.Ordinal))
         {
             // the header note's page count
-            int at = b.AsSpan().IndexOf([4, 0, 0, 0, 32, 0, 0, 0, 1, 0, 0, 2, (byte)'X', (byte)'e', (byte)'n', 0]) + 16 + 16;
+            int at = b.AsSpan().IndexOf((ReadOnlySpan<byte>)[4, 0, 0, 0, 32, 0, 0, 0, 1, 0, 0, 2, (byte)'X', (byte)'e', (byte)'n', 0]) + 16 + 16;
             BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan(at), ulong.Parse(edit[9..], System.Globalization.CultureInfo.InvariantCulture));
             return b;
         }
