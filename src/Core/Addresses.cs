@@ -90,6 +90,17 @@ public static class AddressParser
         return v;
     }
 
+    internal static ushort ParseUInt16(string text, string what)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        if (!TryParse(text, out ulong v) || v > ushort.MaxValue)
+        {
+            throw new FormatException($"'{text}' is not a valid {what}: use a number from 0 to 65535 (decimal, or 0x-prefixed hexadecimal).");
+        }
+
+        return (ushort)v;
+    }
+
     internal static string Format(ulong value, string? format, IFormatProvider? provider)
     {
         if (string.IsNullOrEmpty(format))
@@ -179,19 +190,41 @@ public readonly record struct Va(ulong Value) : IComparable<Va>, IFormattable, I
 }
 
 /// <summary>A virtual CPU index.</summary>
-public readonly record struct VcpuId(ushort Value) : IComparable<VcpuId>, IFormattable
+public readonly record struct VcpuId(ushort Value) : IComparable<VcpuId>, IFormattable, ISpanParsable<VcpuId>
 {
     public static implicit operator VcpuId(ushort value) => new(value);
+    public static VcpuId Parse(string s) => new(AddressParser.ParseUInt16(s, "vCPU number"));
+    public static VcpuId Parse(string s, IFormatProvider? provider) => Parse(s);
+    public static VcpuId Parse(ReadOnlySpan<char> s, IFormatProvider? provider) => Parse(s.ToString());
+    public static bool TryParse([NotNullWhen(true)] string? s, IFormatProvider? provider, out VcpuId result) => TryParse(s.AsSpan(), provider, out result);
+    public static bool TryParse(ReadOnlySpan<char> s, IFormatProvider? provider, out VcpuId result)
+    {
+        bool ok = AddressParser.TryParse(s, out ulong v) && v <= ushort.MaxValue;
+        result = ok ? new VcpuId((ushort)v) : default;
+        return ok;
+    }
+
     public int CompareTo(VcpuId other) => Value.CompareTo(other.Value);
     public override string ToString() => Value.ToString(CultureInfo.InvariantCulture);
     public string ToString(string? format, IFormatProvider? formatProvider) => Value.ToString(format, formatProvider ?? CultureInfo.InvariantCulture);
 }
 
 /// <summary>An altp2m view (Xen) or an equivalent second-level address-space view. View 0 is the host's default view.</summary>
-public readonly record struct View(ushort Value) : IComparable<View>, IFormattable
+public readonly record struct View(ushort Value) : IComparable<View>, IFormattable, ISpanParsable<View>
 {
     public static View Default => default;
     public static implicit operator View(ushort value) => new(value);
+    public static View Parse(string s) => new(AddressParser.ParseUInt16(s, "view number"));
+    public static View Parse(string s, IFormatProvider? provider) => Parse(s);
+    public static View Parse(ReadOnlySpan<char> s, IFormatProvider? provider) => Parse(s.ToString());
+    public static bool TryParse([NotNullWhen(true)] string? s, IFormatProvider? provider, out View result) => TryParse(s.AsSpan(), provider, out result);
+    public static bool TryParse(ReadOnlySpan<char> s, IFormatProvider? provider, out View result)
+    {
+        bool ok = AddressParser.TryParse(s, out ulong v) && v <= ushort.MaxValue;
+        result = ok ? new View((ushort)v) : default;
+        return ok;
+    }
+
     public int CompareTo(View other) => Value.CompareTo(other.Value);
     public override string ToString() => Value.ToString(CultureInfo.InvariantCulture);
     public string ToString(string? format, IFormatProvider? formatProvider) => Value.ToString(format, formatProvider ?? CultureInfo.InvariantCulture);

@@ -106,18 +106,35 @@ public readonly record struct EventMonitor(MonitorKind Kind, uint Parameter = 0)
             return false;
         }
 
-        if (Enum.TryParse(head, ignoreCase: true, out ControlRegister cr) && !char.IsDigit(head[0]))
+        // Names only: Enum.TryParse would also take numbers ("+5") and comma lists ("Cr0,Cr3" = Cr3).
+        if (TryName(head, out ControlRegister cr))
         {
             monitor = ControlRegisterWrite(cr);
             return true;
         }
 
-        if (Enum.TryParse(head, ignoreCase: true, out MonitorKind kind) && !char.IsDigit(head[0]) && kind is not (MonitorKind.ControlRegister or MonitorKind.Msr))
+        if (TryName(head, out MonitorKind kind) && kind is not (MonitorKind.ControlRegister or MonitorKind.Msr))
         {
             monitor = new EventMonitor(kind);
             return true;
         }
 
+        return false;
+    }
+
+    private static bool TryName<TEnum>(string name, out TEnum value)
+        where TEnum : struct, Enum
+    {
+        foreach (TEnum candidate in Enum.GetValues<TEnum>())
+        {
+            if (string.Equals(candidate.ToString(), name, StringComparison.OrdinalIgnoreCase))
+            {
+                value = candidate;
+                return true;
+            }
+        }
+
+        value = default;
         return false;
     }
 

@@ -57,8 +57,12 @@ public sealed class GfnNotPresentException(Gfn gfn, string? detail = null)
 }
 
 public sealed class NonCanonicalAddressException(Va va, PagingMode mode)
-    : VmiException($"{va} is not a canonical address in {mode} paging: bits above bit {Amd64.VirtualAddressWidth(mode) - 1} must all equal that bit (did you mean {Amd64.Canonicalize(va, mode)}?).")
+    : VmiException(Describe(va, mode))
 {
+    private static string Describe(Va va, PagingMode mode) => Amd64.VirtualAddressWidth(mode) == 32
+        ? $"{va} is not an address in {mode} paging: linear addresses are 32-bit, so bits 63..32 must be zero."
+        : $"{va} is not a canonical address in {mode} paging: bits above bit {Amd64.VirtualAddressWidth(mode) - 1} must all equal that bit (did you mean {Amd64.Canonicalize(va, mode)}?).";
+
     public Va Va { get; } = va;
 
     public PagingMode Mode { get; } = mode;

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace Vmi.Core;
 
@@ -10,7 +11,9 @@ public sealed record CacheStatistics(string Name, bool Enabled, int Capacity, in
 
 /// <summary>
 /// A least-recently-used cache with a fixed budget and counters. Nodes live in arrays (no allocation per
-/// entry); the most recently used entry is checked first, so repeated hits on one key cost one compare.
+/// entry); the most recently used entry is checked first, so repeated hits on one key cost one compare,
+/// and then a small direct-mapped table of hints (key hash to slot), so the handful of keys a page walk
+/// touches are found without hashing into the dictionary. Hints never outlive their entry.
 /// Not thread-safe: <see cref="VmiCore"/> is used by one thread at a time.
 /// </summary>
 internal sealed class LruCache<TKey, TValue>
@@ -26,10 +29,15 @@ internal sealed class LruCache<TKey, TValue>
     private int _tail = -1; // least recently used
     private int _free = -1; // free list through _next
     private int _used;      // slots ever handed out
+    private const int HintCount = 256;
+    private readonly int[] _hints = new int[HintCount]; // slot + 1 of a live entry whose key hashes here; 0 = none
+
+    /// <summary>The largest budget a cache takes (16 Mi entries: 64 GiB of mapped pages).</summary>
+    public const int MaxCapacity = 1 << 24;
 
     public LruCache(string name, int capacity, Action<TValue>? onRemove = null)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
+        CheckCapacity(capacity);
         Name = name;
         _onRemove = onRemove;
         Capacity = capacity;
@@ -55,6 +63,9 @@ internal sealed class LruCache<TKey, TValue>
     public CacheStatistics Statistics(bool enabled) => new(Name, enabled, Capacity, Count, Hits, Misses, Evictions);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int HintIndex(in TKey key) => key.GetHashCode() & (HintCount - 1);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryGet(in TKey key, out TValue value)
     {
         int h = _head;
@@ -70,9 +81,12 @@ internal sealed class LruCache<TKey, TValue>
 
     private bool TryGetSlow(in TKey key, out TValue value)
     {
-        if (_map.TryGetValue(key, out int i))
+        ref int hint = ref _hints[HintIndex(key)];
+        int i = hint - 1;
+        if ((i >= 0 && _keys[i].Equals(key)) || _map.TryGetValue(key, out i))
         {
             Hits++;
+            hint = i + 1;
             MoveToHead(i);
             value = _values[i];
             return true;
@@ -131,7 +145,66 @@ internal sealed class LruCache<TKey, TValue>
             _tail = slot;
         }
 
-        _map[key] = slot;
+        _map.Add(key, slot);
+        _hints[HintIndex(key)] = slot + 1;
+    }
+
+    /// <summary>
+    /// Adds <paramref name="key"/>, which the caller knows is not cached (it just missed): one hash lookup fewer
+    /// than <see cref="Add"/>. Should the key be cached after all, its value is replaced (after a needless eviction).
+    /// </summary>
+    public void AddNew(in TKey key, TValue value)
+    {
+        if (_map.Count >= Capacity)
+        {
+            Evictions++;
+            RemoveAt(_tail);
+        }
+
+        ref int mapped = ref CollectionsMarshal.GetValueRefOrAddDefault(_map, key, out bool exists);
+        if (exists)
+        {
+            // Not new after all: replace, as Add would.
+            int i = mapped;
+            TValue old = _values[i];
+            _values[i] = value;
+            MoveToHead(i);
+            if (!ReferenceEquals(old, value))
+            {
+                _onRemove?.Invoke(old);
+            }
+
+            return;
+        }
+
+        int slot;
+        if (_free >= 0)
+        {
+            slot = _free;
+            _free = _next[slot];
+        }
+        else
+        {
+            slot = _used++;
+        }
+
+        mapped = slot;
+        _keys[slot] = key;
+        _values[slot] = value;
+        _prev[slot] = -1;
+        _next[slot] = _head;
+        if (_head >= 0)
+        {
+            _prev[_head] = slot;
+        }
+
+        _head = slot;
+        if (_tail < 0)
+        {
+            _tail = slot;
+        }
+
+        _hints[HintIndex(key)] = slot + 1;
     }
 
     public bool Remove(in TKey key)
@@ -178,6 +251,7 @@ internal sealed class LruCache<TKey, TValue>
         _map.Clear();
         Array.Clear(_keys);
         Array.Clear(_values);
+        Array.Clear(_hints);
         _head = _tail = _free = -1;
         _used = 0;
     }
@@ -190,7 +264,7 @@ internal sealed class LruCache<TKey, TValue>
     /// <summary>Changes the budget; when shrinking, the least recently used entries go (counted as evictions).</summary>
     public void Resize(int capacity)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
+        CheckCapacity(capacity);
         var order = new List<(TKey Key, TValue Value)>(_map.Count);
         for (int i = _tail; i >= 0; i = _prev[i])
         {
@@ -206,6 +280,7 @@ internal sealed class LruCache<TKey, TValue>
 
         _map.Clear();
         _map.EnsureCapacity(capacity);
+        Array.Clear(_hints);
         Capacity = capacity;
         _keys = new TKey[capacity];
         _values = new TValue[capacity];
@@ -217,6 +292,27 @@ internal sealed class LruCache<TKey, TValue>
         {
             Add(order[i].Key, order[i].Value);
         }
+    }
+
+    private static void CheckCapacity(int capacity)
+    {
+        if (capacity is < 1 or > MaxCapacity)
+        {
+            throw new ArgumentOutOfRangeException(nameof(capacity), capacity, $"A cache holds from 1 to {MaxCapacity} entries.");
+        }
+    }
+
+    /// <summary>The value of <paramref name="key"/> if cached, without counting a hit or a miss and without changing the order.</summary>
+    public bool TryPeek(in TKey key, out TValue value)
+    {
+        if (_map.TryGetValue(key, out int i))
+        {
+            value = _values[i];
+            return true;
+        }
+
+        value = default!;
+        return false;
     }
 
     /// <summary>Keys from most to least recently used (for tests and diagnostics).</summary>
@@ -231,6 +327,12 @@ internal sealed class LruCache<TKey, TValue>
     private void RemoveAt(int i)
     {
         TValue value = _values[i];
+        ref int hint = ref _hints[HintIndex(_keys[i])];
+        if (hint == i + 1)
+        {
+            hint = 0;
+        }
+
         _map.Remove(_keys[i]);
         Unlink(i);
         _keys[i] = default;

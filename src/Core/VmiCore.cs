@@ -61,9 +61,12 @@ public sealed class VmiCore : IDisposable
         _read = driver as IVmiRead;
         _write = driver as IVmiWrite;
         Info = driver.Info;
-        if (Info.PageSize != 1u << Info.PageShift || Info.PageShift < 12)
+        if (Info.PageSize != Amd64.PageSize || Info.PageShift != Amd64.PageShift)
         {
-            throw new ArgumentException($"The {driver.Name} driver reports page size {Info.PageSize} with shift {Info.PageShift}; they disagree.", nameof(driver));
+            // Translation works in 4 KiB pages; caches keyed by another page size would mix translations up.
+            throw new ArgumentException(
+                $"The {driver.Name} driver reports pages of {Info.PageSize} bytes (shift {Info.PageShift}); AMD64 guests have {Amd64.PageSize}-byte pages (shift {Amd64.PageShift}). Fix the driver's VmiInfo.",
+                nameof(driver));
         }
 
         _pageShift = Info.PageShift;
@@ -79,10 +82,35 @@ public sealed class VmiCore : IDisposable
     public uint PageSize => Info.PageSize;
 
     /// <summary>Where diagnostics go that must not throw (a failed resume in a pause guard). Defaults to <see cref="Trace"/>.</summary>
-    public Action<string> Log { get; set; } = static m => Trace.WriteLine(m, "Vmi");
+    public Action<string> Log
+    {
+        get => _log;
+        set => _log = value ?? throw new ArgumentNullException(nameof(value), "Give a log action; use _ => { } to discard messages.");
+    }
+
+    private Action<string> _log = static m => Trace.WriteLine(m, "Vmi");
 
     /// <summary>The guest's physical-address width (MAXPHYADDR); entry bits above it are reserved.</summary>
-    public int PhysicalAddressWidth { get; set; } = Amd64.MaxPhysicalAddressWidth;
+    /// <remarks>Between 32 and 52 bits. Changing it drops the cached translations made under the old width.</remarks>
+    public int PhysicalAddressWidth
+    {
+        get => _physicalAddressWidth;
+        set
+        {
+            if (value is < 32 or > Amd64.MaxPhysicalAddressWidth)
+            {
+                throw new ArgumentOutOfRangeException(nameof(value), value, $"A physical-address width (MAXPHYADDR, CPUID 0x80000008 EAX[7:0]) is from 32 to {Amd64.MaxPhysicalAddressWidth} bits.");
+            }
+
+            if (value != _physicalAddressWidth)
+            {
+                _physicalAddressWidth = value;
+                FlushV2PCache();
+            }
+        }
+    }
+
+    private int _physicalAddressWidth = Amd64.MaxPhysicalAddressWidth;
 
     /// <summary>The session-wide byte limit of string reads.</summary>
     public int StringLimit
@@ -215,7 +243,7 @@ public sealed class VmiCore : IDisposable
 
         if (_pagesEnabled)
         {
-            _pages.Add(gfn, page);
+            _pages.AddNew(gfn, page);
         }
         else
         {
@@ -247,7 +275,22 @@ public sealed class VmiCore : IDisposable
 
     // ---------------------------------------------------------------- translation
 
-    private readonly record struct V2PKey(ulong Root, ulong Page, PagingMode Mode);
+    private readonly struct V2PKey(ulong root, ulong page, PagingMode mode) : IEquatable<V2PKey>
+    {
+        private readonly ulong _root = root;
+        private readonly ulong _pageAndMode = page | (ulong)mode; // the page's offset bits are zero: the mode fits there
+
+        public bool Equals(V2PKey other) => _pageAndMode == other._pageAndMode && _root == other._root;
+
+        public override bool Equals(object? obj) => obj is V2PKey k && Equals(k);
+
+        public override int GetHashCode()
+        {
+            // Pages of one address space differ in bits 12 and up; fold them down, mixing in the root.
+            ulong h = (_pageAndMode >> 12) ^ (_pageAndMode << 52) ^ (_root * 0x9E37_79B9_7F4A_7C15UL);
+            return (int)h ^ (int)(h >> 32);
+        }
+    }
 
     private struct TableReader(VmiCore core) : IPageTableReader
     {
@@ -291,19 +334,45 @@ public sealed class VmiCore : IDisposable
         PagingMode mode = ctx.Mode ?? PagingMode;
         ulong page = ctx.Va.Value & ~_pageMask;
         var key = new V2PKey(ctx.Root.Value, page, mode);
-        if (_v2pEnabled && _v2p.TryGet(key, out ulong paPage))
+        if (_v2pEnabled && _v2p.TryGet(key, out ulong packed))
         {
-            return new TranslationResult(new Pa(paPage | (ctx.Va.Value & _pageMask)), PageSizeKind.Size4K, PageEntryFlags.Present, WalkFaultKind.None, PagingLevel.None);
+            return Unpack(packed, ctx.Va.Value & _pageMask);
         }
 
         var reader = new TableReader(this);
         TranslationResult r = Amd64.Translate(ref reader, mode, ctx.Root, ctx.Va, PhysicalAddressWidth);
         if (r.Success && _v2pEnabled)
         {
-            _v2p.Add(key, r.Pa.Value & ~_pageMask);
+            _v2p.AddNew(key, Pack(r, _pageMask));
         }
 
         return r;
+    }
+
+    // A cached translation is one ulong: the frame's address in bits 63..12, and in the (always zero)
+    // offset bits the page size (bits 11..10), NoExecute (bit 9) and the entry flags Present..Global (bits 8..0).
+    // So a hit answers with the same flags and page size as the walk that filled it.
+    private const ulong PackedFlagBits = 0x1FF;
+    private const int PackedNxBit = 9;
+    private const int PackedSizeShift = 10;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong Pack(in TranslationResult r, ulong pageMask) =>
+        (r.Pa.Value & ~pageMask)
+        | ((ulong)r.Flags & PackedFlagBits)
+        | ((r.Flags & PageEntryFlags.NoExecute) != 0 ? 1UL << PackedNxBit : 0)
+        | ((ulong)r.PageSize << PackedSizeShift);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TranslationResult Unpack(ulong packed, ulong offset)
+    {
+        var flags = (PageEntryFlags)(packed & PackedFlagBits);
+        if ((packed & (1UL << PackedNxBit)) != 0)
+        {
+            flags |= PageEntryFlags.NoExecute;
+        }
+
+        return new TranslationResult(new Pa((packed & ~Amd64.PageMask) | offset), (PageSizeKind)((packed >> PackedSizeShift) & 3), flags, WalkFaultKind.None, PagingLevel.None);
     }
 
     /// <summary>Translates a virtual address; throws <see cref="PageFaultException"/> or <see cref="NonCanonicalAddressException"/>.</summary>
@@ -539,75 +608,118 @@ public sealed class VmiCore : IDisposable
     }
 
     /// <summary>A NUL-terminated UTF-8 string of at most <paramref name="limit"/> bytes (default: <see cref="StringLimit"/>).</summary>
-    public string ReadString(AccessContext ctx, int? limit = null) => ReadString(ctx, limit, out _);
+    public string ReadString(AccessContext ctx, int? limit = null) => ReadTerminated(ctx, limit, wide: false, out _);
 
-    /// <summary>As <see cref="ReadString(AccessContext, int?)"/>; <paramref name="truncated"/> says the limit came before a NUL.</summary>
-    public string ReadString(AccessContext ctx, int? limit, out bool truncated)
-    {
-        byte[] rented = ReadTerminated(ctx, limit, 1, out int length, out truncated);
-        try
-        {
-            return Encoding.UTF8.GetString(rented, 0, length);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(rented);
-        }
-    }
+    /// <summary>As <see cref="ReadString(AccessContext, int?)"/>; <paramref name="truncated"/> says the limit (or the end of the address space) came before a NUL.</summary>
+    public string ReadString(AccessContext ctx, int? limit, out bool truncated) => ReadTerminated(ctx, limit, wide: false, out truncated);
 
     /// <summary>A NUL-terminated UTF-16LE string of at most <paramref name="limit"/> bytes (default: <see cref="StringLimit"/>).</summary>
-    public string ReadWString(AccessContext ctx, int? limit = null) => ReadWString(ctx, limit, out _);
+    public string ReadWString(AccessContext ctx, int? limit = null) => ReadTerminated(ctx, limit, wide: true, out _);
 
-    public string ReadWString(AccessContext ctx, int? limit, out bool truncated)
+    public string ReadWString(AccessContext ctx, int? limit, out bool truncated) => ReadTerminated(ctx, limit, wide: true, out truncated);
+
+    /// <summary>The bytes of the page holding <paramref name="address"/>; throws as a strict read does when it cannot be read.</summary>
+    private ReadOnlySpan<byte> PageAt(in AccessContext ctx, ulong address)
     {
-        byte[] rented = ReadTerminated(ctx, limit, 2, out int length, out truncated);
-        try
+        bool translated = TryResolve(ctx, address, out ulong pa, out TranslationResult fault);
+        if (translated && TryGetPage(pa >> _pageShift, out MappedPage? page))
         {
-            return Encoding.Unicode.GetString(rented, 0, length & ~1);
+            return page.Span;
         }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(rented);
-        }
+
+        ThrowUnreadable(ctx, address, pa, fault, translated);
+        return default;
     }
 
-    /// <summary>Reads page by page until a terminator of <paramref name="unit"/> zero bytes (aligned to the start) or the limit; never past the limit.</summary>
-    private byte[] ReadTerminated(AccessContext ctx, int? limit, int unit, out int length, out bool truncated)
+    /// <summary>Index of the first terminator (a zero byte, or a zero UTF-16 unit aligned to the span's start), or -1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int FindTerminator(ReadOnlySpan<byte> span, bool wide)
+    {
+        if (!wide)
+        {
+            return span.IndexOf((byte)0);
+        }
+
+        int i = MemoryMarshal.Cast<byte, char>(span[..(span.Length & ~1)]).IndexOf('\0');
+        return i < 0 ? -1 : i * 2;
+    }
+
+    private static string Decode(ReadOnlySpan<byte> bytes, bool wide) =>
+        wide ? Encoding.Unicode.GetString(bytes[..(bytes.Length & ~1)]) : Encoding.UTF8.GetString(bytes);
+
+    /// <summary>
+    /// Reads page by page until a terminator or the limit, never past the limit (nor past the end of the
+    /// address space). A string inside one page is decoded straight from the cached page, with no copy;
+    /// a longer one is gathered in a pooled buffer that grows with the string, not with the limit.
+    /// </summary>
+    private string ReadTerminated(in AccessContext ctx, int? limit, bool wide, out bool truncated)
     {
         int max = limit ?? _stringLimit;
-        ArgumentOutOfRangeException.ThrowIfLessThan(max, 0, nameof(limit));
-        CheckRange(ctx.Address, max);
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(Math.Max(max, 16));
+        ArgumentOutOfRangeException.ThrowIfNegative(max, nameof(limit));
+        ulong room = 0UL - ctx.Address; // bytes to the end of the address space (0: all of it)
+        if (room != 0 && room < (ulong)max)
+        {
+            max = (int)room;
+        }
+
+        int pageSize = (int)Info.PageSize;
+        byte[]? buffer = null;
         try
         {
             int done = 0;
-            int scanned = 0; // bytes already checked for a terminator (a multiple of unit)
+            int scanned = 0; // bytes of buffer already searched (a multiple of the unit)
             while (done < max)
             {
                 ulong address = ctx.Address + (ulong)done;
                 int offset = (int)(address & _pageMask);
-                int chunk = Math.Min((int)Info.PageSize - offset, max - done);
-                Read(ctx.WithAddress(address), buffer.AsSpan(done, chunk));
-                done += chunk;
-                for (; scanned + unit <= done; scanned += unit)
+                int chunk = Math.Min(pageSize - offset, max - done);
+                ReadOnlySpan<byte> src = PageAt(ctx, address).Slice(offset, chunk);
+                if (buffer is null)
                 {
-                    if (buffer[scanned] == 0 && (unit == 1 || buffer[scanned + 1] == 0))
+                    int end = FindTerminator(src, wide);
+                    if (end >= 0 || chunk == max)
                     {
-                        length = scanned;
-                        truncated = false;
-                        return buffer;
+                        truncated = end < 0;
+                        return Decode(end >= 0 ? src[..end] : src, wide);
                     }
+
+                    buffer = ArrayPool<byte>.Shared.Rent(Math.Min(max, 2 * pageSize));
+                    src.CopyTo(buffer);
+                    done = chunk;
+                    scanned = wide ? chunk & ~1 : chunk;
+                    continue;
                 }
+
+                if (buffer.Length - done < chunk)
+                {
+                    byte[] bigger = ArrayPool<byte>.Shared.Rent((int)Math.Min((long)max, Math.Max((long)buffer.Length * 2, (long)done + chunk)));
+                    buffer.AsSpan(0, done).CopyTo(bigger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = bigger;
+                }
+
+                src.CopyTo(buffer.AsSpan(done));
+                done += chunk;
+                int span = wide ? (done - scanned) & ~1 : done - scanned;
+                int found = FindTerminator(buffer.AsSpan(scanned, span), wide);
+                if (found >= 0)
+                {
+                    truncated = false;
+                    return Decode(buffer.AsSpan(0, scanned + found), wide);
+                }
+
+                scanned += span;
             }
 
-            length = done;
             truncated = true;
-            return buffer;
+            return buffer is null ? string.Empty : Decode(buffer.AsSpan(0, done), wide);
         }
-        catch
+        finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
-            throw;
+            if (buffer is not null)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
         }
     }
 
@@ -616,6 +728,7 @@ public sealed class VmiCore : IDisposable
     /// <summary>Writes across any number of pages. Every page is translated before anything is written.</summary>
     public void Write(AccessContext ctx, ReadOnlySpan<byte> data)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         IVmiWrite write = _write ?? throw new CapabilityNotSupportedException(_driver.Name, VmiCapability.Write);
         CheckRange(ctx.Address, data.Length);
 
@@ -663,7 +776,7 @@ public sealed class VmiCore : IDisposable
     /// <summary>Keeps the caches coherent after a write to <paramref name="gfn"/>.</summary>
     private void AfterWrite(ulong gfn)
     {
-        if (_pages.TryGet(gfn, out MappedPage? page) && !page.IsLive)
+        if (_pages.TryPeek(gfn, out MappedPage? page) && !page.IsLive)
         {
             _pages.Remove(gfn);
         }
@@ -898,9 +1011,16 @@ public sealed class VmiPauseGuard : IDisposable
         }
 #pragma warning disable CA1031 // a guard must not throw from Dispose; the failure is logged
         catch (Exception e)
-#pragma warning restore CA1031
         {
-            _log($"Resuming the guest failed: {e.Message}");
+            try
+            {
+                _log($"Resuming the guest failed: {e.Message}");
+            }
+            catch (Exception)
+            {
+                // A broken log must not turn a logged failure into a thrown one.
+            }
         }
+#pragma warning restore CA1031
     }
 }

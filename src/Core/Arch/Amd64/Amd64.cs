@@ -204,12 +204,14 @@ public static class Amd64
             }
 
             flags = Accumulate(flags, entry);
-            bool large = (entry & 0x80) != 0;
-            if (large && (level == 5 || level == 4))
+            bool ps = (entry & 0x80) != 0;
+            if (ps && level >= 4)
             {
                 // PS is reserved in PML5E and PML4E.
                 return TranslationResult.Failed(WalkFaultKind.ReservedBit, (PagingLevel)level);
             }
+
+            bool large = ps && level > 1; // bit 7 of a PTE is PAT
 
             if (level == 1 || large)
             {
@@ -226,7 +228,7 @@ public static class Amd64
                 }
 
                 PageSizeKind size = level switch { 3 => PageSizeKind.Size1G, 2 => PageSizeKind.Size2M, _ => PageSizeKind.Size4K };
-                PageEntryFlags leaf = flags | (EntryFlags(entry) & (PageEntryFlags.Present | PageEntryFlags.Accessed | PageEntryFlags.Dirty | PageEntryFlags.Global | PageEntryFlags.LargePage | PageEntryFlags.WriteThrough | PageEntryFlags.CacheDisable));
+                PageEntryFlags leaf = flags | LeafFlags(entry, large);
                 return new TranslationResult(new Pa(frame | (va.Value & (pageBytes - 1))), size, leaf, WalkFaultKind.None, PagingLevel.None);
             }
 
@@ -245,7 +247,9 @@ public static class Amd64
         }
 
         ulong frameMask = FrameMask(paWidth);
-        ulong reservedHigh = ReservedHighMask(paWidth);
+
+        // PAE has no ignored high bits: 62..MAXPHYADDR are reserved in every entry (63 is XD, reserved in a PDPTE).
+        ulong reservedHigh = (1UL << 63) - 1 & ~((1UL << Math.Clamp(paWidth, 32, MaxPhysicalAddressWidth)) - 1);
 
         // The PDPT: four 8-byte entries at CR3[31:5].
         ulong pdpt = root.Value & 0xFFFF_FFE0UL;
@@ -262,7 +266,7 @@ public static class Amd64
             return TranslationResult.Failed(WalkFaultKind.NotPresent, PagingLevel.Pdpt);
         }
 
-        // PDPTE bits 1-2, 5-8 and 63 are reserved in PAE mode, as are bits above MAXPHYADDR.
+        // PDPTE bits 1-2, 5-8 and 63 are reserved in PAE mode, as are bits 62..MAXPHYADDR.
         if ((pdpte & (0x1E6UL | (1UL << 63) | reservedHigh)) != 0)
         {
             return TranslationResult.Failed(WalkFaultKind.ReservedBit, PagingLevel.Pdpt);
@@ -302,7 +306,7 @@ public static class Amd64
                 }
 
                 ulong frame = entry & frameMask & ~(pageBytes - 1);
-                PageEntryFlags leaf = flags | (EntryFlags(entry) & (PageEntryFlags.Present | PageEntryFlags.Accessed | PageEntryFlags.Dirty | PageEntryFlags.Global | PageEntryFlags.LargePage | PageEntryFlags.WriteThrough | PageEntryFlags.CacheDisable));
+                PageEntryFlags leaf = flags | LeafFlags(entry, large);
                 return new TranslationResult(new Pa(frame | (va.Value & (pageBytes - 1))), large ? PageSizeKind.Size2M : PageSizeKind.Size4K, leaf, WalkFaultKind.None, PagingLevel.None);
             }
 
@@ -336,7 +340,6 @@ public static class Amd64
         }
 
         PageEntryFlags flags = Accumulate(PageEntryFlags.Writable | PageEntryFlags.User, pde);
-        const PageEntryFlags leafBits = PageEntryFlags.Present | PageEntryFlags.Accessed | PageEntryFlags.Dirty | PageEntryFlags.Global | PageEntryFlags.LargePage | PageEntryFlags.WriteThrough | PageEntryFlags.CacheDisable;
         if ((pde & 0x80) != 0)
         {
             // 4 MiB page (PSE); PSE-36 puts physical bits 39:32 in PDE bits 20:13. Bit 21 is reserved.
@@ -348,7 +351,7 @@ public static class Amd64
             }
 
             ulong pa4m = (pde & 0xFFC0_0000UL) | high | (address & 0x3F_FFFFUL);
-            return new TranslationResult(new Pa(pa4m), PageSizeKind.Size4M, flags | (EntryFlags(pde) & leafBits), WalkFaultKind.None, PagingLevel.None);
+            return new TranslationResult(new Pa(pa4m), PageSizeKind.Size4M, flags | LeafFlags(pde, large: true), WalkFaultKind.None, PagingLevel.None);
         }
 
         ulong pt = pde & 0xFFFF_F000UL;
@@ -367,7 +370,19 @@ public static class Amd64
 
         flags = Accumulate(flags, pte);
         ulong pa = (pte & 0xFFFF_F000UL) | (address & 0xFFFUL);
-        return new TranslationResult(new Pa(pa), PageSizeKind.Size4K, flags | (EntryFlags(pte) & leafBits), WalkFaultKind.None, PagingLevel.None);
+        return new TranslationResult(new Pa(pa), PageSizeKind.Size4K, flags | LeafFlags(pte, large: false), WalkFaultKind.None, PagingLevel.None);
+    }
+
+    /// <summary>
+    /// The flags the entry that maps the page contributes: present, caching, accessed, dirty, global, and
+    /// LargePage only for a page larger than 4 KiB (bit 7 of a PTE is PAT, not PS).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static PageEntryFlags LeafFlags(ulong entry, bool large)
+    {
+        const PageEntryFlags leafBits = PageEntryFlags.Present | PageEntryFlags.Accessed | PageEntryFlags.Dirty | PageEntryFlags.Global | PageEntryFlags.WriteThrough | PageEntryFlags.CacheDisable;
+        PageEntryFlags f = (PageEntryFlags)(entry & 0x1FF) & leafBits;
+        return large ? f | PageEntryFlags.LargePage : f;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -1,0 +1,45 @@
+@{
+    RootModule           = 'Vmi.PowerShell.dll'
+    ModuleVersion        = '0.1.0'
+    GUID                 = '48f06f3f-8633-46c0-a847-d4db628b9dfe'
+    Author               = 'Vmi.PowerShell contributors'
+    CompanyName          = 'Vmi.PowerShell contributors'
+    Copyright            = '(c) Vmi.PowerShell contributors.'
+    Description          = 'Virtual machine introspection: registers, address translation, memory reads and searches, page-access traps and events of a running Xen guest, a memory image or a built-in mock guest.'
+    PowerShellVersion    = '7.6'
+    CompatiblePSEditions = @('Core')
+    FormatsToProcess     = @('Vmi.Format.ps1xml')
+    TypesToProcess       = @('Vmi.Types.ps1xml')
+    CmdletsToExport      = @(
+        'Clear-VmiCache'
+        'Connect-VmiDomain'
+        'Disable-VmiMonitor'
+        'Disconnect-VmiDomain'
+        'Enable-VmiMonitor'
+        'Find-VmiMemory'
+        'Get-VmiCache'
+        'Get-VmiMemoryAccess'
+        'Get-VmiRegister'
+        'Get-VmiSession'
+        'New-VmiView'
+        'Read-VmiMemory'
+        'Remove-VmiView'
+        'Resolve-VmiAddress'
+        'Resume-VmiDomain'
+        'Set-VmiMemoryAccess'
+        'Set-VmiRegister'
+        'Set-VmiViewGfn'
+        'Suspend-VmiDomain'
+        'Switch-VmiView'
+        'Wait-VmiEvent'
+        'Write-VmiMemory'
+    )
+    FunctionsToExport    = @()
+    AliasesToExport      = @()
+    VariablesToExport    = @()
+    PrivateData          = @{
+        PSData = @{
+            Tags       = @('VMI', 'Introspection', 'Xen', 'Forensics', 'IncidentResponse', 'Memory')
+        }
+    }
+}

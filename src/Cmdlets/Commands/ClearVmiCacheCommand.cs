@@ -1,0 +1,54 @@
+using System.Management.Automation;
+
+namespace Vmi.PowerShell.Commands;
+
+/// <summary>Which cache Clear-VmiCache flushes.</summary>
+public enum VmiCacheKind
+{
+    All,
+    Gfn,
+    V2P,
+}
+
+/// <summary>Flushes the session's caches (after the guest changed memory behind the session's back, for example).</summary>
+[Cmdlet(VerbsCommon.Clear, "VmiCache")]
+[OutputType(typeof(VmiCacheInfo))]
+public sealed class ClearVmiCacheCommand : VmiCmdlet
+{
+    [Parameter(Position = 0)]
+    public VmiCacheKind Cache { get; set; } = VmiCacheKind.All;
+
+    /// <summary>Also set the hit, miss and eviction counters to zero.</summary>
+    [Parameter]
+    public SwitchParameter ResetStatistics { get; set; }
+
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessVmiRecord()
+    {
+        VmiSession session = ActiveSession;
+        session.Use(core =>
+        {
+            if (Cache is VmiCacheKind.All or VmiCacheKind.Gfn)
+            {
+                core.FlushGfnCache();
+            }
+
+            if (Cache is VmiCacheKind.All or VmiCacheKind.V2P)
+            {
+                core.FlushV2PCache();
+            }
+
+            if (ResetStatistics)
+            {
+                core.ResetCacheStatistics();
+            }
+        });
+        if (PassThru)
+        {
+            WriteObject(session.Use(core => new VmiCacheInfo(session, "Gfn", core.GfnCacheStatistics)));
+            WriteObject(session.Use(core => new VmiCacheInfo(session, "V2P", core.V2PCacheStatistics)));
+        }
+    }
+}

@@ -1,0 +1,178 @@
+using System.Globalization;
+using System.Management.Automation;
+using Vmi.Core;
+using Vmi.Core.Arch.Amd64;
+
+namespace Vmi.PowerShell.Commands;
+
+/// <summary>
+/// Reads guest memory: bytes (streamed as records of up to 64 KiB, shown as a hex dump), integers, pointers or strings.
+/// Physical with -Physical; otherwise virtual, translated under -Cr3 or the CR3 of -Vcpu (vCPU 0 by default).
+/// </summary>
+[Cmdlet(VerbsCommunications.Read, "VmiMemory")]
+[OutputType(typeof(VmiMemoryRecord), typeof(byte), typeof(ushort), typeof(uint), typeof(ulong), typeof(VmiPointer), typeof(string))]
+public sealed class ReadVmiMemoryCommand : VmiMemoryCmdlet
+{
+    /// <summary>Bytes per record of a byte read.</summary>
+    public const int ChunkSize = 64 * 1024;
+
+    /// <summary>Bytes read when -Length is not given and -As is Bytes.</summary>
+    public const int DefaultLength = 256;
+
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [Alias("Va", "Pa")]
+    [VmiAddressTransformation]
+    public ulong Address { get; set; }
+
+    /// <summary>Bytes to read (Bytes; default 256), or the byte limit of a string (String, WString). Never taken from piped records.</summary>
+    [Parameter(Position = 1)]
+    [ValidateRange(1, long.MaxValue)]
+    public long Length { get; set; }
+
+    [Parameter]
+    public VmiValueType As { get; set; } = VmiValueType.Bytes;
+
+    /// <summary>Number of consecutive integers or pointers to read.</summary>
+    [Parameter]
+    [ValidateRange(1, int.MaxValue)]
+    public int Count { get; set; } = 1;
+
+    /// <summary>Read through unreadable pages: they come back as zeros and a warning names them.</summary>
+    [Parameter]
+    public SwitchParameter ZeroFill { get; set; }
+
+    protected override void ProcessVmiRecord()
+    {
+        VmiSession session = ActiveSession;
+        bool lengthGiven = MyInvocation.BoundParameters.ContainsKey(nameof(Length));
+        try
+        {
+            switch (As)
+            {
+                case VmiValueType.Bytes:
+                    ReadBytes(session, lengthGiven ? Length : DefaultLength);
+                    break;
+                case VmiValueType.String:
+                case VmiValueType.WString:
+                    ReadString(session, lengthGiven ? Length : null);
+                    break;
+                default:
+                    ReadIntegers(session);
+                    break;
+            }
+        }
+        catch (Exception e) when (IsItemError(e))
+        {
+            WriteVmiError(e, AddressTarget(Address));
+        }
+    }
+
+    private void ReadBytes(VmiSession session, long length)
+    {
+        if (Address + (ulong)(length - 1) < Address)
+        {
+            throw new ArgumentOutOfRangeException(nameof(Length), string.Format(CultureInfo.CurrentCulture, Messages.RangeOverflow, Address, length));
+        }
+
+        var progress = new ProgressReporter(this, 1, Messages.ProgressRead);
+        long done = 0;
+        var unreadable = new List<ulong>();
+        try
+        {
+            while (done < length)
+            {
+                StopToken.ThrowIfCancellationRequested();
+                int chunk = (int)Math.Min(ChunkSize, length - done);
+                ulong address = Address + (ulong)done;
+                byte[] buffer = new byte[chunk];
+                (ulong? cr3, IReadOnlyList<ulong> zeroed) = session.Use(core =>
+                {
+                    AccessContext ctx = Context(core, session, address);
+                    IReadOnlyList<ulong> pages = [];
+                    if (ZeroFill)
+                    {
+                        pages = core.Read(ctx, buffer, ReadMode.ZeroFill).UnreadablePages;
+                    }
+                    else
+                    {
+                        core.Read(ctx, buffer);
+                    }
+
+                    return (ctx.Mechanism.Root?.Value, pages);
+                });
+                unreadable.AddRange(zeroed);
+                WriteObject(new VmiMemoryRecord(session, address, Physical, cr3, buffer, zeroed));
+                done += chunk;
+                progress.Report(((ulong)done, (ulong)length));
+            }
+        }
+        finally
+        {
+            progress.Complete();
+            if (unreadable.Count > 0)
+            {
+                const int shown = 16;
+                string list = string.Join(", ", unreadable.Take(shown).Select(p => "0x" + p.ToString("x", CultureInfo.InvariantCulture)))
+                    + (unreadable.Count > shown ? ", ..." : string.Empty);
+                WriteWarning(string.Format(CultureInfo.CurrentCulture, Messages.ZeroFilled, unreadable.Count, list));
+            }
+        }
+    }
+
+    private void ReadString(VmiSession session, long? limit)
+    {
+        if (limit > int.MaxValue)
+        {
+            throw new ArgumentOutOfRangeException(nameof(Length), string.Format(CultureInfo.CurrentCulture, Messages.LengthTooLarge, As, limit, int.MaxValue));
+        }
+
+        (string text, bool truncated, int used) = session.Use(core =>
+        {
+            AccessContext ctx = Context(core, session, Address);
+            int max = (int?)limit ?? core.StringLimit;
+            string s = As == VmiValueType.String
+                ? core.ReadString(ctx, max, out bool t)
+                : core.ReadWString(ctx, max, out t);
+            return (s, t, max);
+        });
+        if (truncated)
+        {
+            WriteWarning(string.Format(CultureInfo.CurrentCulture,
+                "The string at 0x{0:x} has no terminator within {1} bytes; it was cut there. Give a larger -Length to read further.", Address, used));
+        }
+
+        WriteObject(text);
+    }
+
+    private void ReadIntegers(VmiSession session)
+    {
+        for (int i = 0; i < Count; i++)
+        {
+            StopToken.ThrowIfCancellationRequested();
+            object value = session.Use<object>(core =>
+            {
+                int size = As switch
+                {
+                    VmiValueType.UInt8 => 1,
+                    VmiValueType.UInt16 => 2,
+                    VmiValueType.UInt32 => 4,
+                    VmiValueType.UInt64 => 8,
+                    _ => PointerWidth(core),
+                };
+                ulong address = Address + (ulong)(i * size);
+                AccessContext ctx = Context(core, session, address);
+                return As switch
+                {
+                    VmiValueType.UInt8 => core.ReadU8(ctx),
+                    VmiValueType.UInt16 => core.ReadU16(ctx),
+                    VmiValueType.UInt32 => core.ReadU32(ctx),
+                    VmiValueType.UInt64 => core.ReadU64(ctx),
+                    _ => new VmiPointer(session, address, core.ReadAddress(ctx, size), size, Physical, ctx.Mechanism.Root?.Value),
+                };
+            });
+            WriteObject(value);
+        }
+    }
+
+    internal static int PointerWidth(VmiCore core) => core.PagingMode is PagingMode.Ia32e or PagingMode.Ia32eLa57 ? 8 : 4;
+}

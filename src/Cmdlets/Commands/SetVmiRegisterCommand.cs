@@ -1,0 +1,115 @@
+using System.Collections;
+using System.Globalization;
+using System.Management.Automation;
+using Vmi.Core;
+using Vmi.Core.Arch.Amd64;
+
+namespace Vmi.PowerShell.Commands;
+
+/// <summary>
+/// Sets registers of one vCPU: one (-Name/-Value) or several (-Values @{ Rip = ...; Rax = ... }). Only the named
+/// registers change; the rest are written back as read. High impact: confirms by default.
+/// </summary>
+[Cmdlet(VerbsCommon.Set, "VmiRegister", DefaultParameterSetName = OneSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
+[OutputType(typeof(VmiVcpuRegisters))]
+public sealed class SetVmiRegisterCommand : VmiCmdlet
+{
+    public const string OneSet = "One";
+    public const string ManySet = "Many";
+
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(VmiVcpuCompleter))]
+    public ushort Vcpu { get; set; }
+
+    [Parameter(Mandatory = true, Position = 1, ParameterSetName = OneSet)]
+    [ArgumentCompleter(typeof(VmiRegisterNameCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string? Name { get; set; }
+
+    [Parameter(Mandatory = true, Position = 2, ParameterSetName = OneSet)]
+    [VmiAddressTransformation]
+    public ulong Value { get; set; }
+
+    /// <summary>Registers and their new values.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = ManySet)]
+    [ValidateNotNullOrEmpty]
+    public IDictionary? Values { get; set; }
+
+    /// <summary>Write the vCPU's registers after the change.</summary>
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessVmiRecord()
+    {
+        VmiSession session = ActiveSession;
+        RequireWritable(session, "set registers");
+        var changes = new List<(string Name, ulong Value)>();
+        try
+        {
+            if (ParameterSetName == OneSet)
+            {
+                changes.Add((Name!, Value));
+            }
+            else
+            {
+                foreach (DictionaryEntry entry in Values!)
+                {
+                    string key = LanguagePrimitives.ConvertTo<string>(entry.Key);
+                    if (!VmiAddressTransformationAttribute.TryConvert(entry.Value, out ulong v))
+                    {
+                        throw new ArgumentException(string.Format(CultureInfo.CurrentCulture, Messages.AddressNotUnderstood, entry.Value));
+                    }
+
+                    changes.Add((key, v));
+                }
+            }
+
+            // Check every name before anything changes.
+            var probe = new Registers();
+            foreach ((string name, ulong value) in changes)
+            {
+                RegisterAccess.Set(probe, name, value);
+            }
+        }
+        catch (ArgumentException e)
+        {
+            ThrowTerminatingError(VmiErrors.FromException(e, Name ?? (object?)Values));
+            return;
+        }
+
+        string what = string.Format(CultureInfo.InvariantCulture, "vCPU {0}: {1}", Vcpu,
+            string.Join(", ", changes.Select(c => string.Format(CultureInfo.InvariantCulture, "{0}=0x{1:x}", RegisterAccess.Canonical(c.Name), c.Value))));
+        if (!ShouldProcess(Target(session, what), "Set registers"))
+        {
+            return;
+        }
+
+        try
+        {
+            Registers after = session.Use(core =>
+            {
+                Registers registers = core.GetRegisters(new VcpuId(Vcpu));
+                foreach ((string name, ulong value) in changes)
+                {
+                    RegisterAccess.Set(registers, name, value);
+                }
+
+                core.SetRegisters(new VcpuId(Vcpu), registers);
+                if (changes.Any(c => RegisterAccess.Canonical(c.Name) is "Cr3" or "Cr0" or "Cr4" or "MsrEfer"))
+                {
+                    core.FlushV2PCache(); // translations under the old paging state are stale
+                }
+
+                return PassThru ? core.GetRegisters(new VcpuId(Vcpu)) : registers;
+            });
+            if (PassThru)
+            {
+                WriteObject(new VmiVcpuRegisters(session, Vcpu, after));
+            }
+        }
+        catch (Exception e) when (IsItemError(e))
+        {
+            WriteVmiError(e, new VcpuId(Vcpu));
+        }
+    }
+}

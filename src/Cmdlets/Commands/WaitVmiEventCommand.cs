@@ -1,0 +1,108 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Management.Automation;
+using Vmi.Core;
+
+namespace Vmi.PowerShell.Commands;
+
+/// <summary>
+/// Waits for events from the enabled monitors and memory-access settings and writes one typed record per event,
+/// until -Timeout, -Count or Ctrl+C. Each event's vCPU waits while the rest of the pipeline handles the record;
+/// then the event is answered with what the pipeline set on it (<c>$_.Response = 'Deny'</c>), continue by default.
+/// However the command ends — Ctrl+C, a downstream error, Select-Object -First — every event taken is answered.
+/// </summary>
+[Cmdlet(VerbsLifecycle.Wait, "VmiEvent")]
+[OutputType(typeof(VmiMemoryAccessEvent), typeof(VmiControlRegisterEvent), typeof(VmiMsrEvent), typeof(VmiBreakpointEvent),
+    typeof(VmiDebugExceptionEvent), typeof(VmiSinglestepEvent), typeof(VmiCpuidEvent), typeof(VmiIoEvent), typeof(VmiHypercallEvent),
+    typeof(VmiGuestRequestEvent), typeof(VmiDescriptorAccessEvent), typeof(VmiUnknownEvent))]
+public sealed class WaitVmiEventCommand : VmiCmdlet
+{
+    /// <summary>The longest a single wait for the driver lasts, so other runspaces get the session in between.</summary>
+    private static readonly TimeSpan Slice = TimeSpan.FromMilliseconds(250);
+
+    private VmiSession? _session;
+    private long _written;
+    private int _beyondCount;
+
+    /// <summary>Seconds to wait in all (default: until -Count events or Ctrl+C).</summary>
+    [Parameter(Position = 0)]
+    [ValidateRange(0.0, 31536000.0)]
+    public double Timeout { get; set; } = double.PositiveInfinity;
+
+    /// <summary>Stop after this many events.</summary>
+    [Parameter]
+    [ValidateRange(1, long.MaxValue)]
+    public long Count { get; set; } = long.MaxValue;
+
+    protected override void ProcessVmiRecord()
+    {
+        _session = ActiveSession;
+        var clock = Stopwatch.StartNew();
+        TimeSpan total = double.IsPositiveInfinity(Timeout) ? System.Threading.Timeout.InfiniteTimeSpan : TimeSpan.FromSeconds(Timeout);
+        try
+        {
+            while (_written < Count && !StopToken.IsCancellationRequested)
+            {
+                TimeSpan wait = Slice;
+                if (total != System.Threading.Timeout.InfiniteTimeSpan)
+                {
+                    TimeSpan left = total - clock.Elapsed;
+                    if (left <= TimeSpan.Zero)
+                    {
+                        break;
+                    }
+
+                    wait = left < Slice ? left : Slice;
+                }
+
+                _session.Use(core => core.WaitForEvents(wait, Handle, StopToken));
+            }
+        }
+        catch (Exception e) when (IsItemError(e))
+        {
+            // The driver answered every event it had taken before this surfaced.
+            ThrowTerminatingError(VmiErrors.FromException(e, _session));
+        }
+        finally
+        {
+            if (_beyondCount > 0)
+            {
+                WriteVerbose(string.Format(CultureInfo.CurrentCulture, Messages.EventsBeyondCount, _beyondCount));
+            }
+        }
+
+        if (StopToken.IsCancellationRequested)
+        {
+            WriteVerbose(Messages.WaitStopped);
+        }
+    }
+
+    private VmiEventResponse Handle(VmiEvent e)
+    {
+        if (_written >= Count)
+        {
+            _beyondCount++;
+            return VmiEventResponse.Continue;
+        }
+
+        VmiEventRecord record = VmiEventRecord.Create(_session!, e, ++_written);
+
+        // The rest of the pipeline runs now, on this thread, and may set the response on the record.
+        WriteObject(record);
+
+        VmiEventResponse response = record.ToResponse();
+        try
+        {
+            response.Validate();
+        }
+        catch (ArgumentException invalid)
+        {
+            WriteError(new ErrorRecord(
+                new ArgumentException(string.Format(CultureInfo.CurrentCulture, Messages.EventResponseInvalid, record.Reason, invalid.Message), invalid),
+                VmiErrorIds.InvalidResponse, ErrorCategory.InvalidArgument, record));
+            return VmiEventResponse.Continue;
+        }
+
+        return response;
+    }
+}

@@ -1,0 +1,118 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Management.Automation;
+using System.Text;
+using Vmi.Core;
+
+namespace Vmi.PowerShell.Commands;
+
+/// <summary>
+/// Writes guest memory: bytes, or one value as an integer, pointer or NUL-terminated string. Every page is
+/// translated before anything is written, so a fault leaves memory untouched. High impact: confirms by default.
+/// </summary>
+[Cmdlet(VerbsCommunications.Write, "VmiMemory", DefaultParameterSetName = BytesSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
+[OutputType(typeof(VmiMemoryRecord))]
+public sealed class WriteVmiMemoryCommand : VmiMemoryCmdlet
+{
+    public const string BytesSet = "Bytes";
+    public const string ValueSet = "Value";
+
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [Alias("Va", "Pa")]
+    [VmiAddressTransformation]
+    public ulong Address { get; set; }
+
+    /// <summary>The bytes to write.</summary>
+    [Parameter(Mandatory = true, Position = 1, ParameterSetName = BytesSet, ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    public byte[]? Bytes { get; set; }
+
+    /// <summary>The value to write, as -As says (a number for integers and pointers, text for strings).</summary>
+    [Parameter(Mandatory = true, Position = 1, ParameterSetName = ValueSet)]
+    [ValidateNotNull]
+    public object? Value { get; set; }
+
+    [Parameter(Mandatory = true, ParameterSetName = ValueSet)]
+    [ValidateSet("UInt8", "UInt16", "UInt32", "UInt64", "Pointer", "String", "WString")]
+    public VmiValueType As { get; set; }
+
+    /// <summary>Write a string without its terminating NUL.</summary>
+    [Parameter(ParameterSetName = ValueSet)]
+    public SwitchParameter NoTerminator { get; set; }
+
+    /// <summary>Read the written range back and write it as a byte record.</summary>
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessVmiRecord()
+    {
+        VmiSession session = ActiveSession;
+        RequireWritable(session, "write guest memory");
+        try
+        {
+            byte[] data = ParameterSetName == BytesSet ? Bytes! : Encode(session);
+            string what = string.Format(CultureInfo.InvariantCulture, "{0} byte(s) at {1} 0x{2:x}", data.Length, Physical ? "PA" : "VA", Address);
+            if (!ShouldProcess(Target(session, what), "Write guest memory"))
+            {
+                return;
+            }
+
+            VmiMemoryRecord? written = session.Use(core =>
+            {
+                AccessContext ctx = Context(core, session, Address);
+                core.Write(ctx, data);
+                return PassThru
+                    ? new VmiMemoryRecord(session, Address, Physical, ctx.Mechanism.Root?.Value, core.ReadBytes(ctx, data.Length))
+                    : null;
+            });
+            if (written is not null)
+            {
+                WriteObject(written);
+            }
+        }
+        catch (Exception e) when (IsItemError(e))
+        {
+            WriteVmiError(e, AddressTarget(Address));
+        }
+    }
+
+    private byte[] Encode(VmiSession session)
+    {
+        object value = Value is PSObject pso ? pso.BaseObject : Value!;
+        switch (As)
+        {
+            case VmiValueType.String:
+            case VmiValueType.WString:
+                string text = value as string ?? LanguagePrimitives.ConvertTo<string>(value);
+                Encoding encoding = As == VmiValueType.String ? new UTF8Encoding(false) : new UnicodeEncoding(false, false);
+                byte[] body = encoding.GetBytes(text);
+                int terminator = NoTerminator ? 0 : As == VmiValueType.String ? 1 : 2;
+                byte[] withNul = new byte[body.Length + terminator];
+                body.CopyTo(withNul, 0);
+                return withNul;
+            default:
+                if (!VmiAddressTransformationAttribute.TryConvert(value, out ulong number))
+                {
+                    throw new ArgumentException(string.Format(CultureInfo.CurrentCulture, Messages.AddressNotUnderstood, value));
+                }
+
+                int size = As switch
+                {
+                    VmiValueType.UInt8 => 1,
+                    VmiValueType.UInt16 => 2,
+                    VmiValueType.UInt32 => 4,
+                    VmiValueType.UInt64 => 8,
+                    _ => session.Use(ReadVmiMemoryCommand.PointerWidth),
+                };
+                if (size < 8 && number >> (size * 8) != 0)
+                {
+                    // A negative Int32 literal (0xffffffff parses as -1) is already narrowed by the transformation.
+                    throw new ArgumentOutOfRangeException(nameof(Value), string.Format(CultureInfo.CurrentCulture, Messages.ValueTooLarge, number, As == VmiValueType.Pointer ? $"{size}-byte pointer" : As.ToString()));
+                }
+
+                byte[] bytes = new byte[8];
+                BinaryPrimitives.WriteUInt64LittleEndian(bytes, number);
+                return bytes[..size];
+        }
+    }
+}

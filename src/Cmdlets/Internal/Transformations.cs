@@ -1,0 +1,118 @@
+using System.Collections;
+using System.Globalization;
+using System.Management.Automation;
+using Vmi.Core;
+
+namespace Vmi.PowerShell;
+
+/// <summary>
+/// Turns what users type into an address: numbers (a negative Int64 from a PowerShell hex literal such as
+/// 0xfffff80000001000 is taken bit for bit), 0x-hex strings, <see cref="Va"/>, <see cref="Pa"/>, <see cref="Gfn"/>.
+/// Arrays are converted element by element.
+/// </summary>
+[AttributeUsage(AttributeTargets.Property | AttributeTargets.Field)]
+public sealed class VmiAddressTransformationAttribute : ArgumentTransformationAttribute
+{
+    public override object Transform(EngineIntrinsics engineIntrinsics, object inputData)
+    {
+        object? value = Unwrap(inputData);
+        if (value is null)
+        {
+            return null!; // the binder reports a null for a mandatory address; optional ones (-Cr3) take it as "not given"
+        }
+
+        if (value is not string && value is IEnumerable list)
+        {
+            var result = new List<ulong>();
+            foreach (object? item in list)
+            {
+                result.Add(Convert(Unwrap(item)));
+            }
+
+            return result.ToArray();
+        }
+
+        if (!IsAddressLike(value))
+        {
+            // A record piped in: leave it to the binder, which then binds its Address/Va/Pa/Gfn property by name.
+            return inputData;
+        }
+
+        return Convert(value);
+    }
+
+    private static bool IsAddressLike(object value) =>
+        value is string or Va or Pa or Gfn or System.Numerics.BigInteger || value.GetType().IsPrimitive || value is decimal;
+
+    internal static object? Unwrap(object? value) => value is PSObject pso ? pso.BaseObject : value;
+
+    internal static bool TryConvert(object? value, out ulong address)
+    {
+        address = 0;
+        switch (Unwrap(value))
+        {
+            case ulong u: address = u; return true;
+            case long l: address = unchecked((ulong)l); return true;
+            case uint u: address = u; return true;
+            case int i: address = i >= 0 ? (ulong)i : unchecked((uint)i); return true;
+            case ushort u: address = u; return true;
+            case short s: address = s >= 0 ? (ulong)s : unchecked((ushort)s); return true;
+            case byte b: address = b; return true;
+            case sbyte b: address = b >= 0 ? (ulong)b : unchecked((byte)b); return true;
+            case Va va: address = va.Value; return true;
+            case Pa pa: address = pa.Value; return true;
+            case Gfn gfn: address = gfn.Value; return true;
+            case decimal d when d >= 0 && d <= ulong.MaxValue && decimal.Truncate(d) == d: address = (ulong)d; return true;
+            case double d when d >= 0 && d < 18446744073709551616.0 && Math.Floor(d) == d: address = (ulong)d; return true;
+            case System.Numerics.BigInteger b when b >= 0 && b <= ulong.MaxValue: address = (ulong)b; return true;
+            case string s: return AddressParser.TryParse(s, out address);
+            default: return false;
+        }
+    }
+
+    private static ulong Convert(object? value)
+    {
+        if (TryConvert(value, out ulong address))
+        {
+            return address;
+        }
+
+        throw new ArgumentTransformationMetadataException(
+            string.Format(CultureInfo.CurrentCulture, Messages.AddressNotUnderstood, value ?? "$null"));
+    }
+}
+
+/// <summary>Accepts a session, its Id or its Name (what a session in a serialised record turns into).</summary>
+[AttributeUsage(AttributeTargets.Property | AttributeTargets.Field)]
+public sealed class VmiSessionTransformationAttribute : ArgumentTransformationAttribute
+{
+    public override object Transform(EngineIntrinsics engineIntrinsics, object inputData)
+    {
+        object? value = VmiAddressTransformationAttribute.Unwrap(inputData);
+        switch (value)
+        {
+            case VmiSession s:
+                return s;
+            case int or long or uint or short:
+                int id = System.Convert.ToInt32(value, CultureInfo.InvariantCulture);
+                return VmiSessionRegistry.All.FirstOrDefault(s => s.Id == id)
+                    ?? throw new ArgumentTransformationMetadataException(string.Format(CultureInfo.CurrentCulture, Messages.SessionNotFound, id));
+            case string name:
+                // This runspace's sessions first, then any in the process.
+                VmiSession? byName = VmiSessionRegistry.Current.LastOrDefault(s => string.Equals(s.Name, name, StringComparison.OrdinalIgnoreCase))
+                    ?? VmiSessionRegistry.All.LastOrDefault(s => string.Equals(s.Name, name, StringComparison.OrdinalIgnoreCase))
+                    ?? (int.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out int n) ? VmiSessionRegistry.All.FirstOrDefault(s => s.Id == n) : null);
+                return byName ?? throw new ArgumentTransformationMetadataException(string.Format(CultureInfo.CurrentCulture, Messages.SessionNotFound, name));
+            case null:
+                throw new ArgumentTransformationMetadataException(string.Format(CultureInfo.CurrentCulture, Messages.SessionNotUnderstood, "$null"));
+            default:
+                // A deserialised session (remoting) carries its Id and Name.
+                if (inputData is PSObject pso && pso.Properties["Name"]?.Value is string remoteName)
+                {
+                    return Transform(engineIntrinsics, remoteName);
+                }
+
+                throw new ArgumentTransformationMetadataException(string.Format(CultureInfo.CurrentCulture, Messages.SessionNotUnderstood, value));
+        }
+    }
+}

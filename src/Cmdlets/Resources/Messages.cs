@@ -1,0 +1,73 @@
+// Generated from Resources/Messages.resx: one property per message. Keep the two in step.
+using System.Globalization;
+using System.Resources;
+
+namespace Vmi.PowerShell;
+
+/// <summary>Every user-facing message of the module, from one resource file.</summary>
+internal static class Messages
+{
+    private static readonly ResourceManager Resources = new("Vmi.PowerShell.Resources.Messages", typeof(Messages).Assembly);
+
+    private static string Get(string name) => Resources.GetString(name, CultureInfo.CurrentUICulture) ?? name;
+
+    internal static string NoSession => Get(nameof(NoSession));
+
+    internal static string SessionClosed => Get(nameof(SessionClosed));
+
+    internal static string SessionNotFound => Get(nameof(SessionNotFound));
+
+    internal static string SessionNotUnderstood => Get(nameof(SessionNotUnderstood));
+
+    internal static string ReadOnlySession => Get(nameof(ReadOnlySession));
+
+    internal static string RestoreFailed => Get(nameof(RestoreFailed));
+
+    internal static string DisposeFailed => Get(nameof(DisposeFailed));
+
+    internal static string AddressNotUnderstood => Get(nameof(AddressNotUnderstood));
+
+    internal static string NoTranslationRoot => Get(nameof(NoTranslationRoot));
+
+    internal static string ZeroFilled => Get(nameof(ZeroFilled));
+
+    internal static string LengthTooLarge => Get(nameof(LengthTooLarge));
+
+    internal static string PatternMissing => Get(nameof(PatternMissing));
+
+    internal static string PatternNotUnderstood => Get(nameof(PatternNotUnderstood));
+
+    internal static string RangeRequired => Get(nameof(RangeRequired));
+
+    internal static string RangeOverflow => Get(nameof(RangeOverflow));
+
+    internal static string RegisterUnknown => Get(nameof(RegisterUnknown));
+
+    internal static string RegisterNothingToSet => Get(nameof(RegisterNothingToSet));
+
+    internal static string ValueTooLarge => Get(nameof(ValueTooLarge));
+
+    internal static string ValueMissing => Get(nameof(ValueMissing));
+
+    internal static string EventResponseInvalid => Get(nameof(EventResponseInvalid));
+
+    internal static string WaitStopped => Get(nameof(WaitStopped));
+
+    internal static string EventsBeyondCount => Get(nameof(EventsBeyondCount));
+
+    internal static string MonitorNotUnderstood => Get(nameof(MonitorNotUnderstood));
+
+    internal static string GfnRangeInvalid => Get(nameof(GfnRangeInvalid));
+
+    internal static string DisconnectRestored => Get(nameof(DisconnectRestored));
+
+    internal static string ProgressRead => Get(nameof(ProgressRead));
+
+    internal static string ProgressFind => Get(nameof(ProgressFind));
+
+    internal static string ProgressStatus => Get(nameof(ProgressStatus));
+
+    internal static string MockSource => Get(nameof(MockSource));
+
+    internal static string ViewSwitchDefault => Get(nameof(ViewSwitchDefault));
+}

@@ -1,0 +1,187 @@
+using System.Globalization;
+using Vmi.Core;
+using Vmi.Core.Arch.Amd64;
+
+namespace Vmi.PowerShell;
+
+public enum VmiSessionState
+{
+    Open,
+    Closed,
+}
+
+/// <summary>
+/// A connection to one guest: what <c>Connect-VmiDomain</c> returns and every other cmdlet takes as <c>-Session</c>.
+/// Holds a <see cref="VmiCore"/> over any driver and serialises access to it, so that
+/// <c>ForEach-Object -Parallel</c> over one session is safe. Closing it restores the guest.
+/// </summary>
+public sealed class VmiSession : IDisposable
+{
+    private static int s_nextId;
+    private readonly object _gate = new();
+    private readonly VmiCore _core;
+    private int _closed;
+
+    internal VmiSession(VmiCore core, string name, string source, bool readOnly, Guid ownerRunspace)
+    {
+        _core = core;
+        Id = Interlocked.Increment(ref s_nextId);
+        Name = name;
+        Source = source;
+        ReadOnly = readOnly;
+        OwnerRunspace = ownerRunspace;
+        ConnectedAt = DateTime.Now;
+        Info = core.Info;
+        Capabilities = core.Capabilities.ToArray();
+    }
+
+    /// <summary>A number unique in this process; <c>-Session 1</c> finds the session by it.</summary>
+    public int Id { get; }
+
+    /// <summary>The session's name (the domain name, the image file name, or "mock").</summary>
+    public string Name { get; }
+
+    /// <summary>The driver behind the session, e.g. "Mock", "Xen", "ELF core".</summary>
+    public string Driver => _core.Driver.Name;
+
+    /// <summary>What was connected to: a domain, an image path, the demo guest.</summary>
+    public string Source { get; }
+
+    /// <summary>True when the session refuses every change to the guest.</summary>
+    public bool ReadOnly { get; }
+
+    public VmiSessionState State => Volatile.Read(ref _closed) == 0 ? VmiSessionState.Open : VmiSessionState.Closed;
+
+    public DateTime ConnectedAt { get; }
+
+    public int VcpuCount => Info.VcpuCount;
+
+    public uint PageSize => Info.PageSize;
+
+    public ulong MaxGfn => Info.MaxGfn.Value;
+
+    public IReadOnlyList<VmiCapability> Capabilities { get; }
+
+    /// <summary>The paging mode of vCPU 0 (how virtual addresses are translated by default); null once closed.</summary>
+    public PagingMode? PagingMode
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return State == VmiSessionState.Open ? _core.PagingMode : null;
+            }
+        }
+    }
+
+    public VmiInfo Info { get; }
+
+    /// <summary>The runspace that created the session; closing that runspace closes the session.</summary>
+    internal Guid OwnerRunspace { get; }
+
+    /// <summary>The engine, for scripts that need what no cmdlet offers. Use it from one thread at a time.</summary>
+    public VmiCore Core => _core;
+
+    public bool Supports(VmiCapability capability) => Capabilities.Contains(capability);
+
+    /// <summary>Runs <paramref name="action"/> with exclusive access to the engine.</summary>
+    public T Use<T>(Func<VmiCore, T> action)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        lock (_gate)
+        {
+            ThrowIfClosed();
+            return action(_core);
+        }
+    }
+
+    /// <summary>Runs <paramref name="action"/> with exclusive access to the engine.</summary>
+    public void Use(Action<VmiCore> action)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        lock (_gate)
+        {
+            ThrowIfClosed();
+            action(_core);
+        }
+    }
+
+    internal void ThrowIfClosed()
+    {
+        if (Volatile.Read(ref _closed) != 0)
+        {
+            throw new VmiSessionClosedException(this);
+        }
+    }
+
+    /// <summary>
+    /// Restores the guest (monitors off, access restored, views destroyed, vCPUs resumed) when the driver
+    /// controls the VM, then releases the driver. Never throws: failures go to <paramref name="log"/>.
+    /// Returns false when restoring failed.
+    /// </summary>
+    internal bool Close(Action<string>? log = null)
+    {
+        if (Interlocked.Exchange(ref _closed, 1) != 0)
+        {
+            return true;
+        }
+
+        bool ok = true;
+        lock (_gate)
+        {
+            if (_core.Supports(VmiCapability.VmControl))
+            {
+                try
+                {
+                    _core.ResetState();
+                }
+#pragma warning disable CA1031 // cleanup must go on: the failure is reported, the driver still released
+                catch (Exception e)
+                {
+                    ok = false;
+                    log?.Invoke(string.Format(CultureInfo.InvariantCulture, Messages.RestoreFailed, Name, e.Message));
+                }
+            }
+
+            try
+            {
+                _core.Dispose();
+            }
+            catch (Exception e)
+            {
+                ok = false;
+                log?.Invoke(string.Format(CultureInfo.InvariantCulture, Messages.DisposeFailed, Name, e.Message));
+            }
+#pragma warning restore CA1031
+        }
+
+        return ok;
+    }
+
+    public void Dispose()
+    {
+        VmiSessionRegistry.Remove(this);
+        Close();
+    }
+
+    /// <summary>The name: what a session turns into when a record holding it is serialised, and what -Session accepts back.</summary>
+    public override string ToString() => Name;
+}
+
+/// <summary>A cmdlet was given a session that has been disconnected.</summary>
+public sealed class VmiSessionClosedException(VmiSession session)
+    : VmiException(string.Format(CultureInfo.InvariantCulture, Messages.SessionClosed, session?.Name, session?.Id))
+{
+    public VmiSession? Session { get; } = session;
+}
+
+/// <summary>A change was asked of a read-only session.</summary>
+public sealed class VmiReadOnlyException(VmiSession session, string operation)
+    : VmiException(string.Format(CultureInfo.InvariantCulture, Messages.ReadOnlySession, session?.Name, operation))
+{
+    public VmiSession? Session { get; } = session;
+}
+
+/// <summary>No session was given and none is connected.</summary>
+public sealed class VmiNoSessionException()
+    : VmiException(Messages.NoSession);

@@ -1,0 +1,180 @@
+using System.Management.Automation;
+using Vmi.Core;
+using Vmi.Core.Arch.Amd64;
+using Vmi.Mock;
+using L = Vmi.Mock.DemoGuestLayout;
+
+namespace Vmi.PowerShell.Tests;
+
+public class EventTests : MockSessionTest
+{
+    private ulong Cr3Of(int vcpu) => Guest.GetRegistersUnlogged(new VcpuId((ushort)vcpu)).Cr3;
+
+    [Fact]
+    public void AnEventIsATypedRecordAndContinuesByDefault()
+    {
+        VmiControlRegisterEvent e = Host.Get<VmiControlRegisterEvent>("Enable-VmiMonitor Cr3; Wait-VmiEvent -Timeout 5 -Count 1");
+        Assert.Equal("ControlRegister", e.Reason);
+        Assert.Equal(ControlRegister.Cr3, e.Register);
+        Assert.Equal(L.ProcessACr3, e.NewValue);
+        Assert.Equal(L.KernelCr3, e.OldValue);
+        Assert.Equal((ushort)L.Cr3WriteVcpu, e.Vcpu);
+        Assert.Equal(1, e.Sequence);
+        Assert.Equal(L.VcpuRip[L.Cr3WriteVcpu], e.Rip);
+
+        MockEventAnswer answer = Assert.Single(Guest.Responses);
+        Assert.Equal(MockAnswerSource.Handler, answer.Source);
+        Assert.Equal(VmiEventResponseFlags.None, answer.Response.Flags);
+        Assert.Equal(L.ProcessACr3, Cr3Of(L.Cr3WriteVcpu)); // the write went through
+    }
+
+    [Fact]
+    public void TheResponseIsWhatThePipelineSetsOnTheRecord()
+    {
+        Host.RunClean("""
+            Enable-VmiMonitor Cr3
+            Wait-VmiEvent -Timeout 5 -Count 1 | ForEach-Object { if ($_.NewValue -ne 0) { $_.Response = 'Deny' } }
+            """);
+        MockEventAnswer answer = Assert.Single(Guest.Responses);
+        Assert.Equal(VmiEventResponseFlags.Deny, answer.Response.Flags);
+        Assert.Equal(L.KernelCr3, Cr3Of(L.Cr3WriteVcpu)); // denied: CR3 unchanged
+    }
+
+    [Fact]
+    public void ResponseRegistersAreSetBeforeTheVcpuResumes()
+    {
+        Host.RunClean("""
+            Enable-VmiMonitor Breakpoint
+            Wait-VmiEvent -Timeout 5 -Count 1 | ForEach-Object {
+                $r = $_.Registers.ToGpRegisters(); $r.Rax = 0x42; $_.ResponseRegisters = $r; $_.Response = 'ReinjectInterrupt'
+            }
+            """);
+        Assert.Equal(0x42UL, Guest.GetRegistersUnlogged(new VcpuId((ushort)L.BreakpointVcpu)).Rax);
+        Interrupt reinjected = Assert.Single(Guest.GetInjectedInterrupts(new VcpuId((ushort)L.BreakpointVcpu)));
+        Assert.Equal(Interrupt.BreakpointVector, reinjected.Vector);
+    }
+
+    [Fact]
+    public void OneRecordTypePerReason()
+    {
+        Host.RunClean($"Enable-VmiMonitor Breakpoint, 'Msr:0xC0000082'; Set-VmiMemoryAccess {Hex(L.WatchedPa >> 12)} -Access R");
+        object[] events = Host.Run("Wait-VmiEvent -Timeout 5 -Count 3").Select(o => o.BaseObject).ToArray();
+        Assert.Empty(Host.LastErrors);
+        Assert.Equal(3, events.Length);
+        VmiBreakpointEvent bp = Assert.Single(events.OfType<VmiBreakpointEvent>());
+        Assert.Equal(L.BreakpointVa, bp.Va);
+        VmiMsrEvent msr = Assert.Single(events.OfType<VmiMsrEvent>());
+        Assert.Equal(L.LstarMsr, msr.Msr);
+        Assert.Equal(L.HookedSyscallEntryVa, msr.NewValue);
+        VmiMemoryAccessEvent mem = Assert.Single(events.OfType<VmiMemoryAccessEvent>());
+        Assert.Equal(L.WatchedWritePa, mem.Pa);
+        Assert.Equal(L.WatchedWriteVa, mem.Gla);
+        Assert.Equal(MemoryAccess.W, mem.Access);
+        Assert.Equal([1L, 2L, 3L], events.Cast<VmiEventRecord>().Select(e => e.Sequence));
+    }
+
+    [Fact]
+    public void ATimeoutWithoutEventsWritesNothing()
+    {
+        Assert.Empty(Host.RunClean("Wait-VmiEvent -Timeout 0.3"));
+        Assert.True(Guest.CallCount(MockOperation.WaitForEvents) >= 1);
+    }
+
+    [Fact]
+    public void CountStopsTheWaitAndNoEventIsLeftUnanswered()
+    {
+        Host.RunClean("Enable-VmiMonitor Cr3, Breakpoint, 'Msr:0xC0000082'");
+        Assert.Single(Host.RunClean("Wait-VmiEvent -Timeout 5 -Count 1"));
+
+        // Events beyond -Count were answered (with continue), or are still in the ring for the next wait;
+        // disconnecting answers whatever is left, so no vCPU stays blocked.
+        Host.RunClean("Disconnect-VmiDomain");
+        Assert.Equal(0, Guest.EventsPending);
+        Assert.Equal(3, Guest.Responses.Count);
+    }
+
+    [Fact]
+    public void ADownstreamErrorAnswersEveryPendingEvent()
+    {
+        Host.RunClean("Enable-VmiMonitor Cr3, Breakpoint");
+        ErrorRecord e = Host.RunFailing("Wait-VmiEvent -Timeout 5 | ForEach-Object { throw 'the script broke' }");
+        Assert.Contains("the script broke", e.Exception.Message, StringComparison.Ordinal);
+        Assert.Equal(0, Guest.EventsPending);
+        Assert.NotEmpty(Guest.Responses);
+        Assert.All(Guest.Responses, a => Assert.Equal(VmiEventResponseFlags.None, a.Response.Flags));
+        Assert.Contains(Guest.Responses, a => a.Source == MockAnswerSource.Fallback);
+    }
+
+    [Fact]
+    public void AnInvalidResponseIsReportedAndTheEventContinues()
+    {
+        Host.Run("Enable-VmiMonitor Cr3; Wait-VmiEvent -Timeout 5 -Count 1 | ForEach-Object { $_.Response = 'ToggleFastSinglestep' }");
+        ErrorRecord e = Assert.Single(Host.LastErrors);
+        Assert.StartsWith(VmiErrorIds.InvalidResponse + ",", e.FullyQualifiedErrorId, StringComparison.Ordinal);
+        MockEventAnswer answer = Assert.Single(Guest.Responses);
+        Assert.Equal(VmiEventResponseFlags.None, answer.Response.Flags);
+    }
+
+    [Fact]
+    public void StoppingAnIdleWaitEndsItPromptly()
+    {
+        using var ps = System.Management.Automation.PowerShell.Create();
+        ps.Runspace = Host.Runspace;
+        ps.AddScript("Wait-VmiEvent");
+        IAsyncResult run = ps.BeginInvoke();
+        Assert.True(SpinWait.SpinUntil(() => Guest.CallCount(MockOperation.WaitForEvents) > 0, TimeSpan.FromSeconds(10)));
+        ps.Stop();
+        Assert.True(run.AsyncWaitHandle.WaitOne(TimeSpan.FromSeconds(10)));
+        Assert.Equal(PSInvocationState.Stopped, ps.InvocationStateInfo.State);
+    }
+
+    [Fact]
+    public void StoppingWhileTheScriptHoldsAnEventAnswersIt()
+    {
+        using var ps = System.Management.Automation.PowerShell.Create();
+        ps.Runspace = Host.Runspace;
+        ps.AddScript("Enable-VmiMonitor Cr3, Breakpoint; Wait-VmiEvent | ForEach-Object { $global:held = $_; while ($true) { $null = 1 } }");
+        IAsyncResult run = ps.BeginInvoke();
+        Assert.True(SpinWait.SpinUntil(() => Guest.EventsPending == 0 && Guest.CallCount(MockOperation.WaitForEvents) > 0 && Guest.EnabledMonitors.Count == 2, TimeSpan.FromSeconds(10)));
+        Thread.Sleep(200); // the loop is now holding the first event
+        Assert.DoesNotContain(Guest.Responses, a => a.Source == MockAnswerSource.Handler);
+
+        ps.Stop();
+        Assert.True(run.AsyncWaitHandle.WaitOne(TimeSpan.FromSeconds(10)));
+        Assert.Equal(PSInvocationState.Stopped, ps.InvocationStateInfo.State);
+        Assert.Equal(0, Guest.EventsPending);
+        Assert.NotEmpty(Guest.Responses);
+        Assert.All(Guest.Responses, a => Assert.Equal(MockAnswerSource.Fallback, a.Source));
+        Assert.Equal(VmiSessionState.Open, Session.State); // the session survives a stopped pipeline
+    }
+
+    [Fact]
+    public void MonitorsEnableAndDisable()
+    {
+        VmiMonitorInfo m = Host.Get<VmiMonitorInfo>("Enable-VmiMonitor 'Msr:0xC0000082' -PassThru");
+        Assert.Equal("Msr:0xC0000082", m.Monitor);
+        Assert.True(m.Enabled);
+        Assert.Contains(EventMonitor.MsrWrite(L.LstarMsr), Guest.EnabledMonitors);
+        Host.RunClean("Enable-VmiMonitor Cpuid; Disable-VmiMonitor 'Msr:0xC0000082'");
+        Assert.Equal([EventMonitor.Cpuid], Guest.EnabledMonitors);
+        Host.RunClean("Disable-VmiMonitor -All");
+        Assert.Empty(Guest.EnabledMonitors);
+    }
+
+    [Fact]
+    public void AnUnknownMonitorListsTheKnownOnes()
+    {
+        Host.Run("Enable-VmiMonitor Cr9, Cpuid");
+        ErrorRecord e = Assert.Single(Host.LastErrors);
+        Assert.StartsWith(VmiErrorIds.InvalidArgument + ",", e.FullyQualifiedErrorId, StringComparison.Ordinal);
+        Assert.Contains("Breakpoint", e.Exception.Message, StringComparison.Ordinal);
+        Assert.Equal([EventMonitor.Cpuid], Guest.EnabledMonitors); // the good one was still enabled
+    }
+
+    [Fact]
+    public void EnableMonitorWhatIfChangesNothing()
+    {
+        Host.RunClean("Enable-VmiMonitor Cr3 -WhatIf");
+        Assert.Empty(Guest.EnabledMonitors);
+    }
+}
