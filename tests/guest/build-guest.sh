@@ -89,8 +89,11 @@ qemu-system-x86_64 -accel tcg -cpu "$cpu" -smp "$smp" -m 128M \
 qemu_pid=$!
 
 for _ in $(seq 1 100); do
-  # probe in a subshell: a failed "exec" redirection would end this script
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then exec 3<>"/dev/tcp/127.0.0.1/$port"; break; fi
+  # wait for QEMU to listen without connecting (QMP serves one client: a probe connection could race the real one)
+  if awk -v p=":$(printf '%04X' "$port")" '$2 ~ p"$" && $4 == "0A" { found = 1 } END { exit !found }' /proc/net/tcp; then
+    exec 3<>"/dev/tcp/127.0.0.1/$port"
+    break
+  fi
   sleep 0.2
 done
 qmp_log="$work/qmp.log"
@@ -218,18 +221,21 @@ for a in "${addresses[@]}"; do
   n=$((n + 1))
 done
 wait_answers
-for ((k = 0; k < n; k++)); do
-  va=$(printf '%016x' "${addresses[$k]}")
-  g=$(answer "g$k")
-  case "$g" in
-    gpa:*)
-      gpa=$(echo "${g#gpa: }" | tr -d '[:space:]')
-      x=$(answer "x$k" | sed 's/^[0-9a-f]*: *//' | tr '\n' ' ')
-      echo "va 0x$va gpa $gpa x $x" >> "$answers"
-      ;;
-    *) echo "va 0x$va unmapped" >> "$answers" ;;
-  esac
-done
+# One pass over QMP's answers (a per-address grep would be quadratic): "va <va> gpa <gpa> x <4 qwords>" or "unmapped".
+for ((k = 0; k < n; k++)); do printf '%d %016x\n' "$k" "${addresses[$k]}"; done > "$work/addresses"
+tr -d '\r' < "$qmp_log" |
+  sed -n 's/^{"return": "\(.*\)", "id": "\([gx]\)\([0-9]*\)"}$/\2 \3 \1/p' |
+  awk -v list="$work/addresses" '
+    $1 == "g" { if ($3 == "gpa:") { v = $4; sub(/\\r\\n$/, "", v); gpa[$2] = v } else gpa[$2] = "-" ; next }
+    $1 == "x" { line = $0; sub(/^x [0-9]+ /, "", line); gsub(/\\r\\n/, " ", line); gsub(/[0-9a-f]+: /, "", line); x[$2] = line; next }
+    END {
+      while ((getline l < list) > 0) {
+        split(l, f, " ")
+        if (!(f[1] in gpa)) continue
+        if (gpa[f[1]] == "-") print "va 0x" f[2] " unmapped"
+        else print "va 0x" f[2] " gpa " gpa[f[1]] " x " x[f[1]]
+      }
+    }' >> "$answers"
 
 # ---------------------------------------------------------------- images
 send "\"execute\": \"dump-guest-memory\", \"arguments\": {\"paging\": false, \"protocol\": \"file:$out/guest.elf\"}" elf
