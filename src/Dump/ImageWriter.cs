@@ -359,9 +359,18 @@ public static class ImageWriter
             BinaryPrimitives.WriteUInt64LittleEndian(s[(8 + (i * 8))..], gprs[i]);
         }
 
+        // QEMU's note has no EFER; readers infer long mode from CS.L (and more, see ElfNotes.InferEfer). Registers
+        // that say long mode but carry no code segment at all (e.g. made from a CR3 alone) get a flat 64-bit CS so
+        // that the mode survives the round trip.
+        SegmentRegister cs = r.Cs;
+        if ((r.MsrEfer & Amd64.EferLma) != 0 && cs == default)
+        {
+            cs = new SegmentRegister(0x10, 0, 0xFFFF_FFFF, 0x29B); // type 0xB, S, P, L
+        }
+
         SegmentRegister[] segs =
         [
-            r.Cs, r.Ds, r.Es, r.Fs, r.Gs, r.Ss, r.Ldtr, r.Tr,
+            cs, r.Ds, r.Es, r.Fs, r.Gs, r.Ss, r.Ldtr, r.Tr,
             new SegmentRegister(0, r.Gdtr.Base, r.Gdtr.Limit, 0), new SegmentRegister(0, r.Idtr.Base, r.Idtr.Limit, 0),
         ];
         for (int i = 0; i < segs.Length; i++)

@@ -169,6 +169,22 @@ public sealed class FormatTests
     }
 
     [Fact]
+    public void Long_mode_survives_an_elf_round_trip_of_registers_made_from_a_cr3()
+    {
+        // QEMU's note has no EFER: registers synthesised from -Cr3 must still come back as IA-32e.
+        using var file = new TempFile(Seeds.Raw());
+        using MemoryImage raw = MemoryImage.Open(file.Path, new MemoryImageOptions { Cr3 = Seeds.Cr3 });
+        using var core = new VmiCore(raw);
+        var s = new MemoryStream();
+        ImageWriter.Write(core, s, ImageFormat.ElfCore, null, CancellationToken.None);
+        using var elf = new TempFile(s.ToArray());
+        using MemoryImage image = MemoryImage.Open(elf.Path);
+        Assert.Equal(PagingMode.Ia32e, image.Registers[0].PagingMode);
+        using var core2 = new VmiCore(image);
+        Assert.Equal(Seeds.Frame(8)[0x10], core2.ReadU8(AccessContext.Paging(new Va(Seeds.UserVa + 0x10), new Pa(Seeds.Cr3))));
+    }
+
+    [Fact]
     public void Writer_stops_when_cancelled()
     {
         using var core = new VmiCore(new Seeds.Driver());
