@@ -211,9 +211,14 @@ internal static class KdumpParser
         {
             long viOffset = BinaryPrimitives.ReadInt64LittleEndian(sub[32..]);
             long viSize = BinaryPrimitives.ReadInt64LittleEndian(sub[40..]);
+            if (viSize > 1 << 20)
+            {
+                throw new VmiFormatException($"the VMCOREINFO block claims {viSize} bytes; the kernel writes at most a few KiB (limit 1 MiB).", path, blockSize + 40);
+            }
+
             if (viSize > 0)
             {
-                vmcoreinfo = System.Text.Encoding.UTF8.GetString(logical.ReadArray(viOffset, Math.Min(viSize, 1 << 20), "the VMCOREINFO block")).TrimEnd('\0');
+                vmcoreinfo = System.Text.Encoding.UTF8.GetString(logical.ReadArray(viOffset, viSize, "the VMCOREINFO block")).TrimEnd('\0');
             }
         }
 
@@ -221,9 +226,14 @@ internal static class KdumpParser
         {
             long noteOffset = BinaryPrimitives.ReadInt64LittleEndian(sub[48..]);
             long noteSize = BinaryPrimitives.ReadInt64LittleEndian(sub[56..]);
+            if (noteSize > 16 << 20)
+            {
+                throw new VmiFormatException($"the ELF notes claim {noteSize} bytes; register and VMCOREINFO notes of even thousands of vCPUs fit in far less (limit 16 MiB).", path, blockSize + 56);
+            }
+
             if (noteSize > 0)
             {
-                byte[] noteBytes = logical.ReadArray(noteOffset, Math.Min(noteSize, 16 << 20), "the ELF notes");
+                byte[] noteBytes = logical.ReadArray(noteOffset, noteSize, "the ELF notes");
                 ElfNotes.Walk(noteBytes, noteOffset, path, notes.Add);
             }
         }
