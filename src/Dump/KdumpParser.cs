@@ -418,8 +418,9 @@ internal sealed unsafe class KdumpSource : ImageSource
                     throw new VmiFormatException($"zlib data of frame 0x{gfn:x} inflates to {(n != output.Length ? n.ToString(System.Globalization.CultureInfo.InvariantCulture) : "more than")} bytes, not a page of {output.Length}.", path, offset);
                 }
             }
-            catch (InvalidDataException e)
+            catch (Exception e) when (e is InvalidDataException or IOException)
             {
+                // corrupt streams surface as InvalidDataException or, from the native inflater, ZLibException (an IOException)
                 throw new VmiFormatException($"zlib data of frame 0x{gfn:x} is corrupt ({e.Message}).", path, offset);
             }
         }

@@ -32,8 +32,8 @@ internal static class XenCoreParser
             throw new VmiFormatException("a Xen dump-core of a 32-bit toolstack is not supported (ELFCLASS32).", path, 4);
         }
 
-        ElfCoreParser.Section Need(string name) => sections.Find(s => s.Name == name) is { Name.Length: > 0 } s
-            ? s
+        ElfCoreParser.Section Need(string name) => sections.FindIndex(s => s.Name == name) is int i and >= 0
+            ? sections[i]
             : throw new VmiFormatException($"the Xen dump-core has no {name} section.", path, 0);
 
         ReadOnlySpan<byte> SpanOf(ElfCoreParser.Section s) =>
@@ -71,11 +71,13 @@ internal static class XenCoreParser
         }
 
         ElfCoreParser.Section pagesSection = Need(".xen_pages");
-        ElfCoreParser.Section? map = sections.Find(s => s.Name is ".xen_pfn" or ".xen_p2m");
-        if (map is not { } mapSection || mapSection.Name.Length == 0)
+        int mapIndex = sections.FindIndex(s => s.Name is ".xen_pfn" or ".xen_p2m");
+        if (mapIndex < 0)
         {
             throw new VmiFormatException("the Xen dump-core has neither a .xen_pfn nor a .xen_p2m section.", path, 0);
         }
+
+        ElfCoreParser.Section mapSection = sections[mapIndex];
 
         int entry = mapSection.Name == ".xen_p2m" ? 16 : 8;
         ReadOnlySpan<byte> pfns = SpanOf(mapSection);
@@ -124,8 +126,9 @@ internal static class XenCoreParser
         }
 
         var regs = new List<Registers>();
-        if (sections.Find(s => s.Name == ".xen_prstatus") is { Name.Length: > 0 } pr && vcpus > 0)
+        if (sections.FindIndex(s => s.Name == ".xen_prstatus") is int prIndex and >= 0 && vcpus > 0)
         {
+            ElfCoreParser.Section pr = sections[prIndex];
             ReadOnlySpan<byte> ctx = SpanOf(pr);
             ulong each = (ulong)ctx.Length / vcpus;
             if (each < ContextSize)

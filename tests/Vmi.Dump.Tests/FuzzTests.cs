@@ -51,6 +51,17 @@ public sealed class FuzzTests
         }
     }
 
+    /// <summary>Inputs AFL++ found (Corpus/regress-*): each must now fail cleanly, as a format error.</summary>
+    [Theory]
+    [InlineData("regress-zlib-error.kdump")] // zlib's native error surfaced as ZLibException, not a format error
+    [InlineData("regress-xen-no-map.xen")] // a Xen core without .xen_pfn/.xen_p2m: a null section name
+    public void Regression_inputs_fail_with_a_format_error(string name)
+    {
+        string path = Path.Combine(CorpusDirectory, name);
+        var e = Assert.Throws<VmiFormatException>(() => Exercise(path));
+        Assert.Contains(path, e.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [MemberData(nameof(CorpusFiles))]
     public void Mutated_input_only_ever_fails_with_a_format_error(string seedName)

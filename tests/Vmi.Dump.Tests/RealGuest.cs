@@ -98,9 +98,20 @@ public sealed class GuestData
 /// Builds both guests once per clean checkout (tests/data/generated/guest/&lt;variant&gt;, git-ignored) and reuses them.
 /// Missing QEMU, busybox or the kernel fails the tests with the package to install: they never silently skip.
 /// </summary>
-public sealed class RealGuestFixture
+public sealed class RealGuestFixture : IDisposable
 {
     private readonly Dictionary<string, GuestData> _guests = new();
+
+    /// <summary>Images our writer derives from QEMU's (hundreds of MiB): made once per test run, deleted at its end.</summary>
+    public string DerivedDirectory { get; } = Path.Combine(Path.GetTempPath(), $"vmi-dump-tests-{Environment.ProcessId}");
+
+    public void Dispose()
+    {
+        if (Directory.Exists(DerivedDirectory))
+        {
+            Directory.Delete(DerivedDirectory, recursive: true);
+        }
+    }
 
     public GuestData Get(string variant)
     {

@@ -11,7 +11,6 @@ namespace Vmi.Dump.Tests;
 [Collection("RealGuest")]
 public sealed class RealGuestTests(RealGuestFixture fixture) : IDisposable
 {
-    private static readonly string s_derived = Path.Combine(Path.GetTempPath(), $"vmi-dump-tests-{Environment.ProcessId}");
     private static readonly Lock s_gate = new();
 
     public static TheoryData<string, string> Cases()
@@ -42,18 +41,18 @@ public sealed class RealGuestTests(RealGuestFixture fixture) : IDisposable
                 return MemoryImage.Open(g.Image("guest.raw"), new MemoryImageOptions { Cr3 = g.Cr3, PagingMode = g.Mode });
         }
 
-        string path = Derived(g, format);
+        string path = Derived(g, format, fixture.DerivedDirectory);
         return format == "our-raw" || format == "our-lime"
             ? MemoryImage.Open(path, new MemoryImageOptions { Cr3 = g.Cr3, PagingMode = g.Mode })
             : MemoryImage.Open(path);
     }
 
-    private static string Derived(GuestData g, string format)
+    private static string Derived(GuestData g, string format, string directory)
     {
         lock (s_gate)
         {
-            Directory.CreateDirectory(s_derived);
-            string path = Path.Combine(s_derived, $"{g.Variant}.{format}");
+            Directory.CreateDirectory(directory);
+            string path = Path.Combine(directory, $"{g.Variant}.{format}");
             if (File.Exists(path))
             {
                 return path;
