@@ -26,6 +26,7 @@
         'Remove-VmiView'
         'Resolve-VmiAddress'
         'Resume-VmiDomain'
+        'Save-VmiMemory'
         'Set-VmiMemoryAccess'
         'Set-VmiRegister'
         'Set-VmiViewGfn'

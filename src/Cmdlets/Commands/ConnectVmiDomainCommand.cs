@@ -5,14 +5,25 @@ namespace Vmi.PowerShell.Commands;
 
 /// <summary>
 /// Connects to a guest and returns a session, which becomes the default for the other cmdlets.
-/// Parameter sets: Mock (the built-in demo guest) today; Xen (-Name / -Id) and image (-Path) slot in as more sets,
-/// each creating its driver in <see cref="CreateDriver"/>.
+/// Parameter sets: Mock (the built-in demo guest) and Path (a memory image, its format picked from its content);
+/// Xen (-Name / -Id) slots in as one more set, each creating its driver in <see cref="CreateDriver"/>.
 /// </summary>
 [Cmdlet(VerbsCommunications.Connect, "VmiDomain", DefaultParameterSetName = MockSet)]
 [OutputType(typeof(VmiSession))]
 public sealed class ConnectVmiDomainCommand : PSCmdlet
 {
     public const string MockSet = "Mock";
+    public const string PathSet = "Path";
+
+    /// <summary>A memory image: raw, ELF core (QEMU, /proc/vmcore), kdump, LiME or Xen dump-core, recognised by content.</summary>
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = PathSet)]
+    [ValidateNotNullOrEmpty]
+    public string? Path { get; set; }
+
+    /// <summary>The page-table root to use instead of the image's own CR3 (or for images that carry none, such as raw and LiME).</summary>
+    [Parameter(ParameterSetName = PathSet)]
+    [VmiAddressTransformation]
+    public ulong? Cr3 { get; set; }
 
     /// <summary>Connect to the built-in demo guest (page tables, strings, four vCPUs, scripted events).</summary>
     [Parameter(Mandatory = true, ParameterSetName = MockSet)]
@@ -63,9 +74,17 @@ public sealed class ConnectVmiDomainCommand : PSCmdlet
         WriteObject(session);
     }
 
+    private (IVmiDriver Driver, string Name, string Source) CreateImage()
+    {
+        string path = GetUnresolvedProviderPathFromPSPath(Path!);
+        Vmi.Dump.MemoryImage image = DriverFactory.OpenImage(path, Cr3);
+        return (image, System.IO.Path.GetFileName(path), $"{image.Name} {path}");
+    }
+
     private (IVmiDriver Driver, string Name, string Source) CreateDriver() => ParameterSetName switch
     {
         MockSet => (DriverFactory.CreateMock(), "mock", Messages.MockSource),
+        PathSet => CreateImage(),
         _ => throw new PSNotSupportedException(ParameterSetName),
     };
 }

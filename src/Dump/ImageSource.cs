@@ -1,0 +1,147 @@
+using System.Diagnostics.CodeAnalysis;
+using Vmi.Core;
+using Vmi.Core.Arch.Amd64;
+
+namespace Vmi.Dump;
+
+/// <summary>Where an image's frames come from.</summary>
+internal abstract class ImageSource : IDisposable
+{
+    /// <summary>Physical addresses above this are refused as oversized (the architecture's 52-bit limit).</summary>
+    public const ulong MaxPhysicalAddress = 1UL << Amd64.MaxPhysicalAddressWidth;
+
+    public abstract ulong MaxGfn { get; }
+
+    public abstract IReadOnlyList<PhysicalRange> Ranges { get; }
+
+    public abstract bool TryMapPage(ulong gfn, [NotNullWhen(true)] out MappedPage? page);
+
+    public abstract void Dispose();
+}
+
+/// <summary>A run of physical memory stored at a file offset (or, with <see cref="FileOffset"/> -1, zeros).</summary>
+internal readonly record struct Run(ulong Pa, ulong Length, long FileOffset)
+{
+    public ulong End => Pa + Length;
+}
+
+/// <summary>
+/// Frames backed by runs of the mapped file (raw, ELF, LiME, Xen). A frame wholly inside one stored run is
+/// handed out as a view of the mapping; a frame split across runs (unaligned segments) is assembled
+/// into a pooled buffer, zeros where nothing backs it.
+/// </summary>
+internal sealed unsafe class RunSource : ImageSource
+{
+    private static readonly byte[] s_zeroPage = new byte[Amd64.PageSize];
+    private readonly MappedImageFile _file;
+    private readonly Run[] _runs;
+    private readonly ulong[] _starts;
+    private readonly PagePool _pool = new((int)Amd64.PageSize);
+    private readonly PhysicalRange[] _ranges;
+
+    /// <param name="runs">Runs with their description for errors (e.g. "program header 3 at offset 0x40").</param>
+    public RunSource(MappedImageFile file, List<(Run Run, string What, long At)> runs)
+    {
+        _file = file;
+        runs.RemoveAll(r => r.Run.Length == 0);
+        runs.Sort((a, b) => a.Run.Pa.CompareTo(b.Run.Pa));
+        for (int i = 0; i < runs.Count; i++)
+        {
+            (Run r, string what, long at) = runs[i];
+            if (r.Pa >= MaxPhysicalAddress || r.Length > MaxPhysicalAddress - r.Pa)
+            {
+                throw new VmiFormatException($"{what} describes physical memory 0x{r.Pa:x}+0x{r.Length:x}, beyond the 52-bit physical address space: the header is corrupt.", file.Path, at);
+            }
+
+            if (r.FileOffset >= 0 && !file.Contains(r.FileOffset, (long)Math.Min(r.Length, long.MaxValue)))
+            {
+                throw new VmiFormatException($"{what} says 0x{r.Length:x} bytes of memory are stored at file offset 0x{r.FileOffset:x}, past the end of the file ({file.Length} bytes): the image is truncated.", file.Path, at);
+            }
+
+            if (i > 0 && runs[i - 1].Run.End > r.Pa)
+            {
+                throw new VmiFormatException($"{what} (physical 0x{r.Pa:x}-0x{r.End:x}) overlaps {runs[i - 1].What} (physical 0x{runs[i - 1].Run.Pa:x}-0x{runs[i - 1].Run.End:x}): an image must store each physical address once.", file.Path, at);
+            }
+        }
+
+        _runs = runs.Select(r => r.Run).ToArray();
+        _starts = _runs.Select(r => r.Pa).ToArray();
+        var merged = new List<PhysicalRange>();
+        foreach (Run r in _runs)
+        {
+            if (merged.Count > 0 && merged[^1].End.Value == r.Pa)
+            {
+                merged[^1] = merged[^1] with { Length = merged[^1].Length + r.Length };
+            }
+            else
+            {
+                merged.Add(new PhysicalRange(new Pa(r.Pa), r.Length));
+            }
+        }
+
+        _ranges = merged.ToArray();
+        MaxGfn = _runs.Length == 0 ? 0 : (_runs[^1].End - 1) >> Amd64.PageShift;
+    }
+
+    public override ulong MaxGfn { get; }
+
+    public override IReadOnlyList<PhysicalRange> Ranges => _ranges;
+
+    /// <summary>Index of the last run starting at or before <paramref name="pa"/>, or -1.</summary>
+    private int Find(ulong pa)
+    {
+        int i = Array.BinarySearch(_starts, pa);
+        return i >= 0 ? i : ~i - 1;
+    }
+
+    public override bool TryMapPage(ulong gfn, [NotNullWhen(true)] out MappedPage? page)
+    {
+        page = null;
+        if (gfn > MaxGfn)
+        {
+            return false;
+        }
+
+        ulong start = gfn << Amd64.PageShift;
+        ulong end = start + Amd64.PageSize;
+        int i = Find(start);
+        if (i >= 0 && _runs[i].End >= end)
+        {
+            Run r = _runs[i];
+            page = r.FileOffset < 0
+                ? new MappedPage(new Gfn(gfn), s_zeroPage)
+                : new ImagePage(new Gfn(gfn), _file, r.FileOffset + (long)(start - r.Pa), (int)Amd64.PageSize);
+            return true;
+        }
+
+        // Slow path: runs that cover only part of the frame.
+        int first = i >= 0 && _runs[i].End > start ? i : i + 1;
+        if (first >= _runs.Length || _runs[first].Pa >= end)
+        {
+            return false;
+        }
+
+        byte* buffer = _pool.Rent();
+        var span = new Span<byte>(buffer, (int)Amd64.PageSize);
+        span.Clear();
+        for (int k = first; k < _runs.Length && _runs[k].Pa < end; k++)
+        {
+            Run r = _runs[k];
+            ulong from = Math.Max(r.Pa, start);
+            ulong to = Math.Min(r.End, end);
+            if (r.FileOffset >= 0)
+            {
+                _file.Span(r.FileOffset + (long)(from - r.Pa), (long)(to - from), "a memory run").CopyTo(span[(int)(from - start)..]);
+            }
+        }
+
+        page = new PooledPage(new Gfn(gfn), _pool, buffer);
+        return true;
+    }
+
+    public override void Dispose()
+    {
+        _pool.Dispose();
+        _file.Dispose();
+    }
+}

@@ -1,0 +1,369 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Vmi.Core;
+using Vmi.Core.Arch.Amd64;
+using Vmi.Xen.Native;
+using Vmi.Xen.Tests.Events;
+
+namespace Vmi.Xen.Tests.Driver;
+
+/// <summary>A Xen in memory behind <see cref="IXenHost"/>: keeps the state the driver changes so tests can see it restored.</summary>
+internal sealed unsafe class SimulatedXenHost : IXenHost
+{
+    public const uint GuestId = 7;
+
+    public List<string> Calls { get; } = [];
+
+    public List<XenDomainInfo> Domains { get; } =
+    [
+        new(0, "Domain-0", 4, 4UL << 30, XenDomainState.Running, IsHvm: false),
+        new(GuestId, "win10", 2, 2UL << 30, XenDomainState.Running),
+        new(9, "pv-guest", 1, 1UL << 30, XenDomainState.Blocked, IsHvm: false),
+    ];
+
+    public Dictionary<ulong, byte[]> Memory { get; } = [];
+
+    public int PauseCount { get; private set; }
+
+    public ulong MaxGpfn { get; set; } = 0x7FFFF;
+
+    public ulong Altp2mParam { get; set; } = 2; // external
+
+    public bool Altp2mState { get; set; }
+
+    public View ActiveView { get; private set; }
+
+    public Dictionary<(ushort View, ulong Gfn), MemoryAccess> Access { get; } = [];
+
+    public HashSet<View> ViewsInXen { get; } = [];
+
+    public Dictionary<(ushort View, ulong Gfn), ulong> Remapped { get; } = [];
+
+    public HashSet<EventMonitor> Monitors { get; } = [];
+
+    public HashSet<ushort> Singlestepping { get; } = [];
+
+    public HashSet<ulong> Populated { get; } = [];
+
+    public List<(VcpuId Vcpu, Interrupt Interrupt)> Injected { get; } = [];
+
+    public bool PageWalkEventsDisabled { get; private set; }
+
+    public byte[] HvmContext { get; set; } = BuildContext(2);
+
+    public SimulatedChannel? Channel { get; private set; }
+
+    public bool Disposed { get; private set; }
+
+    /// <summary>Makes the named call throw once it is reached.</summary>
+    public Func<string, Exception?> Fail { get; set; } = _ => null;
+
+    public Version Version { get; } = new(4, 17);
+
+    private void Call(string name)
+    {
+        Calls.Add(name);
+        if (Fail(name) is { } ex)
+        {
+            throw ex;
+        }
+    }
+
+    public IReadOnlyList<XenDomainInfo> ListDomains() => Domains;
+
+    public XenDomainInfo? GetDomainInfo(uint domid) => Domains.FirstOrDefault(d => d.Id == domid);
+
+    public ulong MaximumGpfn(uint domid) => MaxGpfn;
+
+    public void Pause(uint domid)
+    {
+        Call("Pause");
+        PauseCount++;
+    }
+
+    public void Unpause(uint domid)
+    {
+        Call("Unpause");
+        if (PauseCount == 0)
+        {
+            throw new InvalidOperationException("unpause of a domain that is not paused");
+        }
+
+        PauseCount--;
+    }
+
+    public MappedPage? MapPage(uint domid, Gfn gfn) => Memory.TryGetValue(gfn.Value, out byte[]? page) ? new MappedPage(gfn, page) : null;
+
+    public void WritePage(uint domid, Gfn gfn, int offset, ReadOnlySpan<byte> data)
+    {
+        Call("WritePage");
+        data.CopyTo(Memory[gfn.Value].AsSpan(offset));
+    }
+
+    public byte[] GetHvmContext(uint domid)
+    {
+        Call("GetHvmContext");
+        return (byte[])HvmContext.Clone();
+    }
+
+    public void SetHvmContext(uint domid, byte[] context)
+    {
+        Call("SetHvmContext");
+        HvmContext = (byte[])context.Clone();
+    }
+
+    public ulong GetHvmParam(uint domid, uint param) => param == XenCtrl.HvmParamAltp2m ? Altp2mParam : 0;
+
+    public MemoryAccess GetMemAccess(uint domid, View view, Gfn gfn) =>
+        Access.TryGetValue((view.Value, gfn.Value), out MemoryAccess a) ? a : MemoryAccess.RWX;
+
+    public void SetMemAccess(uint domid, View view, Gfn first, uint count, MemoryAccess access)
+    {
+        Call($"SetMemAccess {view} {first} {count} {access}");
+        for (uint i = 0; i < count; i++)
+        {
+            Access[(view.Value, first.Value + i)] = access;
+        }
+    }
+
+    public bool GetAltp2mState(uint domid) => Altp2mState;
+
+    public void SetAltp2mState(uint domid, bool enabled)
+    {
+        Call("SetAltp2mState " + enabled);
+        Altp2mState = enabled;
+    }
+
+    public View CreateView(uint domid, MemoryAccess defaultAccess)
+    {
+        Call("CreateView");
+        var v = new View((ushort)(ViewsInXen.Count + 1));
+        ViewsInXen.Add(v);
+        return v;
+    }
+
+    public void DestroyView(uint domid, View view)
+    {
+        Call("DestroyView " + view);
+        if (ActiveView == view)
+        {
+            throw new VmiDriverException("view in use", XenErrors.EBusy);
+        }
+
+        ViewsInXen.Remove(view);
+        foreach (var key in Access.Keys.Where(k => k.View == view.Value).ToArray())
+        {
+            Access.Remove(key);
+        }
+
+        foreach (var key in Remapped.Keys.Where(k => k.View == view.Value).ToArray())
+        {
+            Remapped.Remove(key); // a destroyed view takes its remappings with it
+        }
+    }
+
+    public void SwitchToView(uint domid, View view)
+    {
+        Call("SwitchToView " + view);
+        ActiveView = view;
+    }
+
+    public void ChangeGfn(uint domid, View view, Gfn oldGfn, Gfn? newGfn)
+    {
+        Call("ChangeGfn");
+        if (newGfn is { } n)
+        {
+            Remapped[(view.Value, oldGfn.Value)] = n.Value;
+        }
+        else
+        {
+            Remapped.Remove((view.Value, oldGfn.Value));
+        }
+    }
+
+    public void PopulatePhysmap(uint domid, Gfn gfn)
+    {
+        Call("Populate " + gfn);
+        Populated.Add(gfn.Value);
+    }
+
+    public void DecreaseReservation(uint domid, Gfn gfn)
+    {
+        Call("Decrease " + gfn);
+        Populated.Remove(gfn.Value);
+    }
+
+    public void InjectEvent(uint domid, VcpuId vcpu, Interrupt interrupt)
+    {
+        Call("Inject");
+        Injected.Add((vcpu, interrupt));
+    }
+
+    public IXenMonitorChannel EnableMonitorRing(uint domid)
+    {
+        Call("EnableMonitorRing");
+        if (Channel is not null)
+        {
+            throw new VmiDriverException("ring already enabled", XenErrors.EBusy);
+        }
+
+        Channel = new SimulatedChannel(this);
+        return Channel;
+    }
+
+    public void SetMonitor(uint domid, EventMonitor monitor, bool enable)
+    {
+        Call($"SetMonitor {monitor} {enable}");
+        if (Channel is null)
+        {
+            throw new VmiDriverException("no ring", XenErrors.ENoDev);
+        }
+
+        if (enable)
+        {
+            Monitors.Add(monitor);
+        }
+        else
+        {
+            Monitors.Remove(monitor);
+        }
+    }
+
+    public void SetSinglestep(uint domid, VcpuId vcpu, bool enable)
+    {
+        Call($"SetSinglestep {vcpu} {enable}");
+        if (enable)
+        {
+            Singlestepping.Add(vcpu.Value);
+        }
+        else
+        {
+            Singlestepping.Remove(vcpu.Value);
+        }
+    }
+
+    public void SetInguestPagefaultDisabled(uint domid, bool disabled)
+    {
+        Call("SetInguestPagefaultDisabled " + disabled);
+        PageWalkEventsDisabled = disabled;
+    }
+
+    public void Dispose() => Disposed = true;
+
+    /// <summary>Xen's side of the monitor ring: requests put by the test, responses read back.</summary>
+    internal sealed class SimulatedChannel(SimulatedXenHost host) : IXenMonitorChannel
+    {
+        private readonly byte* _page = (byte*)NativeMemory.AlignedAlloc(4096, 4096);
+        private uint _reqProd;
+        private uint _rspCons;
+        private int _signals;
+
+        public byte* RingPage => _page;
+
+        public int RingPageSize => 4096;
+
+        public bool Open { get; private set; } = true;
+
+        public int Notifications { get; private set; }
+
+        public List<VmEventSt> Responses { get; } = [];
+
+        public void Put(VmEventSt request)
+        {
+            Unsafe.WriteUnaligned(_page + 64 + ((_reqProd & 7) * VmEventSt.Size), request);
+            _reqProd++;
+            ((VmEventSringHeader*)_page)->ReqProd = _reqProd;
+            Interlocked.Increment(ref _signals);
+        }
+
+        public bool Wait(int timeoutMs)
+        {
+            if (Interlocked.Exchange(ref _signals, 0) > 0)
+            {
+                return true;
+            }
+
+            Thread.Sleep(Math.Min(timeoutMs, 5));
+            return false;
+        }
+
+        public void Notify()
+        {
+            Notifications++;
+            uint prod = ((VmEventSringHeader*)_page)->RspProd;
+            while (_rspCons != prod)
+            {
+                Responses.Add(Unsafe.ReadUnaligned<VmEventSt>(_page + 64 + ((_rspCons & 7) * VmEventSt.Size)));
+                _rspCons++;
+            }
+        }
+
+        /// <summary>Answer EBUSY this many times (vCPUs waiting for ring slots), putting one more request each time.</summary>
+        public int BusyTimes { get; set; }
+
+        public void Dispose()
+        {
+            host.Call("DisableMonitorRing");
+            if (BusyTimes > 0)
+            {
+                BusyTimes--;
+                Put(XenRingSimulator.Request(1, VmEventAbi.ReasonCpuid));
+                throw new VmiDriverException("vCPUs wait for ring slots", XenErrors.EBusy);
+            }
+
+            if (_reqProd != _rspCons)
+            {
+                throw new InvalidOperationException($"the ring was torn down with {_reqProd - _rspCons} request(s) unanswered: their vCPUs would stay paused");
+            }
+
+            Open = false;
+            host.Channel = null;
+            NativeMemory.AlignedFree(_page);
+        }
+    }
+
+    /// <summary>An HVM context with a header record, CPU, MTRR and XSAVE records per vCPU, and the end record.</summary>
+    public static byte[] BuildContext(int vcpus)
+    {
+        var records = new List<byte>();
+        void Add(ushort code, ushort instance, byte[] body)
+        {
+            var d = new HvmSaveDescriptor { Typecode = code, Instance = instance, Length = (uint)body.Length };
+            records.AddRange(MemoryMarshal.AsBytes(new ReadOnlySpan<HvmSaveDescriptor>(ref d)).ToArray());
+            records.AddRange(body);
+        }
+
+        Add(HvmSaveDescriptor.CodeHeader, 0, new byte[24]);
+        for (ushort v = 0; v < vcpus; v++)
+        {
+            HvmHwCpu cpu = default;
+            cpu.Rax = 0x1000u + v;
+            cpu.Rip = 0xfffff800_12345000 + v;
+            cpu.Cr3 = 0x1aa000 + (v * 0x1000u);
+            cpu.Cr0 = 0x80050033;
+            cpu.Cr4 = 0x350ef8;
+            cpu.MsrEfer = 0xd01;
+            cpu.MsrLstar = 0xfffff800_00401000;
+            cpu.CsSel = 0x10;
+            cpu.CsArbytes = 0xA9B;
+            cpu.CsLimit = 0xFFFFFFFF;
+            cpu.IdtrBase = 0xfffff800_0000a000;
+            cpu.IdtrLimit = 0xfff;
+            cpu.Tsc = 123456789;
+            Add(HvmSaveDescriptor.CodeCpu, v, MemoryMarshal.AsBytes(new ReadOnlySpan<HvmHwCpu>(ref cpu)).ToArray());
+        }
+
+        for (ushort v = 0; v < vcpus; v++)
+        {
+            HvmHwMtrr mtrr = default;
+            mtrr.MsrPatCr = 0x0007010600070106;
+            Add(HvmSaveDescriptor.CodeMtrr, v, MemoryMarshal.AsBytes(new ReadOnlySpan<HvmHwMtrr>(ref mtrr)).ToArray());
+            byte[] xsave = new byte[600];
+            BitConverter.TryWriteBytes(xsave.AsSpan(8), 0x7UL);
+            Add(HvmSaveDescriptor.CodeCpuXsave, v, xsave);
+        }
+
+        Add(HvmSaveDescriptor.CodeEnd, 0, []);
+        return [.. records];
+    }
+}
