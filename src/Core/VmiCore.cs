@@ -340,6 +340,7 @@ public sealed class VmiCore : IDisposable
     private bool MayHoldTable(ulong gfn) => (_tableFilter[(gfn >> 6) & 63] & (1UL << (int)(gfn & 63))) != 0;
 
     /// <summary>Translates without throwing: a fault is a result. Uses and fills the V2P cache.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TranslationResult TryTranslateAddress(AddressContext ctx)
     {
         PagingMode mode = ctx.Mode ?? PagingMode;
@@ -350,6 +351,13 @@ public sealed class VmiCore : IDisposable
             return Unpack(packed, ctx.Va.Value & _pageMask);
         }
 
+        return TranslateMiss(ctx, mode, key);
+    }
+
+    /// <summary>The V2P miss: a walk (through the shortcut when one fits), then the V2P insert. Kept out of line so the hit path stays small.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private TranslationResult TranslateMiss(AddressContext ctx, PagingMode mode, V2PKey key)
+    {
         var reader = new TableReader(this);
         if (!_v2pEnabled)
         {
