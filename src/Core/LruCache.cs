@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 
 namespace Vmi.Core;
 
@@ -14,7 +13,9 @@ public sealed record CacheStatistics(string Name, bool Enabled, int Capacity, in
 /// value and list links together, so touching an entry touches one cache line; no allocation per entry).
 /// The most recently used entry is checked first, so repeated hits on one key cost one compare; then a
 /// small direct-mapped table of hints (key hash to slot), so the handful of keys a page walk touches are
-/// found without hashing into the dictionary. Hints never outlive their entry.
+/// found without probing the index. The index is an open-addressing table of slot numbers (at most half
+/// full, linear probing, deletion by shifting back), so a lookup touches the index and the node and nothing
+/// else. Hints never outlive their entry.
 /// Not thread-safe: <see cref="VmiCore"/> is used by one thread at a time.
 /// </summary>
 internal sealed class LruCache<TKey, TValue>
@@ -26,7 +27,9 @@ internal sealed class LruCache<TKey, TValue>
     private const int HintCount = 256;
 
     private readonly Action<TValue>? _onRemove;
-    private readonly Dictionary<TKey, int> _map;
+    private int[] _index;   // open addressing, linear probing: slot + 1 of the entry whose key probes here; 0 = empty
+    private int _indexShift; // 32 - log2(_index.Length), for Fibonacci hashing
+    private int _count;
     private readonly int[] _hints = new int[HintCount]; // slot + 1 of a live entry whose key hashes here; 0 = none
     private Node[] _nodes;
     private int _head = -1; // most recently used
@@ -48,15 +51,15 @@ internal sealed class LruCache<TKey, TValue>
         Name = name;
         _onRemove = onRemove;
         Capacity = capacity;
-        _map = new Dictionary<TKey, int>(capacity);
         _nodes = new Node[capacity];
+        (_index, _indexShift) = NewIndex(capacity);
     }
 
     public string Name { get; }
 
     public int Capacity { get; private set; }
 
-    public int Count => _map.Count;
+    public int Count => _count;
 
     public long Hits { get; private set; }
 
@@ -91,7 +94,7 @@ internal sealed class LruCache<TKey, TValue>
     {
         ref int hint = ref _hints[HintIndex(key)];
         int i = hint - 1;
-        if ((i >= 0 && _nodes[i].Key.Equals(key)) || _map.TryGetValue(key, out i))
+        if ((i >= 0 && _nodes[i].Key.Equals(key)) || (i = Find(key)) >= 0)
         {
             Hits++;
             hint = i + 1;
@@ -108,7 +111,8 @@ internal sealed class LruCache<TKey, TValue>
     /// <summary>Adds or replaces <paramref name="key"/>; evicts the least recently used entry when full.</summary>
     public void Add(in TKey key, TValue value)
     {
-        if (_map.TryGetValue(key, out int existing))
+        int existing = Find(key);
+        if (existing >= 0)
         {
             Replace(existing, value);
             return;
@@ -123,17 +127,25 @@ internal sealed class LruCache<TKey, TValue>
     /// </summary>
     public void AddNew(in TKey key, TValue value)
     {
-        if (_map.Count >= Capacity)
+        if (_count >= Capacity)
         {
             Evictions++;
             RemoveAt(_tail);
         }
 
-        ref int mapped = ref CollectionsMarshal.GetValueRefOrAddDefault(_map, key, out bool exists);
-        if (exists)
+        // Probe for the key or the first empty place (the table is at most half full).
+        int mask = _index.Length - 1;
+        int at = Home(key);
+        while (_index[at] != 0)
         {
-            Replace(mapped, value);
-            return;
+            int other = _index[at] - 1;
+            if (_nodes[other].Key.Equals(key))
+            {
+                Replace(other, value);
+                return;
+            }
+
+            at = (at + 1) & mask;
         }
 
         int slot;
@@ -147,7 +159,8 @@ internal sealed class LruCache<TKey, TValue>
             slot = _used++;
         }
 
-        mapped = slot;
+        _index[at] = slot + 1;
+        _count++;
         ref Node n = ref _nodes[slot];
         n.Key = key;
         n.Value = value;
@@ -167,6 +180,68 @@ internal sealed class LruCache<TKey, TValue>
         _hints[HintIndex(key)] = slot + 1;
     }
 
+    private static (int[] Index, int Shift) NewIndex(int capacity)
+    {
+        int bits = Math.Max(4, 64 - (int)ulong.LeadingZeroCount((ulong)capacity * 2 - 1)); // >= 2 x capacity
+        return (new int[1 << bits], 32 - bits);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int Home(in TKey key) => (int)(((uint)key.GetHashCode() * 0x9E37_79B9u) >> _indexShift);
+
+    /// <summary>The slot holding <paramref name="key"/>, or -1.</summary>
+    private int Find(in TKey key)
+    {
+        int mask = _index.Length - 1;
+        int at = Home(key);
+        while (true)
+        {
+            int s = _index[at] - 1;
+            if (s < 0)
+            {
+                return -1;
+            }
+
+            if (_nodes[s].Key.Equals(key))
+            {
+                return s;
+            }
+
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// <summary>Takes <paramref name="slot"/> out of the index, shifting later entries of its probe run back (no tombstones).</summary>
+    private void Unindex(int slot)
+    {
+        int mask = _index.Length - 1;
+        int at = Home(_nodes[slot].Key);
+        while (_index[at] != slot + 1)
+        {
+            at = (at + 1) & mask;
+        }
+
+        int hole = at;
+        int next = (hole + 1) & mask;
+        while (_index[next] != 0)
+        {
+            int home = Home(_nodes[_index[next] - 1].Key);
+
+            // The entry at `next` may move into the hole unless its home lies cyclically in (hole, next].
+            bool stays = hole <= next ? home > hole && home <= next : home > hole || home <= next;
+            if (!stays)
+            {
+                _index[hole] = _index[next];
+                hole = next;
+            }
+
+            next = (next + 1) & mask;
+        }
+
+        _index[hole] = 0;
+        _count--;
+    }
+
     private void Replace(int i, TValue value)
     {
         TValue old = _nodes[i].Value;
@@ -180,7 +255,8 @@ internal sealed class LruCache<TKey, TValue>
 
     public bool Remove(in TKey key)
     {
-        if (!_map.TryGetValue(key, out int i))
+        int i = Find(key);
+        if (i < 0)
         {
             return false;
         }
@@ -193,8 +269,9 @@ internal sealed class LruCache<TKey, TValue>
     public int RemoveWhere(Func<TKey, bool> predicate)
     {
         var doomed = new List<TKey>();
-        foreach (TKey k in _map.Keys)
+        for (int i = _head; i >= 0; i = _nodes[i].Next)
         {
+            TKey k = _nodes[i].Key;
             if (predicate(k))
             {
                 doomed.Add(k);
@@ -219,7 +296,8 @@ internal sealed class LruCache<TKey, TValue>
             }
         }
 
-        _map.Clear();
+        Array.Clear(_index);
+        _count = 0;
         Array.Clear(_nodes);
         Array.Clear(_hints);
         _head = _tail = _free = -1;
@@ -235,7 +313,7 @@ internal sealed class LruCache<TKey, TValue>
     public void Resize(int capacity)
     {
         CheckCapacity(capacity);
-        var order = new List<(TKey Key, TValue Value)>(_map.Count);
+        var order = new List<(TKey Key, TValue Value)>(_count);
         for (int i = _tail; i >= 0; i = _nodes[i].Prev)
         {
             order.Add((_nodes[i].Key, _nodes[i].Value)); // least recent first
@@ -248,8 +326,8 @@ internal sealed class LruCache<TKey, TValue>
             _onRemove?.Invoke(order[i].Value);
         }
 
-        _map.Clear();
-        _map.EnsureCapacity(capacity);
+        (_index, _indexShift) = NewIndex(capacity);
+        _count = 0;
         Array.Clear(_hints);
         Capacity = capacity;
         _nodes = new Node[capacity];
@@ -272,7 +350,8 @@ internal sealed class LruCache<TKey, TValue>
     /// <summary>The value of <paramref name="key"/> if cached, without counting a hit or a miss and without changing the order.</summary>
     public bool TryPeek(in TKey key, out TValue value)
     {
-        if (_map.TryGetValue(key, out int i))
+        int i = Find(key);
+        if (i >= 0)
         {
             value = _nodes[i].Value;
             return true;
@@ -301,7 +380,7 @@ internal sealed class LruCache<TKey, TValue>
             hint = 0;
         }
 
-        _map.Remove(n.Key);
+        Unindex(i);
         Unlink(i);
         n.Key = default;
         n.Value = default!;

@@ -46,6 +46,10 @@ public sealed class VmiCore : IDisposable
     private readonly LruCache<ulong, MappedPage> _pages;
     private readonly LruCache<V2PKey, ulong> _v2p;
     private readonly ulong[] _tableFilter = new ulong[64]; // 4096-bit filter of GFNs that hold cached page tables
+    private readonly Amd64.WalkShortcut[] _shortcuts = new Amd64.WalkShortcut[64]; // upper levels of recent walks, per 2 MiB region
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int ShortcutIndex(ulong root, ulong va) => (int)(((va >> 21) ^ (root >> 12)) & 63);
     private readonly int _pageShift;
     private readonly ulong _pageMask;
     private bool _pagesEnabled = true;
@@ -200,6 +204,7 @@ public sealed class VmiCore : IDisposable
     public void FlushV2PCache()
     {
         _v2p.Clear();
+        Array.Clear(_shortcuts);
         Array.Clear(_tableFilter);
     }
 
@@ -207,6 +212,7 @@ public sealed class VmiCore : IDisposable
     public bool FlushV2PCacheEntry(AddressContext ctx)
     {
         PagingMode mode = ctx.Mode ?? PagingMode;
+        _shortcuts[ShortcutIndex(ctx.Root.Value, ctx.Va.Value)] = default; // the upper levels may have changed too
         return _v2p.Remove(new V2PKey(ctx.Root.Value, ctx.Va.Value & ~_pageMask, mode));
     }
 
@@ -334,6 +340,7 @@ public sealed class VmiCore : IDisposable
     private bool MayHoldTable(ulong gfn) => (_tableFilter[(gfn >> 6) & 63] & (1UL << (int)(gfn & 63))) != 0;
 
     /// <summary>Translates without throwing: a fault is a result. Uses and fills the V2P cache.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TranslationResult TryTranslateAddress(AddressContext ctx)
     {
         PagingMode mode = ctx.Mode ?? PagingMode;
@@ -344,9 +351,22 @@ public sealed class VmiCore : IDisposable
             return Unpack(packed, ctx.Va.Value & _pageMask);
         }
 
+        return TranslateMiss(ctx, mode, key);
+    }
+
+    /// <summary>The V2P miss: a walk (through the shortcut when one fits), then the V2P insert. Kept out of line so the hit path stays small.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private TranslationResult TranslateMiss(AddressContext ctx, PagingMode mode, V2PKey key)
+    {
         var reader = new TableReader(this);
-        TranslationResult r = Amd64.Translate(ref reader, mode, ctx.Root, ctx.Va, PhysicalAddressWidth);
-        if (r.Success && _v2pEnabled)
+        if (!_v2pEnabled)
+        {
+            return Amd64.Translate(ref reader, mode, ctx.Root, ctx.Va, PhysicalAddressWidth);
+        }
+
+        ref Amd64.WalkShortcut shortcut = ref _shortcuts[ShortcutIndex(ctx.Root.Value, ctx.Va.Value)];
+        TranslationResult r = Amd64.TranslateWithShortcut(ref reader, mode, ctx.Root, ctx.Va, PhysicalAddressWidth, ref shortcut);
+        if (r.Success)
         {
             _v2p.AddNew(key, Pack(r, _pageMask));
         }

@@ -122,3 +122,41 @@ public class CoherenceTests
         Assert.Equal(0, mem.WriteCalls);
     }
 }
+
+public class WalkShortcutTests
+{
+    [Fact]
+    public void Two_address_spaces_sharing_a_shortcut_slot_do_not_mix()
+    {
+        var mem = new SparseDriver();
+        var a = new PageTableBuilder(mem, PagingMode.Ia32e, firstTableFrame: 0x100); // root frame 0x100
+        var b = new PageTableBuilder(mem, PagingMode.Ia32e, firstTableFrame: 0x140); // root frame 0x140: same slot (frames differ by 64)
+        a.Map(0x40_0000, 0xA_0000).Map(0x40_1000, 0xA_1000);
+        b.Map(0x40_0000, 0xB_0000).Map(0x40_1000, 0xB_1000);
+        using var core = new VmiCore(mem) { PagingMode = PagingMode.Ia32e };
+        for (int round = 0; round < 2; round++)
+        {
+            Assert.Equal(new Pa(0xA_0000), core.TranslateAddress(new AddressContext(new Va(0x40_0000), a.RootPa)));
+            Assert.Equal(new Pa(0xB_1000), core.TranslateAddress(new AddressContext(new Va(0x40_1000), b.RootPa)));
+            Assert.Equal(new Pa(0xA_1000), core.TranslateAddress(new AddressContext(new Va(0x40_1000), a.RootPa)));
+            Assert.Equal(new Pa(0xB_0000), core.TranslateAddress(new AddressContext(new Va(0x40_0000), b.RootPa)));
+            core.FlushV2PCache();
+        }
+    }
+
+    [Fact]
+    public void A_pde_changed_behind_VmiCores_back_is_seen_after_flushing_one_entry()
+    {
+        var mem = new SparseDriver();
+        var pt = new PageTableBuilder(mem, PagingMode.Ia32e).Map(0x40_0000, 0xA_0000).Map(0x40_1000, 0xA_1000);
+        using var core = new VmiCore(mem) { PagingMode = PagingMode.Ia32e };
+        Assert.Equal(new Pa(0xA_0000), core.TranslateAddress(new AddressContext(new Va(0x40_0000), pt.RootPa)));
+
+        // The guest points the PDE at another page table, in which 0x401000 maps elsewhere.
+        ulong newPt = pt.AllocateTable();
+        mem.PokeU64((newPt << 12) + 8, 0xC_1000 | Pte.P);
+        pt.SetEntry(0x40_0000, 2, (newPt << 12) | Pte.P | Pte.W);
+        Assert.True(core.FlushV2PCacheEntry(new AddressContext(new Va(0x40_0000), pt.RootPa)));
+        Assert.Equal(new Pa(0xC_1000), core.TranslateAddress(new AddressContext(new Va(0x40_1000), pt.RootPa)));
+    }
+}

@@ -22,7 +22,7 @@ public class LruPropertyTests
                 select new Op(kind, (ulong)key, value)).ToArbitrary();
     }
 
-    [Property(MaxTest = 500, Arbitrary = [typeof(Arbitraries)])]
+    [Property(MaxTest = 1500, Arbitrary = [typeof(Arbitraries)])]
     public void Matches_a_list_model(Op[] ops)
     {
         var released = new List<int>();
@@ -118,6 +118,76 @@ public class LruPropertyTests
             Assert.Equal(hits, cache.Hits);
             Assert.Equal(misses, cache.Misses);
             Assert.Equal(evictions, cache.Evictions);
+        }
+    }
+}
+
+public class LruStressTests
+{
+    [Theory]
+    [InlineData(1, 64, 200)]
+    [InlineData(2, 100, 130)]
+    [InlineData(3, 7, 4096)]
+    [InlineData(4, 1000, 5000)]
+    public void Many_inserts_and_removals_agree_with_a_dictionary(int seed, int capacity, int keySpace)
+    {
+        var rng = new Random(seed);
+        var cache = new LruCache<ulong, ulong>("s", capacity);
+        var order = new LinkedList<ulong>(); // most recent first
+        var nodes = new Dictionary<ulong, LinkedListNode<ulong>>();
+        for (int step = 0; step < 20000; step++)
+        {
+            // Keys that collide in any power-of-two table: multiples of a large power of two, plus small ones.
+            ulong key = rng.Next(2) == 0 ? (ulong)rng.Next(keySpace) : (ulong)rng.Next(keySpace) << 20;
+            int op = rng.Next(10);
+            if (op < 5)
+            {
+                bool hit = cache.TryGet(key, out ulong v);
+                Assert.Equal(nodes.ContainsKey(key), hit);
+                if (hit)
+                {
+                    Assert.Equal(key * 3, v);
+                    order.Remove(nodes[key]);
+                    order.AddFirst(nodes[key]);
+                }
+            }
+            else if (op < 8)
+            {
+                if (nodes.TryGetValue(key, out LinkedListNode<ulong>? n))
+                {
+                    order.Remove(n);
+                    order.AddFirst(n);
+                }
+                else
+                {
+                    if (nodes.Count >= capacity)
+                    {
+                        nodes.Remove(order.Last!.Value);
+                        order.RemoveLast();
+                    }
+
+                    nodes[key] = order.AddFirst(key);
+                }
+
+                cache.Add(key, key * 3);
+            }
+            else
+            {
+                Assert.Equal(nodes.Remove(key, out LinkedListNode<ulong>? n), cache.Remove(key));
+                if (n is not null)
+                {
+                    order.Remove(n);
+                }
+            }
+
+            Assert.Equal(nodes.Count, cache.Count);
+        }
+
+        Assert.Equal(order, cache.KeysByRecency());
+        foreach (ulong k in nodes.Keys)
+        {
+            Assert.True(cache.TryPeek(k, out ulong v));
+            Assert.Equal(k * 3, v);
         }
     }
 }

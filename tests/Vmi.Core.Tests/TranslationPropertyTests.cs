@@ -93,6 +93,25 @@ public class TranslationPropertyTests
         AssertSame(expected, core.TryTranslateAddress(ctx), "hit " + s);
     }
 
+    [Property(MaxTest = 1500, Arbitrary = [typeof(Arbitraries)])]
+    public void A_walk_after_a_neighbour_in_the_same_2MiB_agrees_with_the_reference(WalkScenario s, int neighbourPage)
+    {
+        // The first translation leaves the upper levels of its walk cached for the 2 MiB region; the second uses them.
+        SparseDriver mem = s.Build();
+        ulong neighbour = (s.Va & ~0x1F_F000UL) | (((ulong)(uint)neighbourPage & 0x1FF) << 12);
+        using var core = new VmiCore(mem) { PhysicalAddressWidth = s.MaxPhyAddr, PagingMode = s.Mode };
+        AssertSame(Reference(mem, s.Mode, s.Root, neighbour, s.MaxPhyAddr), core.TryTranslateAddress(new AddressContext(new Va(neighbour), new Pa(s.Root))), "neighbour " + s);
+        AssertSame(Reference(mem, s.Mode, s.Root, s.Va, s.MaxPhyAddr), core.TryTranslateAddress(new AddressContext(new Va(s.Va), new Pa(s.Root))), "after neighbour " + s);
+
+        // And after the tables change through VmiCore, nothing of the old walk is used.
+        if (mem.Frames.Any())
+        {
+            ulong frame = mem.Frames.First();
+            core.WriteU64(AccessContext.Direct(new Pa((frame << 12) + (((ulong)(uint)neighbourPage & 0x1FF) * 8))), (ulong)(uint)neighbourPage * 0x1001);
+            AssertSame(Reference(mem, s.Mode, s.Root, s.Va, s.MaxPhyAddr), core.TryTranslateAddress(new AddressContext(new Va(s.Va), new Pa(s.Root))), "after a table write " + s);
+        }
+    }
+
     [Property(MaxTest = 300, Arbitrary = [typeof(Arbitraries)])]
     public void Mapped_pages_translate_to_where_they_were_mapped(MappingScenario s)
     {

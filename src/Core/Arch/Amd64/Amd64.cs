@@ -177,12 +177,69 @@ public static class Amd64
             return TranslationResult.Failed(WalkFaultKind.NonCanonical, (PagingLevel)levels);
         }
 
+        WalkShortcut ignored = default;
+        return WalkLongFrom(ref reader, levels, root.Value & FrameMask(paWidth), PageEntryFlags.Writable | PageEntryFlags.User, va, paWidth, trace, ref ignored);
+    }
+
+    /// <summary>
+    /// What a 4- or 5-level walk found above the page table for one 2 MiB region: the page table's address and
+    /// the rights accumulated on the way (like a processor's paging-structure cache of PDEs). Kept by
+    /// <see cref="VmiCore"/> beside the V2P cache and flushed with it; it lets a V2P miss read one entry, not four.
+    /// </summary>
+    internal struct WalkShortcut
+    {
+        public ulong Root;
+        public ulong Region; // va >> 21
+        public ulong PageTable;
+        public PageEntryFlags Flags;
+        public PagingMode Mode;
+        public byte Width;
+        public bool Valid;
+    }
+
+    /// <summary>
+    /// Translates in IA-32e mode using and refreshing <paramref name="shortcut"/>; other modes translate as <see cref="Translate"/> does.
+    /// </summary>
+    internal static TranslationResult TranslateWithShortcut<TReader>(ref TReader reader, PagingMode mode, Pa root, Va va, int paWidth, ref WalkShortcut shortcut)
+        where TReader : IPageTableReader
+    {
+        if (mode is not (PagingMode.Ia32e or PagingMode.Ia32eLa57))
+        {
+            return Translate(ref reader, mode, root, va, paWidth);
+        }
+
+        int levels = mode == PagingMode.Ia32eLa57 ? 5 : 4;
+        long sign = (long)va.Value >> (levels == 5 ? 56 : 47);
+        if (sign != 0 && sign != -1)
+        {
+            return TranslationResult.Failed(WalkFaultKind.NonCanonical, (PagingLevel)levels);
+        }
+
+        ulong region = va.Value >> 21;
+        if (shortcut.Valid && shortcut.Region == region && shortcut.Root == root.Value && shortcut.Mode == mode && shortcut.Width == paWidth)
+        {
+            WalkShortcut unchanged = shortcut;
+            return WalkLongFrom(ref reader, 1, shortcut.PageTable, shortcut.Flags, va, paWidth, null, ref unchanged);
+        }
+
+        var fresh = new WalkShortcut { Root = root.Value, Region = region, Mode = mode, Width = (byte)paWidth };
+        TranslationResult r = WalkLongFrom(ref reader, levels, root.Value & FrameMask(paWidth), PageEntryFlags.Writable | PageEntryFlags.User, va, paWidth, null, ref fresh);
+        if (fresh.Valid)
+        {
+            shortcut = fresh;
+        }
+
+        return r;
+    }
+
+    /// <summary>The 4-/5-level walk from <paramref name="startLevel"/>; fills <paramref name="shortcut"/> when it descends from a PDE to a page table.</summary>
+    private static TranslationResult WalkLongFrom<TReader>(ref TReader reader, int startLevel, ulong table, PageEntryFlags flags, Va va, int paWidth, List<PageWalkEntry>? trace, ref WalkShortcut shortcut)
+        where TReader : IPageTableReader
+    {
         ulong frameMask = FrameMask(paWidth);
         ulong reservedHigh = ReservedHighMask(paWidth);
-        ulong table = root.Value & frameMask;
-        PageEntryFlags flags = PageEntryFlags.Writable | PageEntryFlags.User;
 
-        for (int level = levels; level >= 1; level--)
+        for (int level = startLevel; level >= 1; level--)
         {
             int shift = PageShift + (9 * (level - 1));
             int index = (int)((va.Value >> shift) & 0x1FF);
@@ -233,6 +290,12 @@ public static class Amd64
             }
 
             table = entry & frameMask;
+            if (level == 2)
+            {
+                shortcut.PageTable = table;
+                shortcut.Flags = flags;
+                shortcut.Valid = true;
+            }
         }
 
         throw new InvalidOperationException("unreachable");
