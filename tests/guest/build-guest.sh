@@ -176,8 +176,9 @@ while read -r name addr; do
   [ -n "$base" ] || continue
   echo "kvar $name 0x$base" >> "$answers"
   case "$name" in
-    page_offset_base) extra+="$(printf '%016x %016x' $((16#$base)) $((16#$base + 0x8000000)))"$'\n' ;;
-    vmemmap_base) extra+="$(printf '%016x %016x' $((16#$base)) $((16#$base + 0x200000)))"$'\n' ;;
+    # the direct map and vmemmap as many sub-ranges, so that each is sampled densely (on LA57 they lie above the 48-bit range)
+    page_offset_base) for ((k = 0; k < 32; k++)); do extra+="$(printf '%016x %016x' $((16#$base + k * 0x400000)) $((16#$base + (k + 1) * 0x400000)))"$'\n'; done ;;
+    vmemmap_base) for ((k = 0; k < 8; k++)); do extra+="$(printf '%016x %016x' $((16#$base + k * 0x40000)) $((16#$base + (k + 1) * 0x40000)))"$'\n'; done ;;
     vmalloc_base) extra+="$(printf '%016x %016x' $((16#$base)) $((16#$base + 0x10000000)))"$'\n' ;;
   esac
 done <<< "$kvars"
