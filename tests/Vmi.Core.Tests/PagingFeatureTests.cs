@@ -105,7 +105,9 @@ public class PagingFeatureTests
         var ctx = new AddressContext(new Va(5), core.GetTranslationRoot(new VcpuId(0)));
         TranslationResult r = core.TryTranslateAddress(ctx);
         Assert.Equal((new Pa(0x3005), PageSizeKind.Size4K), (r.Pa, r.PageSize));
-        Assert.Equal(2, core.WalkAddress(ctx).Entries.Count);
+        PageWalk walk = core.WalkAddress(ctx);
+        Assert.Equal(2, walk.Entries.Count);
+        Assert.Equal(PagingFeatures.None, walk.Features);
 
         core.PagingFeatures = PagingFeatures.Pse;
         r = core.TryTranslateAddress(ctx);

@@ -164,7 +164,7 @@ public static class Amd64
     {
         var entries = new List<PageWalkEntry>(5);
         TranslationResult result = Translate(ref reader, mode, root, va, physicalAddressWidth, entries, features);
-        return new PageWalk(va, root, mode, entries, result);
+        return new PageWalk(va, root, mode, entries, result) { Features = features };
     }
 
     private static ulong FrameMask(int physicalAddressWidth)

@@ -134,6 +134,12 @@ public readonly record struct TranslationResult(
 /// <summary>A page walk with every level it visited, for <c>Resolve-VmiAddress -Detailed</c>.</summary>
 public sealed record PageWalk(Va Va, Pa Root, PagingMode Mode, IReadOnlyList<PageWalkEntry> Entries, TranslationResult Result)
 {
+    /// <summary>
+    /// The CR4.PSE and EFER.NXE the walk honoured. An entry's <see cref="PageWalkEntry.Flags"/> are its raw bits: without
+    /// PSE a 32-bit PDE's LargePage did not make a 4 MiB page; without NXE a set NoExecute was a reserved bit.
+    /// </summary>
+    public PagingFeatures Features { get; init; } = PagingFeatures.All;
+
     public override string ToString() => $"{Va} -> {Result}";
 }
 
