@@ -1,3 +1,5 @@
+using Vmi.Core.Arch.Amd64;
+
 namespace Vmi.Core;
 
 /// <summary>Second-level (EPT/NPT) access permissions of a guest frame in a view.</summary>
@@ -28,4 +30,25 @@ public enum MemoryAccessOptions : byte
 /// <param name="PageShift">log2 of <paramref name="PageSize"/>.</param>
 /// <param name="MaxGfn">The highest guest frame number the guest can have.</param>
 /// <param name="VcpuCount">Number of virtual CPUs.</param>
-public sealed record VmiInfo(uint PageSize, int PageShift, Gfn MaxGfn, int VcpuCount);
+public sealed record VmiInfo(uint PageSize, int PageShift, Gfn MaxGfn, int VcpuCount)
+{
+    private readonly int _physicalAddressWidth = Amd64.MaxPhysicalAddressWidth;
+
+    /// <summary>
+    /// The guest's physical-address width (MAXPHYADDR, CPUID 0x80000008 EAX[7:0]), 32 to 52 bits: entry bits
+    /// above it are reserved. A driver that cannot learn it leaves the architectural maximum, 52.
+    /// </summary>
+    public int PhysicalAddressWidth
+    {
+        get => _physicalAddressWidth;
+        init
+        {
+            if (value is < 32 or > Amd64.MaxPhysicalAddressWidth)
+            {
+                throw new ArgumentOutOfRangeException(nameof(value), value, $"A physical-address width (MAXPHYADDR) is from 32 to {Amd64.MaxPhysicalAddressWidth} bits.");
+            }
+
+            _physicalAddressWidth = value;
+        }
+    }
+}

@@ -56,6 +56,8 @@ public sealed class VmiCore : IDisposable
     private bool _v2pEnabled = true;
     private PagingMode? _pagingMode;
     private bool _pagingModeSet; // set by the caller: kept, not re-detected
+    private PagingFeatures? _pagingFeatures;
+    private bool _pagingFeaturesSet; // set by the caller: kept, not re-detected
     private int _stringLimit = DefaultStringLimit;
     private bool _disposed;
 
@@ -76,6 +78,7 @@ public sealed class VmiCore : IDisposable
 
         _pageShift = Info.PageShift;
         _pageMask = Info.PageSize - 1;
+        _physicalAddressWidth = Info.PhysicalAddressWidth;
         _pages = new LruCache<ulong, MappedPage>("Page (GFN)", cacheCapacity, static p => p.Dispose());
         _v2p = new LruCache<V2PKey, ulong>("V2P", cacheCapacity);
     }
@@ -96,7 +99,10 @@ public sealed class VmiCore : IDisposable
     private Action<string> _log = static m => Trace.WriteLine(m, "Vmi");
 
     /// <summary>The guest's physical-address width (MAXPHYADDR); entry bits above it are reserved.</summary>
-    /// <remarks>Between 32 and 52 bits. Changing it drops the cached translations made under the old width.</remarks>
+    /// <remarks>
+    /// Between 32 and 52 bits; starts as the driver's <see cref="VmiInfo.PhysicalAddressWidth"/>.
+    /// Changing it drops the cached translations made under the old width.
+    /// </remarks>
     public int PhysicalAddressWidth
     {
         get => _physicalAddressWidth;
@@ -115,7 +121,7 @@ public sealed class VmiCore : IDisposable
         }
     }
 
-    private int _physicalAddressWidth = Amd64.MaxPhysicalAddressWidth;
+    private int _physicalAddressWidth;
 
     /// <summary>The session-wide byte limit of string reads.</summary>
     public int StringLimit
@@ -141,13 +147,65 @@ public sealed class VmiCore : IDisposable
                 return m;
             }
 
-            _pagingMode = _driver is IVmiQueryRegisters q ? q.GetRegisters(new VcpuId(0)).PagingMode : PagingMode.Ia32e;
-            return _pagingMode.Value;
+            DetectPaging();
+            return _pagingMode!.Value;
         }
         set
         {
             _pagingMode = value;
             _pagingModeSet = true;
+        }
+    }
+
+    /// <summary>
+    /// Whether translation honours CR4.PSE (4 MiB pages in 32-bit paging) and IA32_EFER.NXE (bit 63 is
+    /// execute-disable, not reserved, in PAE and IA-32e paging): set explicitly, or detected from vCPU 0's
+    /// registers with the paging mode. Both are on when the driver has no registers, or vCPU 0 has paging off
+    /// (its CR4 and EFER then say nothing about tables walked in a mode given by the caller).
+    /// </summary>
+    /// <remarks>Changing it drops the cached translations made under the old features.</remarks>
+    public PagingFeatures PagingFeatures
+    {
+        get
+        {
+            if (_pagingFeatures is { } f)
+            {
+                return f;
+            }
+
+            DetectPaging();
+            return _pagingFeatures!.Value;
+        }
+        set
+        {
+            if ((value & ~PagingFeatures.All) != 0)
+            {
+                throw new ArgumentOutOfRangeException(nameof(value), value, $"Paging features are a combination of {PagingFeatures.Pse} and {PagingFeatures.Nxe}.");
+            }
+
+            _pagingFeaturesSet = true;
+            ChangePagingFeatures(value);
+        }
+    }
+
+    /// <summary>Fills whichever of the paging mode and features is not known yet from vCPU 0's registers (one query).</summary>
+    private void DetectPaging()
+    {
+        Registers? registers = _driver is IVmiQueryRegisters q ? q.GetRegisters(new VcpuId(0)) : null;
+        _pagingMode ??= registers?.PagingMode ?? PagingMode.Ia32e;
+        _pagingFeatures ??= FeaturesOf(registers);
+    }
+
+    private static PagingFeatures FeaturesOf(Registers? registers) =>
+        registers is null || registers.PagingMode == PagingMode.Disabled ? PagingFeatures.All : registers.PagingFeatures;
+
+    private void ChangePagingFeatures(PagingFeatures value)
+    {
+        if (_pagingFeatures != value)
+        {
+            // Cached translations and walk shortcuts were made under the old features.
+            _pagingFeatures = value;
+            FlushV2PCache();
         }
     }
 
@@ -361,11 +419,12 @@ public sealed class VmiCore : IDisposable
         var reader = new TableReader(this);
         if (!_v2pEnabled)
         {
-            return Amd64.Translate(ref reader, mode, ctx.Root, ctx.Va, PhysicalAddressWidth);
+            return Amd64.Translate(ref reader, mode, ctx.Root, ctx.Va, PhysicalAddressWidth, null, PagingFeatures);
         }
 
+        PagingFeatures features = PagingFeatures;
         ref Amd64.WalkShortcut shortcut = ref _shortcuts[ShortcutIndex(ctx.Root.Value, ctx.Va.Value)];
-        TranslationResult r = Amd64.TranslateWithShortcut(ref reader, mode, ctx.Root, ctx.Va, PhysicalAddressWidth, ref shortcut);
+        TranslationResult r = Amd64.TranslateWithShortcut(ref reader, mode, ctx.Root, ctx.Va, PhysicalAddressWidth, features, ref shortcut);
         if (r.Success)
         {
             _v2p.AddNew(key, Pack(r, _pageMask));
@@ -427,7 +486,7 @@ public sealed class VmiCore : IDisposable
     public PageWalk WalkAddress(AddressContext ctx)
     {
         var reader = new TableReader(this);
-        return Amd64.Walk(ref reader, ctx.Mode ?? PagingMode, ctx.Root, ctx.Va, PhysicalAddressWidth);
+        return Amd64.Walk(ref reader, ctx.Mode ?? PagingMode, ctx.Root, ctx.Va, PhysicalAddressWidth, PagingFeatures);
     }
 
     /// <summary>The translation root for <paramref name="vcpu"/>'s current CR3.</summary>
@@ -879,6 +938,11 @@ public sealed class VmiCore : IDisposable
             if (!_pagingModeSet)
             {
                 _pagingMode = null; // re-detect: CR0/CR4/EFER may have changed
+            }
+
+            if (!_pagingFeaturesSet && _pagingFeatures is not null)
+            {
+                ChangePagingFeatures(FeaturesOf(registers)); // flushes only if CR4.PSE or EFER.NXE changed
             }
         }
     }

@@ -65,7 +65,8 @@ public sealed partial class MockGuest :
 
     public string Name => "Mock";
 
-    public VmiInfo Info { get; }
+    /// <summary>The guest's facts; <see cref="MockGuestBuilder.WithPhysicalAddressWidth"/> changes its width before a session opens.</summary>
+    public VmiInfo Info { get; internal set; }
 
     public SparseMemory Memory { get; }
 

@@ -178,6 +178,18 @@ public sealed class MockGuestBuilder
         return this;
     }
 
+    /// <summary>
+    /// Gives the guest a physical-address width (MAXPHYADDR, 32 to 52 bits; 52 unless set), reported in its
+    /// <see cref="VmiInfo.PhysicalAddressWidth"/>: a <see cref="VmiCore"/> opened on it treats entry bits from
+    /// there up to 51 as reserved. The page tables built here are not checked against it.
+    /// </summary>
+    public MockGuestBuilder WithPhysicalAddressWidth(int bits)
+    {
+        CheckOpen();
+        _guest.Info = _guest.Info with { PhysicalAddressWidth = bits };
+        return this;
+    }
+
     /// <summary>Finishes: the guest is returned and this builder can no longer change it (its address spaces still can).</summary>
     public MockGuest Build()
     {

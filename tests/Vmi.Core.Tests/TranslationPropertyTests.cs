@@ -41,8 +41,10 @@ public class TranslationPropertyTests
         }
     }
 
-    internal static RefResult Reference(SparseDriver mem, PagingMode mode, ulong root, ulong va, int m) =>
-        ReferenceWalker.Translate(g => mem.HasFrame(g) ? mem.Frame(g) : null, mode, root, va, m);
+    internal static RefResult Reference(SparseDriver mem, PagingMode mode, ulong root, ulong va, int m, PagingFeatures features = PagingFeatures.All) =>
+        ReferenceWalker.Translate(g => mem.HasFrame(g) ? mem.Frame(g) : null, mode, root, va, m, cr4Pse: (features & PagingFeatures.Pse) != 0, eferNxe: (features & PagingFeatures.Nxe) != 0);
+
+    private static RefResult Reference(SparseDriver mem, WalkScenario s, ulong va) => Reference(mem, s.Mode, s.Root, va, s.MaxPhyAddr, s.Features);
 
     internal static void AssertSame(RefResult expected, TranslationResult actual, string what)
     {
@@ -68,14 +70,14 @@ public class TranslationPropertyTests
     public void Amd64_translate_agrees_with_the_reference_walk(WalkScenario s)
     {
         SparseDriver mem = s.Build();
-        RefResult expected = Reference(mem, s.Mode, s.Root, s.Va, s.MaxPhyAddr);
+        RefResult expected = Reference(mem, s, s.Va);
 
         var reader = new DriverReader(mem);
-        TranslationResult actual = Amd64.Translate(ref reader, s.Mode, new Pa(s.Root), new Va(s.Va), s.MaxPhyAddr);
+        TranslationResult actual = Amd64.Translate(ref reader, s.Mode, new Pa(s.Root), new Va(s.Va), s.MaxPhyAddr, features: s.Features);
         AssertSame(expected, actual, s.ToString());
 
         // The detailed walk visits the same entries.
-        PageWalk walk = Amd64.Walk(ref reader, s.Mode, new Pa(s.Root), new Va(s.Va), s.MaxPhyAddr);
+        PageWalk walk = Amd64.Walk(ref reader, s.Mode, new Pa(s.Root), new Va(s.Va), s.MaxPhyAddr, s.Features);
         AssertSame(expected, walk.Result, "walk " + s);
         Assert.Equal(
             expected.Entries.Select(e => (e.Level, e.TableAddress, e.Index, e.EntryAddress, e.Value)),
@@ -86,8 +88,8 @@ public class TranslationPropertyTests
     public void VmiCore_translation_agrees_with_the_reference_on_a_miss_and_on_a_hit(WalkScenario s)
     {
         SparseDriver mem = s.Build();
-        RefResult expected = Reference(mem, s.Mode, s.Root, s.Va, s.MaxPhyAddr);
-        using var core = new VmiCore(mem) { PhysicalAddressWidth = s.MaxPhyAddr, PagingMode = s.Mode };
+        RefResult expected = Reference(mem, s, s.Va);
+        using var core = new VmiCore(mem) { PhysicalAddressWidth = s.MaxPhyAddr, PagingMode = s.Mode, PagingFeatures = s.Features };
         var ctx = new AddressContext(new Va(s.Va), new Pa(s.Root));
         AssertSame(expected, core.TryTranslateAddress(ctx), "miss " + s);
         AssertSame(expected, core.TryTranslateAddress(ctx), "hit " + s);
@@ -99,17 +101,36 @@ public class TranslationPropertyTests
         // The first translation leaves the upper levels of its walk cached for the 2 MiB region; the second uses them.
         SparseDriver mem = s.Build();
         ulong neighbour = (s.Va & ~0x1F_F000UL) | (((ulong)(uint)neighbourPage & 0x1FF) << 12);
-        using var core = new VmiCore(mem) { PhysicalAddressWidth = s.MaxPhyAddr, PagingMode = s.Mode };
-        AssertSame(Reference(mem, s.Mode, s.Root, neighbour, s.MaxPhyAddr), core.TryTranslateAddress(new AddressContext(new Va(neighbour), new Pa(s.Root))), "neighbour " + s);
-        AssertSame(Reference(mem, s.Mode, s.Root, s.Va, s.MaxPhyAddr), core.TryTranslateAddress(new AddressContext(new Va(s.Va), new Pa(s.Root))), "after neighbour " + s);
+        using var core = new VmiCore(mem) { PhysicalAddressWidth = s.MaxPhyAddr, PagingMode = s.Mode, PagingFeatures = s.Features };
+        AssertSame(Reference(mem, s, neighbour), core.TryTranslateAddress(new AddressContext(new Va(neighbour), new Pa(s.Root))), "neighbour " + s);
+        AssertSame(Reference(mem, s, s.Va), core.TryTranslateAddress(new AddressContext(new Va(s.Va), new Pa(s.Root))), "after neighbour " + s);
 
         // And after the tables change through VmiCore, nothing of the old walk is used.
         if (mem.Frames.Any())
         {
             ulong frame = mem.Frames.First();
             core.WriteU64(AccessContext.Direct(new Pa((frame << 12) + (((ulong)(uint)neighbourPage & 0x1FF) * 8))), (ulong)(uint)neighbourPage * 0x1001);
-            AssertSame(Reference(mem, s.Mode, s.Root, s.Va, s.MaxPhyAddr), core.TryTranslateAddress(new AddressContext(new Va(s.Va), new Pa(s.Root))), "after a table write " + s);
+            AssertSame(Reference(mem, s, s.Va), core.TryTranslateAddress(new AddressContext(new Va(s.Va), new Pa(s.Root))), "after a table write " + s);
         }
+    }
+
+    [Property(MaxTest = 1000, Arbitrary = [typeof(Arbitraries)])]
+    public void Changing_the_features_drops_translations_made_under_the_old_ones(WalkScenario s, int neighbourPage)
+    {
+        // Translations (and walk shortcuts) cached with both features on must not answer for other features.
+        SparseDriver mem = s.Build();
+        ulong neighbour = (s.Va & ~0x1F_F000UL) | (((ulong)(uint)neighbourPage & 0x1FF) << 12);
+        var ctx = new AddressContext(new Va(s.Va), new Pa(s.Root));
+        using var core = new VmiCore(mem) { PhysicalAddressWidth = s.MaxPhyAddr, PagingMode = s.Mode, PagingFeatures = PagingFeatures.All };
+        AssertSame(Reference(mem, s.Mode, s.Root, s.Va, s.MaxPhyAddr), core.TryTranslateAddress(ctx), "all features " + s);
+
+        core.PagingFeatures = s.Features;
+        Assert.Equal(s.Features, core.PagingFeatures);
+        AssertSame(Reference(mem, s, neighbour), core.TryTranslateAddress(new AddressContext(new Va(neighbour), new Pa(s.Root))), "neighbour after the change " + s);
+        AssertSame(Reference(mem, s, s.Va), core.TryTranslateAddress(ctx), "after the change " + s);
+        var reader = new DriverReader(mem);
+        Assert.Equal(Amd64.Walk(ref reader, s.Mode, new Pa(s.Root), new Va(s.Va), s.MaxPhyAddr, s.Features).Result, core.TryTranslateAddress(ctx));
+        Assert.Equal(core.WalkAddress(ctx).Result, core.TryTranslateAddress(ctx));
     }
 
     [Property(MaxTest = 300, Arbitrary = [typeof(Arbitraries)])]

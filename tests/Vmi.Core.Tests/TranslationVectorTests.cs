@@ -54,11 +54,12 @@ public class TranslationVectorTests
     public void Vector(string name, string line)
     {
         string[] f = line.Split(';').Select(x => x.Trim()).ToArray();
-        Assert.Equal(7, f.Length);
+        Assert.InRange(f.Length, 7, 8);
         var mode = Enum.Parse<PagingMode>(f[1]);
         int m = int.Parse(f[2], CultureInfo.InvariantCulture);
         ulong root = Hex(f[3]);
         ulong va = Hex(f[4]);
+        PagingFeatures features = f.Length == 8 ? Enum.Parse<PagingFeatures>(f[7]) : PagingFeatures.All;
 
         var mem = new SparseDriver(name);
         if (f[5] != "-")
@@ -81,10 +82,10 @@ public class TranslationVectorTests
         }
 
         string[] exp = f[6].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        using var core = new VmiCore(mem) { PagingMode = mode, PhysicalAddressWidth = m };
+        using var core = new VmiCore(mem) { PagingMode = mode, PhysicalAddressWidth = m, PagingFeatures = features };
         var ctx = new AddressContext(new Va(va), new Pa(root));
         TranslationResult actual = core.TryTranslateAddress(ctx);
-        RefResult reference = TranslationPropertyTests.Reference(mem, mode, root, va, m);
+        RefResult reference = TranslationPropertyTests.Reference(mem, mode, root, va, m, features);
 
         if (exp[0] == "ok")
         {

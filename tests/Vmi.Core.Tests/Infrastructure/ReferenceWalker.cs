@@ -18,8 +18,9 @@ public sealed record RefResult(
 /// <summary>
 /// An address translation written straight from the Intel SDM, volume 3A, chapter 4 ("Paging"), with
 /// no code shared with src/Core/Arch/Amd64. Deliberately plain: one method per paging mode, every
-/// reserved-bit rule spelled out next to the table of the SDM it comes from. Assumes CR4.PSE = 1
-/// (32-bit paging), PSE-36, 1 GiB pages and IA32_EFER.NXE = 1, as every modern guest has them.
+/// reserved-bit rule spelled out next to the table of the SDM it comes from. Assumes PSE-36 and
+/// 1 GiB pages, as every modern processor has them; CR4.PSE and IA32_EFER.NXE are given (both 1 unless
+/// told otherwise, as every modern guest has them).
 /// </summary>
 /// <remarks>
 /// Flags reported on success: Present; Writable when R/W is 1 in every entry that has an R/W bit;
@@ -72,15 +73,23 @@ public static class ReferenceWalker
         return true;
     }
 
-    public static RefResult Translate(FrameSource mem, PagingMode mode, ulong root, ulong va, int maxPhyAddr) => mode switch
+    /// <param name="cr4Pse">CR4.PSE: only 32-bit paging looks at it (4.3); PAE and IA-32e paging have 2 MiB pages regardless.</param>
+    /// <param name="eferNxe">IA32_EFER.NXE: only PAE and IA-32e paging look at it (bit 63 of their 8-byte entries).</param>
+    public static RefResult Translate(FrameSource mem, PagingMode mode, ulong root, ulong va, int maxPhyAddr, bool cr4Pse = true, bool eferNxe = true) => mode switch
     {
         PagingMode.Disabled => Disabled(va),
-        PagingMode.Legacy32 => Legacy(mem, root, va, maxPhyAddr),
-        PagingMode.Pae => Pae(mem, root, va, maxPhyAddr),
-        PagingMode.Ia32e => Long(mem, 4, root, va, maxPhyAddr),
-        PagingMode.Ia32eLa57 => Long(mem, 5, root, va, maxPhyAddr),
+        PagingMode.Legacy32 => Legacy(mem, root, va, maxPhyAddr, cr4Pse),
+        PagingMode.Pae => Pae(mem, root, va, maxPhyAddr, eferNxe),
+        PagingMode.Ia32e => Long(mem, 4, root, va, maxPhyAddr, eferNxe),
+        PagingMode.Ia32eLa57 => Long(mem, 5, root, va, maxPhyAddr, eferNxe),
         _ => throw new ArgumentOutOfRangeException(nameof(mode)),
     };
+
+    /// <summary>
+    /// Bit 63 of a PAE or IA-32e entry (tables 4-8 to 4-20): "If IA32_EFER.NXE = 1, execute-disable;
+    /// otherwise, reserved (must be 0)". A PDPTE of PAE paging has it reserved whatever NXE says (table 4-8).
+    /// </summary>
+    private static ulong XdReservedUnlessNxe(bool nxe) => nxe ? 0 : Mask(63, 63);
 
     private static RefResult Fail(WalkFaultKind kind, PagingLevel level, List<RefEntry> entries) =>
         new(false, 0, PageSizeKind.Size4K, PageEntryFlags.None, kind, level, entries);
@@ -159,7 +168,7 @@ public static class ReferenceWalker
 
     // ------------------------------------------------------------------ 32-bit paging (SDM 4.3)
 
-    private static RefResult Legacy(FrameSource mem, ulong cr3Root, ulong va, int maxPhyAddr)
+    private static RefResult Legacy(FrameSource mem, ulong cr3Root, ulong va, int maxPhyAddr, bool pse)
     {
         var entries = new List<RefEntry>();
         if (va >> 32 != 0)
@@ -182,7 +191,9 @@ public static class ReferenceWalker
             return Fail(WalkFaultKind.NotPresent, PagingLevel.Pd, entries);
         }
 
-        if (Bit(pde, 7))
+        // 4.3: "If CR4.PSE = 1 and the PDE's PS flag is 1, the PDE maps a 4-MByte page. If CR4.PSE = 0 or the
+        // PS flag is 0, the PDE references a page table" (table 4-5: bit 7 is ignored when CR4.PSE = 0).
+        if (pse && Bit(pde, 7))
         {
             // Table 4-4, a PDE that maps a 4-MByte page. M is at most 40 here (PSE-36).
             int m = Math.Min(maxPhyAddr, 40);
@@ -223,7 +234,7 @@ public static class ReferenceWalker
 
     // ------------------------------------------------------------------ PAE paging (SDM 4.4)
 
-    private static RefResult Pae(FrameSource mem, ulong cr3Root, ulong va, int m)
+    private static RefResult Pae(FrameSource mem, ulong cr3Root, ulong va, int m, bool nxe)
     {
         var entries = new List<RefEntry>();
         if (va >> 32 != 0)
@@ -268,8 +279,8 @@ public static class ReferenceWalker
 
         if (Bit(pde, 7))
         {
-            // Table 4-9: 2-MByte page; bits 20:13 and 62:M reserved, bit 63 XD.
-            if ((pde & (Mask(20, 13) | Mask(62, m))) != 0)
+            // Table 4-9: 2-MByte page; bits 20:13 and 62:M reserved, bit 63 XD (reserved without NXE).
+            if ((pde & (Mask(20, 13) | Mask(62, m) | XdReservedUnlessNxe(nxe))) != 0)
             {
                 return Fail(WalkFaultKind.ReservedBit, PagingLevel.Pd, entries);
             }
@@ -278,8 +289,8 @@ public static class ReferenceWalker
             return new RefResult(true, pa2m, PageSizeKind.Size2M, LeafFlags(pde, true) | Rights([pde], [pde]), WalkFaultKind.None, PagingLevel.None, entries);
         }
 
-        // Table 4-10: PDE that references a page table; bits 62:M reserved.
-        if ((pde & Mask(62, m)) != 0)
+        // Table 4-10: PDE that references a page table; bits 62:M reserved, 63 XD (reserved without NXE).
+        if ((pde & (Mask(62, m) | XdReservedUnlessNxe(nxe))) != 0)
         {
             return Fail(WalkFaultKind.ReservedBit, PagingLevel.Pd, entries);
         }
@@ -298,8 +309,8 @@ public static class ReferenceWalker
             return Fail(WalkFaultKind.NotPresent, PagingLevel.Pt, entries);
         }
 
-        // Table 4-11: PTE bits 62:M reserved.
-        if ((pte & Mask(62, m)) != 0)
+        // Table 4-11: PTE bits 62:M reserved, 63 XD (reserved without NXE).
+        if ((pte & (Mask(62, m) | XdReservedUnlessNxe(nxe))) != 0)
         {
             return Fail(WalkFaultKind.ReservedBit, PagingLevel.Pt, entries);
         }
@@ -310,7 +321,7 @@ public static class ReferenceWalker
 
     // ------------------------------------------------------------------ 4-level and 5-level paging (SDM 4.5)
 
-    private static RefResult Long(FrameSource mem, int levels, ulong cr3Root, ulong va, int m)
+    private static RefResult Long(FrameSource mem, int levels, ulong cr3Root, ulong va, int m, bool nxe)
     {
         var entries = new List<RefEntry>();
 
@@ -342,7 +353,7 @@ public static class ReferenceWalker
             }
 
             path.Add(e);
-            ulong reserved = Mask(51, m); // bits 51:M in every entry (62:52 are ignored)
+            ulong reserved = Mask(51, m) | XdReservedUnlessNxe(nxe); // bits 51:M in every entry (62:52 are ignored), 63 without NXE
             bool maps = level == 1 || (Bit(e, 7) && level <= 3);
             if (level >= 4)
             {

@@ -14,10 +14,10 @@ public class SparseDriver : IVmiDriver, IVmiRead, IVmiWrite
 
     private readonly Dictionary<ulong, byte[]> _frames = [];
 
-    public SparseDriver(string name = "Sparse", ulong maxGfn = (1UL << 40) - 1, int vcpus = 1)
+    public SparseDriver(string name = "Sparse", ulong maxGfn = (1UL << 40) - 1, int vcpus = 1, int physicalAddressWidth = 52)
     {
         Name = name;
-        Info = new VmiInfo(PageSize, 12, new Gfn(maxGfn), vcpus);
+        Info = new VmiInfo(PageSize, 12, new Gfn(maxGfn), vcpus) { PhysicalAddressWidth = physicalAddressWidth };
     }
 
     public string Name { get; }

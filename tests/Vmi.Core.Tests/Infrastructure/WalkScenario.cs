@@ -7,10 +7,14 @@ namespace Vmi.Core.Tests.Infrastructure;
 /// Random paging structures along the path of one virtual address: every entry's bits random (present
 /// usually, PS often, PAT on large pages often, reserved bits sometimes), tables in a small pool of
 /// frames so that levels share and overwrite each other, tables sometimes missing. Both walks then
-/// read the same memory, so they must agree whatever the tables say.
+/// read the same memory, so they must agree whatever the tables say. CR4.PSE and IA32_EFER.NXE are random too.
 /// </summary>
-public sealed record WalkScenario(PagingMode Mode, int MaxPhyAddr, ulong Root, ulong Va, ulong[] Templates, bool[] Missing, bool[] Tidy)
+public sealed record WalkScenario(PagingMode Mode, int MaxPhyAddr, PagingFeatures Features, ulong Root, ulong Va, ulong[] Templates, bool[] Missing, bool[] Tidy)
 {
+    public bool Pse => (Features & PagingFeatures.Pse) != 0;
+
+    public bool Nxe => (Features & PagingFeatures.Nxe) != 0;
+
     /// <summary>Builds guest memory for the scenario.</summary>
     public SparseDriver Build()
     {
@@ -55,6 +59,11 @@ public sealed record WalkScenario(PagingMode Mode, int MaxPhyAddr, ulong Root, u
                 {
                     e &= ~Pte.Ps;
                 }
+
+                if (!Nxe)
+                {
+                    e &= ~Pte.Xd; // reserved without NXE
+                }
             }
 
             ulong at = table + ((ulong)index * (ulong)size);
@@ -67,7 +76,8 @@ public sealed record WalkScenario(PagingMode Mode, int MaxPhyAddr, ulong Root, u
                 mem.PokeU64(at, e);
             }
 
-            if ((e & Pte.P) == 0 || (e & Pte.Ps) != 0 && level <= 3)
+            bool maps = (e & Pte.Ps) != 0 && level <= 3 && (Mode != PagingMode.Legacy32 || Pse); // without CR4.PSE a 32-bit PDE's bit 7 is ignored
+            if ((e & Pte.P) == 0 || maps)
             {
                 return mem;
             }
@@ -79,7 +89,7 @@ public sealed record WalkScenario(PagingMode Mode, int MaxPhyAddr, ulong Root, u
     }
 
     public override string ToString() =>
-        $"{Mode} M={MaxPhyAddr} root=0x{Root:x} va=0x{Va:x} entries=[{string.Join(", ", Templates.Select(t => "0x" + t.ToString("x16", System.Globalization.CultureInfo.InvariantCulture)))}] missing=[{string.Join(",", Missing)}] tidy=[{string.Join(",", Tidy)}]";
+        $"{Mode} M={MaxPhyAddr} features={Features} root=0x{Root:x} va=0x{Va:x} entries=[{string.Join(", ", Templates.Select(t => "0x" + t.ToString("x16", System.Globalization.CultureInfo.InvariantCulture)))}] missing=[{string.Join(",", Missing)}] tidy=[{string.Join(",", Tidy)}]";
 }
 
 public static class Gens
@@ -97,6 +107,12 @@ public static class Gens
     public static Gen<ulong> Below(int bits) => U64.Select(v => bits >= 64 ? v : v & ((1UL << bits) - 1));
 
     public static Gen<PagingMode> Mode => Gen.Elements(PagingMode.Disabled, PagingMode.Legacy32, PagingMode.Pae, PagingMode.Ia32e, PagingMode.Ia32e, PagingMode.Ia32eLa57, PagingMode.Ia32eLa57);
+
+    /// <summary>Mostly both on, as real guests have them; each off often enough to matter.</summary>
+    public static Gen<PagingFeatures> Features => Gen.Frequency(
+        (4, Gen.Constant(PagingFeatures.All)),
+        (2, Gen.Elements(PagingFeatures.Pse, PagingFeatures.Nxe)),
+        (1, Gen.Constant(PagingFeatures.None)));
 
     public static Gen<int> MaxPhyAddr => Gen.Frequency((3, Gen.Elements(36, 39, 40, 46, 52)), (1, Gen.Choose(32, 52)));
 
@@ -144,13 +160,14 @@ public static class Gens
     public static Gen<WalkScenario> Scenario =>
         from mode in Mode
         from m in MaxPhyAddr
+        from features in Features
         from rootFrame in PoolFrame
         from rootLow in Gen.Choose(0, 0xFFF)
         from va in Va(mode)
         from templates in Gen.ArrayOf(Entry(m, mode == PagingMode.Legacy32), 5)
         from missing in Gen.ArrayOf(Chance(4), 5)
         from tidy in Gen.ArrayOf(Chance(85), 5)
-        select new WalkScenario(mode, m, (rootFrame << 12) | (ulong)(uint)rootLow, va, templates, missing, tidy);
+        select new WalkScenario(mode, m, features, (rootFrame << 12) | (ulong)(uint)rootLow, va, templates, missing, tidy);
 
     public static Arbitrary<WalkScenario> Scenarios() => Scenario.ToArbitrary();
 }

@@ -52,6 +52,17 @@ public static class Amd64
         return (cr4 & Cr4La57) != 0 ? PagingMode.Ia32eLa57 : PagingMode.Ia32e;
     }
 
+    public static PagingFeatures GetPagingFeatures(Registers registers)
+    {
+        ArgumentNullException.ThrowIfNull(registers);
+        return GetPagingFeatures(registers.Cr4, registers.MsrEfer);
+    }
+
+    /// <summary>The features CR4.PSE and IA32_EFER.NXE turn on.</summary>
+    public static PagingFeatures GetPagingFeatures(ulong cr4, ulong efer) =>
+        ((cr4 & Cr4Pse) != 0 ? PagingFeatures.Pse : PagingFeatures.None)
+        | ((efer & EferNxe) != 0 ? PagingFeatures.Nxe : PagingFeatures.None);
+
     /// <summary>The root table's physical address from CR3: PCID and flag bits masked for the mode.</summary>
     public static Pa RootFromCr3(ulong cr3, PagingMode mode) => mode switch
     {
@@ -122,7 +133,8 @@ public static class Amd64
 
     /// <summary>
     /// Translates <paramref name="va"/> under <paramref name="root"/>. Failures are returned, not thrown.
-    /// When <paramref name="trace"/> is given, every entry visited is appended to it.
+    /// When <paramref name="trace"/> is given, every entry visited is appended to it. <paramref name="features"/>
+    /// says whether CR4.PSE and IA32_EFER.NXE are on (both unless told otherwise).
     /// </summary>
     public static TranslationResult Translate<TReader>(
         ref TReader reader,
@@ -130,15 +142,16 @@ public static class Amd64
         Pa root,
         Va va,
         int physicalAddressWidth = MaxPhysicalAddressWidth,
-        List<PageWalkEntry>? trace = null)
+        List<PageWalkEntry>? trace = null,
+        PagingFeatures features = PagingFeatures.All)
         where TReader : IPageTableReader
     {
         return mode switch
         {
-            PagingMode.Ia32e => WalkLong(ref reader, 4, root, va, physicalAddressWidth, trace),
-            PagingMode.Ia32eLa57 => WalkLong(ref reader, 5, root, va, physicalAddressWidth, trace),
-            PagingMode.Pae => WalkPae(ref reader, root, va, physicalAddressWidth, trace),
-            PagingMode.Legacy32 => WalkLegacy(ref reader, root, va, physicalAddressWidth, trace),
+            PagingMode.Ia32e => WalkLong(ref reader, 4, root, va, physicalAddressWidth, features, trace),
+            PagingMode.Ia32eLa57 => WalkLong(ref reader, 5, root, va, physicalAddressWidth, features, trace),
+            PagingMode.Pae => WalkPae(ref reader, root, va, physicalAddressWidth, features, trace),
+            PagingMode.Legacy32 => WalkLegacy(ref reader, root, va, physicalAddressWidth, features, trace),
             _ => va.Value <= uint.MaxValue
                 ? new TranslationResult(new Pa(va.Value), PageSizeKind.Size4K, PageEntryFlags.Present | PageEntryFlags.Writable | PageEntryFlags.User, WalkFaultKind.None, PagingLevel.None)
                 : TranslationResult.Failed(WalkFaultKind.NonCanonical, PagingLevel.None),
@@ -146,12 +159,12 @@ public static class Amd64
     }
 
     /// <summary>Translates and records every level: the detailed form behind <c>Resolve-VmiAddress -Detailed</c>.</summary>
-    public static PageWalk Walk<TReader>(ref TReader reader, PagingMode mode, Pa root, Va va, int physicalAddressWidth = MaxPhysicalAddressWidth)
+    public static PageWalk Walk<TReader>(ref TReader reader, PagingMode mode, Pa root, Va va, int physicalAddressWidth = MaxPhysicalAddressWidth, PagingFeatures features = PagingFeatures.All)
         where TReader : IPageTableReader
     {
         var entries = new List<PageWalkEntry>(5);
-        TranslationResult result = Translate(ref reader, mode, root, va, physicalAddressWidth, entries);
-        return new PageWalk(va, root, mode, entries, result);
+        TranslationResult result = Translate(ref reader, mode, root, va, physicalAddressWidth, entries, features);
+        return new PageWalk(va, root, mode, entries, result) { Features = features };
     }
 
     private static ulong FrameMask(int physicalAddressWidth)
@@ -167,7 +180,11 @@ public static class Amd64
         return ((1UL << MaxPhysicalAddressWidth) - 1) & ~((1UL << w) - 1);
     }
 
-    private static TranslationResult WalkLong<TReader>(ref TReader reader, int levels, Pa root, Va va, int paWidth, List<PageWalkEntry>? trace)
+    /// <summary>Bit 63 when IA32_EFER.NXE is off: then it is reserved in every PAE and IA-32e entry, not execute-disable.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong ReservedXd(PagingFeatures features) => (features & PagingFeatures.Nxe) != 0 ? 0 : 1UL << 63;
+
+    private static TranslationResult WalkLong<TReader>(ref TReader reader, int levels, Pa root, Va va, int paWidth, PagingFeatures features, List<PageWalkEntry>? trace)
         where TReader : IPageTableReader
     {
         int vaWidth = levels == 5 ? 57 : 48;
@@ -178,7 +195,7 @@ public static class Amd64
         }
 
         WalkShortcut ignored = default;
-        return WalkLongFrom(ref reader, levels, root.Value & FrameMask(paWidth), PageEntryFlags.Writable | PageEntryFlags.User, va, paWidth, trace, ref ignored);
+        return WalkLongFrom(ref reader, levels, root.Value & FrameMask(paWidth), PageEntryFlags.Writable | PageEntryFlags.User, va, paWidth, features, trace, ref ignored);
     }
 
     /// <summary>
@@ -193,6 +210,7 @@ public static class Amd64
         public ulong PageTable;
         public PageEntryFlags Flags;
         public PagingMode Mode;
+        public PagingFeatures Features;
         public byte Width;
         public bool Valid;
     }
@@ -200,12 +218,12 @@ public static class Amd64
     /// <summary>
     /// Translates in IA-32e mode using and refreshing <paramref name="shortcut"/>; other modes translate as <see cref="Translate"/> does.
     /// </summary>
-    internal static TranslationResult TranslateWithShortcut<TReader>(ref TReader reader, PagingMode mode, Pa root, Va va, int paWidth, ref WalkShortcut shortcut)
+    internal static TranslationResult TranslateWithShortcut<TReader>(ref TReader reader, PagingMode mode, Pa root, Va va, int paWidth, PagingFeatures features, ref WalkShortcut shortcut)
         where TReader : IPageTableReader
     {
         if (mode is not (PagingMode.Ia32e or PagingMode.Ia32eLa57))
         {
-            return Translate(ref reader, mode, root, va, paWidth);
+            return Translate(ref reader, mode, root, va, paWidth, null, features);
         }
 
         int levels = mode == PagingMode.Ia32eLa57 ? 5 : 4;
@@ -216,14 +234,14 @@ public static class Amd64
         }
 
         ulong region = va.Value >> 21;
-        if (shortcut.Valid && shortcut.Region == region && shortcut.Root == root.Value && shortcut.Mode == mode && shortcut.Width == paWidth)
+        if (shortcut.Valid && shortcut.Region == region && shortcut.Root == root.Value && shortcut.Mode == mode && shortcut.Width == paWidth && shortcut.Features == features)
         {
             WalkShortcut unchanged = shortcut;
-            return WalkLongFrom(ref reader, 1, shortcut.PageTable, shortcut.Flags, va, paWidth, null, ref unchanged);
+            return WalkLongFrom(ref reader, 1, shortcut.PageTable, shortcut.Flags, va, paWidth, features, null, ref unchanged);
         }
 
-        var fresh = new WalkShortcut { Root = root.Value, Region = region, Mode = mode, Width = (byte)paWidth };
-        TranslationResult r = WalkLongFrom(ref reader, levels, root.Value & FrameMask(paWidth), PageEntryFlags.Writable | PageEntryFlags.User, va, paWidth, null, ref fresh);
+        var fresh = new WalkShortcut { Root = root.Value, Region = region, Mode = mode, Features = features, Width = (byte)paWidth };
+        TranslationResult r = WalkLongFrom(ref reader, levels, root.Value & FrameMask(paWidth), PageEntryFlags.Writable | PageEntryFlags.User, va, paWidth, features, null, ref fresh);
         if (fresh.Valid)
         {
             shortcut = fresh;
@@ -233,11 +251,11 @@ public static class Amd64
     }
 
     /// <summary>The 4-/5-level walk from <paramref name="startLevel"/>; fills <paramref name="shortcut"/> when it descends from a PDE to a page table.</summary>
-    private static TranslationResult WalkLongFrom<TReader>(ref TReader reader, int startLevel, ulong table, PageEntryFlags flags, Va va, int paWidth, List<PageWalkEntry>? trace, ref WalkShortcut shortcut)
+    private static TranslationResult WalkLongFrom<TReader>(ref TReader reader, int startLevel, ulong table, PageEntryFlags flags, Va va, int paWidth, PagingFeatures features, List<PageWalkEntry>? trace, ref WalkShortcut shortcut)
         where TReader : IPageTableReader
     {
         ulong frameMask = FrameMask(paWidth);
-        ulong reservedHigh = ReservedHighMask(paWidth);
+        ulong reservedHigh = ReservedHighMask(paWidth) | ReservedXd(features); // bits 51..MAXPHYADDR, and 63 without NXE
 
         for (int level = startLevel; level >= 1; level--)
         {
@@ -301,7 +319,7 @@ public static class Amd64
         throw new InvalidOperationException("unreachable");
     }
 
-    private static TranslationResult WalkPae<TReader>(ref TReader reader, Pa root, Va va, int paWidth, List<PageWalkEntry>? trace)
+    private static TranslationResult WalkPae<TReader>(ref TReader reader, Pa root, Va va, int paWidth, PagingFeatures features, List<PageWalkEntry>? trace)
         where TReader : IPageTableReader
     {
         if (va.Value > uint.MaxValue)
@@ -311,8 +329,9 @@ public static class Amd64
 
         ulong frameMask = FrameMask(paWidth);
 
-        // PAE has no ignored high bits: 62..MAXPHYADDR are reserved in every entry (63 is XD, reserved in a PDPTE).
-        ulong reservedHigh = (1UL << 63) - 1 & ~((1UL << Math.Clamp(paWidth, 32, MaxPhysicalAddressWidth)) - 1);
+        // PAE has no ignored high bits: 62..MAXPHYADDR are reserved in every entry. 63 is XD in a PDE or PTE when
+        // NXE is on and reserved otherwise; it is always reserved in a PDPTE.
+        ulong reservedHigh = ((1UL << 63) - 1 & ~((1UL << Math.Clamp(paWidth, 32, MaxPhysicalAddressWidth)) - 1)) | ReservedXd(features);
 
         // The PDPT: four 8-byte entries at CR3[31:5].
         ulong pdpt = root.Value & 0xFFFF_FFE0UL;
@@ -379,7 +398,7 @@ public static class Amd64
         throw new InvalidOperationException("unreachable");
     }
 
-    private static TranslationResult WalkLegacy<TReader>(ref TReader reader, Pa root, Va va, int paWidth, List<PageWalkEntry>? trace)
+    private static TranslationResult WalkLegacy<TReader>(ref TReader reader, Pa root, Va va, int paWidth, PagingFeatures features, List<PageWalkEntry>? trace)
         where TReader : IPageTableReader
     {
         if (va.Value > uint.MaxValue)
@@ -403,9 +422,9 @@ public static class Amd64
         }
 
         PageEntryFlags flags = Accumulate(PageEntryFlags.Writable | PageEntryFlags.User, pde);
-        if ((pde & 0x80) != 0)
+        if ((pde & 0x80) != 0 && (features & PagingFeatures.Pse) != 0)
         {
-            // 4 MiB page (PSE); PSE-36 puts physical bits 39:32 in PDE bits 20:13. Bit 21 is reserved.
+            // 4 MiB page (PSE; without CR4.PSE bit 7 is ignored and the PDE references a page table); PSE-36 puts physical bits 39:32 in PDE bits 20:13. Bit 21 is reserved.
             int width = Math.Min(Math.Clamp(paWidth, 32, MaxPhysicalAddressWidth), 40);
             ulong high = (ulong)((pde >> 13) & 0xFF) << 32;
             if ((pde & (1u << 21)) != 0 || (high & ~((1UL << width) - 1)) != 0)

@@ -19,6 +19,25 @@ public enum PagingMode : byte
     Ia32eLa57,
 }
 
+/// <summary>
+/// Control-register features that change how paging-structure entries are read, beside the <see cref="PagingMode"/>.
+/// Chosen from CR4.PSE and IA32_EFER.NXE (<see cref="Amd64.GetPagingFeatures(ulong, ulong)"/>).
+/// </summary>
+[Flags]
+public enum PagingFeatures : byte
+{
+    None = 0,
+
+    /// <summary>CR4.PSE: in 32-bit paging, PDE bit 7 maps a 4 MiB page. Without it the bit is ignored and the PDE references a page table (PAE and IA-32e paging do not look at CR4.PSE).</summary>
+    Pse = 1,
+
+    /// <summary>IA32_EFER.NXE: in PAE and IA-32e paging, entry bit 63 is execute-disable. Without it bit 63 is reserved (a reserved-bit fault at that level).</summary>
+    Nxe = 2,
+
+    /// <summary>Both, as every modern guest has them: the default where nothing says otherwise.</summary>
+    All = Pse | Nxe,
+}
+
 /// <summary>A paging-structure level, numbered as the SDM does (1 = page table).</summary>
 public enum PagingLevel : byte
 {
@@ -115,6 +134,12 @@ public readonly record struct TranslationResult(
 /// <summary>A page walk with every level it visited, for <c>Resolve-VmiAddress -Detailed</c>.</summary>
 public sealed record PageWalk(Va Va, Pa Root, PagingMode Mode, IReadOnlyList<PageWalkEntry> Entries, TranslationResult Result)
 {
+    /// <summary>
+    /// The CR4.PSE and EFER.NXE the walk honoured. An entry's <see cref="PageWalkEntry.Flags"/> are its raw bits: without
+    /// PSE a 32-bit PDE's LargePage did not make a 4 MiB page; without NXE a set NoExecute was a reserved bit.
+    /// </summary>
+    public PagingFeatures Features { get; init; } = PagingFeatures.All;
+
     public override string ToString() => $"{Va} -> {Result}";
 }
 

@@ -122,6 +122,9 @@ public sealed record Registers
 
     public PagingMode PagingMode => Amd64.GetPagingMode(this);
 
+    /// <summary>CR4.PSE and IA32_EFER.NXE, as they affect translation.</summary>
+    public PagingFeatures PagingFeatures => Amd64.GetPagingFeatures(this);
+
     public GpRegisters ToGpRegisters() => new()
     {
         Rax = Rax, Rbx = Rbx, Rcx = Rcx, Rdx = Rdx, Rsp = Rsp, Rbp = Rbp, Rsi = Rsi, Rdi = Rdi,
