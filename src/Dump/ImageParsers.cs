@@ -315,7 +315,8 @@ internal static class ElfNotes
     /// CS.L (64-bit code), CR4.LA57 (only valid in IA-32e), or a linear address above 4 GiB in IDTR, GDTR,
     /// RIP or the kernel GS base (impossible for a PAE-mode guest, whose linear addresses are 32-bit: this
     /// catches a vCPU stopped in 32-bit compatibility-mode user code under a 64-bit kernel).
-    /// NXE is set too: every long-mode OS we target enables it, and translation does not depend on it.
+    /// NXE is set for PAE and IA-32e paging: translation honours it (without NXE bit 63 is a reserved bit), and
+    /// assuming it is safe — a guest running without NXE cannot have bit 63 set in an entry it uses.
     /// </summary>
     internal static ulong InferEfer(Registers r)
     {
@@ -326,6 +327,6 @@ internal static class ElfNotes
 
         bool csL = (r.Cs.Attributes & 0x200) != 0;
         bool high = r.Idtr.Base > uint.MaxValue || r.Gdtr.Base > uint.MaxValue || r.Rip > uint.MaxValue || r.ShadowGs > uint.MaxValue;
-        return csL || (r.Cr4 & Amd64.Cr4La57) != 0 || high ? Amd64.EferLme | Amd64.EferLma | Amd64.EferNxe : 0;
+        return csL || (r.Cr4 & Amd64.Cr4La57) != 0 || high ? Amd64.EferLme | Amd64.EferLma | Amd64.EferNxe : Amd64.EferNxe;
     }
 }

@@ -171,8 +171,13 @@ public class MemoryImage : IVmiDriver, IVmiRead, IVmcoreinfoSource
     private static Registers Merge(Registers gprs, Registers control) =>
         gprs with { Cr0 = control.Cr0, Cr3 = control.Cr3, Cr4 = control.Cr4, MsrEfer = control.MsrEfer };
 
-    /// <summary>Registers enough to translate: paging on in <paramref name="mode"/> with <paramref name="cr3"/>.</summary>
-    internal static Registers Synthesize(ulong cr3, PagingMode mode) => WithMode(new Registers { Cr3 = cr3 }, mode);
+    /// <summary>
+    /// Registers enough to translate: paging on in <paramref name="mode"/> with <paramref name="cr3"/>. EFER.NXE is
+    /// set because an image cannot say otherwise and it is the safe assumption: a guest running without NXE cannot
+    /// have bit 63 set in an entry it uses (that is a reserved-bit fault), so assuming NXE never breaks a valid walk,
+    /// while assuming it off would fail every no-execute mapping of a modern kernel.
+    /// </summary>
+    internal static Registers Synthesize(ulong cr3, PagingMode mode) => WithMode(new Registers { Cr3 = cr3, MsrEfer = Amd64.EferNxe }, mode);
 
     private static Registers WithMode(Registers r, PagingMode mode)
     {

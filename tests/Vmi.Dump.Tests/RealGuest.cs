@@ -148,9 +148,21 @@ public sealed class RealGuestFixture : IDisposable
         string root = RepositoryRoot;
         string outRoot = Environment.GetEnvironmentVariable("VMI_GUEST_DIR") ?? Path.Combine(root, "tests", "data", "generated", "guest");
         string dir = Path.Combine(outRoot, variant);
-        if (!File.Exists(Path.Combine(dir, "DONE")))
+        string script = Path.Combine(root, "tests", "guest", "build-guest.sh");
+
+        // The cache is keyed by the script's content: a guest made by an older script (other samples, other answers)
+        // is built again rather than compared against tests written for the new one.
+        string scriptHash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(script)));
+        string stamp = Path.Combine(dir, "SCRIPT.sha256");
+        bool fresh = File.Exists(Path.Combine(dir, "DONE")) && File.Exists(stamp) && File.ReadAllText(stamp).Trim() == scriptHash;
+        if (!fresh)
         {
-            var psi = new ProcessStartInfo("bash", [Path.Combine(root, "tests", "guest", "build-guest.sh"), outRoot, variant])
+            if (Directory.Exists(dir))
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+
+            var psi = new ProcessStartInfo("bash", [script, outRoot, variant])
             {
                 RedirectStandardError = true,
                 RedirectStandardOutput = true,
@@ -169,6 +181,8 @@ public sealed class RealGuestFixture : IDisposable
                 throw new InvalidOperationException(
                     $"Building the real {variant} guest failed (exit {p.ExitCode}). The tests need the Debian packages qemu-system-x86, busybox-static, cpio and linux-image-amd64.\n{err.Result}\n{output.Result}");
             }
+
+            File.WriteAllText(stamp, scriptHash);
         }
 
         return new GuestData(variant, dir);
