@@ -98,6 +98,7 @@ internal static class Program
     private static Runspace CreateRunspace(ShellHost host)
     {
         InitialSessionState iss = InitialSessionState.CreateDefault2();
+        Builtins.ShellBuiltins.AddMissing(iss); // Select-Object, Format-Table...: the NuGet engine only has the Core cmdlets
         string manifest = Path.Combine(AppContext.BaseDirectory, "Vmi.psd1");
         if (!File.Exists(manifest))
         {
