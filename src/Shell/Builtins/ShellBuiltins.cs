@@ -20,6 +20,17 @@ public static class ShellBuiltins
         ("Format-Table", typeof(FormatTableCommand), Utility("FormatTableCommand")),
         ("Format-List", typeof(FormatListCommand), Utility("FormatListCommand")),
         ("Out-String", typeof(OutStringCommand), Utility("OutStringCommand")),
+        ("Measure-Object", typeof(MeasureObjectCommand), Utility("MeasureObjectCommand")),
+        ("Group-Object", typeof(GroupObjectCommand), Utility("GroupObjectCommand")),
+        ("Get-Member", typeof(GetMemberCommand), Utility("GetMemberCommand")),
+        ("Start-Sleep", typeof(StartSleepCommand), Utility("StartSleepCommand")),
+        ("Get-Date", typeof(GetDateCommand), Utility("GetDateCommand")),
+        ("Test-Path", typeof(TestPathCommand), Management("TestPathCommand")),
+        ("Get-Content", typeof(GetContentCommand), Management("GetContentCommand")),
+        ("Set-Content", typeof(SetContentCommand), Management("SetContentCommand")),
+        ("Export-Clixml", typeof(ExportClixmlCommand), Utility("ExportClixmlCommand")),
+        ("Import-Clixml", typeof(ImportClixmlCommand), Utility("ImportClixmlCommand")),
+        ("ConvertTo-Json", typeof(ConvertToJsonCommand), Utility("ConvertToJsonCommand")),
     ];
 
     /// <summary>The names of every command vmi can provide itself.</summary>
@@ -48,8 +59,22 @@ public static class ShellBuiltins
             }
         }
 
+        if (added.Contains("Group-Object"))
+        {
+            state.Types.Add(new SessionStateTypeEntry(DisplayedAs(typeof(GroupInfo), nameof(GroupInfo.Count), nameof(GroupInfo.Name), nameof(GroupInfo.Group)), isRemove: false));
+        }
+
+        if (added.Contains("Get-Member"))
+        {
+            state.Types.Add(new SessionStateTypeEntry(DisplayedAs(typeof(MemberDefinition), nameof(MemberDefinition.Name), nameof(MemberDefinition.MemberType), nameof(MemberDefinition.Definition)), isRemove: false));
+        }
+
         return added;
     }
+
+    /// <summary>The properties shown by default (a table of them), as pwsh's views show these results.</summary>
+    private static TypeData DisplayedAs(Type type, params string[] properties) =>
+        new(type) { DefaultDisplayPropertySet = new PropertySetData(properties) };
 
     private static string Utility(string type) => $"Microsoft.PowerShell.Commands.{type}, Microsoft.PowerShell.Commands.Utility";
 
