@@ -271,4 +271,208 @@ public sealed class ShellBuiltinsTests : IDisposable
         Assert.Equal(new[] { "1", "0", "3", "2" }, lines.Skip(2).Select(l => l.Split(' ')[0]));
         Assert.Equal("1 18446744071578845856", System.Text.RegularExpressions.Regex.Replace(lines[2], " +", " "));
     }
+
+    // --- Measure-Object, Group-Object, Get-Member ----------------------------------------------------------------
+
+    [Fact]
+    public void MeasureObjectCountsAndComputesTheStatisticsAskedFor()
+    {
+        PSObject all = Assert.Single(Run("1..4 | Measure-Object -Sum -Average -Maximum -Minimum"));
+        Assert.Equal(4, all.Properties["Count"].Value);
+        Assert.Equal(10.0, all.Properties["Sum"].Value);
+        Assert.Equal(2.5, all.Properties["Average"].Value);
+        Assert.Equal(4.0, all.Properties["Maximum"].Value);
+        Assert.Equal(1.0, all.Properties["Minimum"].Value);
+        Assert.Null(all.Properties["Property"].Value);
+
+        PSObject count = Assert.Single(Run("'a', 'b' | Measure-Object"));
+        Assert.Equal(2, count.Properties["Count"].Value);
+        Assert.Null(count.Properties["Sum"].Value); // not asked for
+
+        Collection<PSObject> byProperty = Run("[pscustomobject]@{ A = 2; B = 5 }, [pscustomobject]@{ A = 4 } | Measure-Object A, B -Sum");
+        Assert.Equal(new object[] { "A", "B" }, byProperty.Select(m => m.Properties["Property"].Value));
+        Assert.Equal(new object[] { 2, 1 }, byProperty.Select(m => m.Properties["Count"].Value));
+        Assert.Equal(new object[] { 6.0, 5.0 }, byProperty.Select(m => m.Properties["Sum"].Value));
+    }
+
+    [Fact]
+    public void MeasureObjectReportsValuesThatAreNotNumbersAndMissingProperties()
+    {
+        PSObject m = Assert.Single(Run("1, 'x', 3 | Measure-Object -Sum", out List<ErrorRecord> errors));
+        Assert.Equal(4.0, m.Properties["Sum"].Value);
+        Assert.StartsWith("NotNumeric", Assert.Single(errors).FullyQualifiedErrorId, StringComparison.Ordinal);
+
+        Assert.Empty(Run("[pscustomobject]@{ A = 1 } | Measure-Object Nope", out errors));
+        Assert.StartsWith("ExpandPropertyNotFound", Assert.Single(errors).FullyQualifiedErrorId, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void GroupObjectGroupsInOrderOfFirstAppearance()
+    {
+        Collection<PSObject> groups = Run("'b', 'a', 'B', 'c', 'b' | Group-Object");
+        Assert.Equal(new object[] { "b", "a", "c" }, groups.Select(g => g.Properties["Name"].Value));
+        Assert.Equal(new object[] { 3, 1, 1 }, groups.Select(g => g.Properties["Count"].Value));
+        Assert.Equal(new object[] { "b", "B", "b" }, ((IEnumerable)groups[0].Properties["Group"].Value).Cast<PSObject>().Select(o => o.BaseObject));
+
+        Collection<PSObject> byKeys = Run("[pscustomobject]@{ K = 1; L = 'x' }, [pscustomobject]@{ K = 2; L = 'x' }, [pscustomobject]@{ K = 1; L = 'x' } | Group-Object K, { $_.L.ToUpper() }");
+        Assert.Equal(new object[] { "1, X", "2, X" }, byKeys.Select(g => g.Properties["Name"].Value));
+        Assert.Equal(new object[] { 1, "X" }, ((IEnumerable)byKeys[0].Properties["Values"].Value).Cast<object>());
+
+        var table = (Hashtable)Assert.Single(Run("1, 2, 1 | Group-Object -AsHashTable")).BaseObject;
+        Assert.Equal(2, ((ICollection)table[1]!).Count);
+        Assert.Equal(new object[] { 2, 1 }, Run("1, 2, 1 | Group-Object -NoElement").Select(g => g.Properties["Count"].Value));
+    }
+
+    [Fact]
+    public void GetMemberListsEachTypeOnceWithKindsAndDefinitions()
+    {
+        Collection<PSObject> members = Run("'a', 'b', 1 | Get-Member");
+        Assert.Equal(new object[] { "System.String", "System.Int32" }, members.Select(m => m.Properties["TypeName"].Value).Distinct());
+        PSObject length = members.Single(m => (string)m.Properties["Name"].Value == "Length");
+        Assert.Equal(PSMemberTypes.Property, length.Properties["MemberType"].Value);
+        Assert.Equal("int Length {get;}", length.Properties["Definition"].Value);
+        Assert.Contains(members, m => (string)m.Properties["Name"].Value == "Substring" && (PSMemberTypes)m.Properties["MemberType"].Value == PSMemberTypes.Method);
+        Assert.DoesNotContain(members, m => (string)m.Properties["Name"].Value is "psobject" or "pstypenames" or "get_Length");
+
+        Assert.Equal(
+            new object[] { "Bytes", "Cr3" },
+            Run("$null = Connect-VmiDomain -Mock; Read-VmiMemory 0xffffffff82000100 -Length 4 | Get-Member -Name B*, C* -MemberType Property").Select(m => m.Properties["Name"].Value));
+    }
+
+    // --- Start-Sleep, Get-Date ----------------------------------------------------------------------------------
+
+    [Fact]
+    public void StartSleepWaitsAndCanBeStopped()
+    {
+        var watch = Stopwatch.StartNew();
+        Run("Start-Sleep -Milliseconds 200; Start-Sleep 0.1; Start-Sleep -Duration ([timespan]::FromMilliseconds(100))");
+        Assert.True(watch.ElapsedMilliseconds >= 390, watch.ElapsedMilliseconds.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+        using var ps = System.Management.Automation.PowerShell.Create();
+        ps.Runspace = _runspace;
+        ps.AddScript("Start-Sleep -Seconds 60");
+        watch.Restart();
+        IAsyncResult pending = ps.BeginInvoke();
+        Thread.Sleep(300);
+        ps.Stop();
+        Assert.Throws<PipelineStoppedException>(() => ps.EndInvoke(pending));
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
+    public void GetDateGivesNowAGivenDateOrText()
+    {
+        var now = (DateTime)Assert.Single(Run("Get-Date")).BaseObject;
+        Assert.True(Math.Abs((now - DateTime.Now).TotalMinutes) < 5);
+        Assert.Equal("2020-02-29 01:02:03", Text("Get-Date -Year 2020 -Month 2 -Day 29 -Hour 1 -Minute 2 -Second 3 -Format 'yyyy-MM-dd HH:mm:ss'"));
+        Assert.Equal("20240105", Text("Get-Date -Date ([datetime]'2024-01-05T10:00:00') -Format FileDate"));
+        Assert.Equal(DateTimeKind.Utc, ((DateTime)Assert.Single(Run("Get-Date -AsUTC")).BaseObject).Kind);
+    }
+
+    // --- Test-Path, Get-Content, Set-Content ---------------------------------------------------------------------
+
+    [Fact]
+    public void FilesAreWrittenReadAndTested()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), $"vmi-builtins-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        try
+        {
+            var vars = $"$d = '{dir}'; ";
+            Run(vars + "'alpha', 'beta', 42 | Set-Content ($d + '/a.txt'); Set-Content -Path ($d + '/b.txt') -Value 'x' -NoNewline");
+            Assert.Equal("alpha\nbeta\n42\n", File.ReadAllText(Path.Combine(dir, "a.txt")));
+            Assert.Equal(new byte[] { (byte)'x' }, File.ReadAllBytes(Path.Combine(dir, "b.txt"))); // utf8, no byte order mark
+
+            Assert.Equal(new object[] { "alpha", "beta", "42" }, Values(Run(vars + "Get-Content ($d + '/a.txt')")));
+            Assert.Equal("alpha\nbeta\n42\n", Assert.Single(Run(vars + "Get-Content ($d + '/a.txt') -Raw")).BaseObject);
+            Assert.Equal(new object[] { "alpha" }, Values(Run(vars + "Get-Content ($d + '/a.txt') -TotalCount 1")));
+            Assert.Equal(new object[] { "beta", "42" }, Values(Run(vars + "Get-Content ($d + '/a.txt') -Tail 2")));
+            Assert.Equal(4, Run(vars + "Get-Content ($d + '/*.txt')").Count); // wildcards: both files
+
+            Run(vars + "Set-Content ($d + '/u.txt') 'é' -Encoding unicode");
+            Assert.Equal(new byte[] { 0xFF, 0xFE, 0xE9, 0x00, (byte)'\n', 0x00 }, File.ReadAllBytes(Path.Combine(dir, "u.txt")));
+            Assert.Equal("é", Text(vars + "Get-Content ($d + '/u.txt')")); // the byte order mark is honoured
+
+            Assert.Equal(
+                new object[] { true, true, false, false, true, false, true },
+                Values(Run(vars + "Test-Path $d; Test-Path ($d + '/a.txt'); Test-Path ($d + '/nope'); Test-Path $d -PathType Leaf; Test-Path $d -PathType Container; Test-Path ''; Test-Path ($d + '/*.txt')")));
+            Assert.Equal(new object[] { true, false }, Values(Run(vars + "$ExecutionContext.SessionState.Path.SetLocation($d) | Out-Null; Test-Path ./a.txt -PathType Leaf; Test-Path -LiteralPath '*.txt'")));
+
+            Assert.Empty(Run(vars + "Get-Content ($d + '/missing.txt')", out List<ErrorRecord> errors));
+            ErrorRecord error = Assert.Single(errors);
+            Assert.StartsWith("PathNotFound", error.FullyQualifiedErrorId, StringComparison.Ordinal);
+            Assert.Equal(ErrorCategory.ObjectNotFound, error.CategoryInfo.Category);
+
+            Run(vars + "Set-Content ($d + '/w.txt') 'no' -WhatIf");
+            Assert.False(File.Exists(Path.Combine(dir, "w.txt")));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    // --- Export-Clixml, Import-Clixml, ConvertTo-Json -------------------------------------------------------------
+
+    [Fact]
+    public void ClixmlRoundTripsEachObjectOfThePipeline()
+    {
+        string file = Path.Combine(Path.GetTempPath(), $"vmi-builtins-{Guid.NewGuid():N}.xml");
+        try
+        {
+            var v = $"$f = '{file}'; ";
+            Run(v + "'text', 42, @(1, 2), [pscustomobject]@{ Name = 'n'; Inner = @{ K = 'v' } } | Export-Clixml $f");
+            Collection<PSObject> back = Run(v + "Import-Clixml $f");
+            Assert.Equal(4, back.Count);
+            Assert.Equal("text", back[0].BaseObject);
+            Assert.Equal(42, back[1].BaseObject);
+            Assert.Equal(new object[] { 1, 2 }, ((IEnumerable)back[2].BaseObject).Cast<object>().Select(o => o is PSObject p ? p.BaseObject : o));
+            Assert.Equal("n", back[3].Properties["Name"].Value);
+            Assert.Equal("v", ((Hashtable)((PSObject)back[3].Properties["Inner"].Value).BaseObject)["K"]);
+
+            // The file is what PowerShell's own serializer reads: each input a top-level object.
+            Assert.Equal(4, PSSerializer.DeserializeAsList(File.ReadAllText(file)).Length);
+            Assert.DoesNotContain("Batch", File.ReadAllText(file), StringComparison.Ordinal);
+
+            Assert.Empty(Run(v + "'again' | Export-Clixml $f -NoClobber", out List<ErrorRecord> errors));
+            Assert.StartsWith("NoClobber", Assert.Single(errors).FullyQualifiedErrorId, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
+    public void VmiMemoryGoesToClixmlAndComesBackInTheShell()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), $"vmi-builtins-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        try
+        {
+            (int code, string output, string err) = Vmi("-Command", $"$null = Connect-VmiDomain -Mock; Read-VmiMemory 0xffffffff82000100 -Length 16 | Export-Clixml '{dir}/x.xml'; Import-Clixml '{dir}/x.xml' | Format-List Address, Length, Bytes, @{{ n = 'Text'; e = {{ [Text.Encoding]::ASCII.GetString($_.Bytes) }} }}");
+            Assert.True(code == 0, output + err);
+            Assert.True(File.Exists(Path.Combine(dir, "x.xml")));
+            Assert.Contains("Address : 18446744071595622656", output, StringComparison.Ordinal);
+            Assert.Contains("Length  : 16", output, StringComparison.Ordinal);
+            Assert.Contains("Text    : Hello from the V", output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void ConvertToJsonWritesObjectsArraysAndTruncatesAtDepth()
+    {
+        Assert.Equal(
+            "{\n  \"Name\": \"n\",\n  \"Size\": 4,\n  \"List\": [\n    1,\n    \"two\"\n  ],\n  \"Ok\": true,\n  \"None\": null\n}",
+            Text("[pscustomobject]@{ Name = 'n'; Size = 4; List = 1, 'two'; Ok = $true; None = $null } | ConvertTo-Json"));
+        Assert.Equal("[1,\"a\"]", Text("1, 'a' | ConvertTo-Json -Compress"));
+        Assert.Equal("[5]", Text("5 | ConvertTo-Json -Compress -AsArray"));
+        Assert.Equal("{\"D\":\"Monday\",\"N\":1}", Text("[ordered]@{ D = [DayOfWeek]::Monday; N = [DayOfWeek]::Monday } | ForEach-Object { [pscustomobject]@{ D = $_.D; N = [int]$_.N } } | ConvertTo-Json -Compress -EnumsAsStrings"));
+        Assert.Equal("{\"A\":{\"B\":\"System.Collections.Hashtable\"}}", Text("@{ A = @{ B = @{ C = 1 } } } | ConvertTo-Json -Depth 1 -Compress"));
+        Assert.Equal("\"é <b>\"", Text("'é <b>' | ConvertTo-Json"));
+    }
 }

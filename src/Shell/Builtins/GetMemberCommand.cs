@@ -49,7 +49,7 @@ public sealed class GetMemberCommand : PSCmdlet
         var found = new List<MemberDefinition>();
         foreach (PSMemberInfo m in InputObject.Members)
         {
-            if ((m.MemberType & MemberType) == 0 || !_names.Any(p => p.IsMatch(m.Name)) || (!Force && IsIntrinsic(m)))
+            if ((m.MemberType & MemberType) == 0 || !_names.Any(p => p.IsMatch(m.Name)) || (!Force && (IsIntrinsic(m) || IsAccessor(m, InputObject))))
             {
                 continue;
             }
@@ -66,6 +66,20 @@ public sealed class GetMemberCommand : PSCmdlet
     private static bool IsIntrinsic(PSMemberInfo member) =>
         member.MemberType == PSMemberTypes.MemberSet
         || string.Equals(member.Name, "pstypenames", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>get_X, set_X, add_X, remove_X: the methods behind a property or event, listed under it.</summary>
+    private static bool IsAccessor(PSMemberInfo member, PSObject owner)
+    {
+        if (member.MemberType != PSMemberTypes.Method)
+        {
+            return false;
+        }
+
+        int underscore = member.Name.IndexOf('_', StringComparison.Ordinal);
+        return underscore > 0
+            && member.Name[..underscore] is "get" or "set" or "add" or "remove"
+            && owner.Members[member.Name[(underscore + 1)..]] is { MemberType: not PSMemberTypes.Method };
+    }
 
     private static string Definition(PSMemberInfo member)
     {
