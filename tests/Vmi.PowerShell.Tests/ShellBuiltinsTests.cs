@@ -475,4 +475,34 @@ public sealed class ShellBuiltinsTests : IDisposable
         Assert.Equal("{\"A\":{\"B\":\"System.Collections.Hashtable\"}}", Text("@{ A = @{ B = @{ C = 1 } } } | ConvertTo-Json -Depth 1 -Compress"));
         Assert.Equal("\"é <b>\"", Text("'é <b>' | ConvertTo-Json"));
     }
+
+    // --- Get-Location, Set-Location, Join-Path ---------------------------------------------------------------------
+
+    [Fact]
+    public void LocationChangesAndRelativePathsFollowIt()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), $"vmi-builtins-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(Path.Combine(dir, "sub"));
+        try
+        {
+            var info = (PathInfo)Assert.Single(Run($"Set-Location '{dir}' -PassThru")).BaseObject;
+            Assert.Equal(dir, info.Path);
+            Assert.Equal(dir, ((PathInfo)Assert.Single(Run("Get-Location")).BaseObject).Path);
+            Run("Set-Location sub; 'here' | Set-Content f.txt; Set-Location ..");
+            Assert.True(File.Exists(Path.Combine(dir, "sub", "f.txt")));
+            Assert.Equal(new object[] { true }, Values(Run("Test-Path sub/f.txt")));
+
+            Assert.Equal("a/b/c", Text("Join-Path a b c"));
+            Assert.Equal(new object[] { "x/y", "z/y" }, Values(Run("'x', 'z' | Join-Path -ChildPath y")));
+            Assert.Equal(Path.Combine(dir, "sub", "f.txt"), Text($"Join-Path '{dir}' 'sub/*.txt' -Resolve"));
+
+            Assert.Empty(Run("Set-Location ./does-not-exist", out List<ErrorRecord> errors));
+            Assert.StartsWith("PathNotFound", Assert.Single(errors).FullyQualifiedErrorId, StringComparison.Ordinal);
+            Assert.Equal(dir, ((PathInfo)Assert.Single(Run("Get-Location")).BaseObject).Path); // unchanged
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
 }
