@@ -110,6 +110,16 @@ public sealed class ShellBuiltinsTests : IDisposable
     }
 
     [Fact]
+    public void DocsShellListsEveryBuiltin()
+    {
+        Type builtins = s_shell.Value.GetType("Vmi.Shell.Builtins.ShellBuiltins", throwOnError: true)!;
+        var names = (IReadOnlyList<string>)builtins.GetProperty("Names")!.GetValue(null)!;
+        Assert.Equal(names.Count, AddMissing(InitialSessionState.CreateDefault2()).Count); // all of them are missing from the NuGet engine
+        string doc = File.ReadAllText(Path.Combine(PowerShellHost.RepoRoot, "docs", "shell.md"));
+        Assert.All(names, n => Assert.Contains($"`{n}`", doc, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void ACommandTheEngineAlreadyHasIsNotReplaced()
     {
         InitialSessionState state = InitialSessionState.CreateDefault2();
