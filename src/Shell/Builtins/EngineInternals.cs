@@ -43,12 +43,17 @@ internal static class EngineInternals
     public static bool TryStopUpstream(Cmdlet command)
     {
         Type? type = s_engine.GetType("System.Management.Automation.StopUpstreamCommandsException");
-        if (type is null || Activator.CreateInstance(type, command) is not Exception stop)
+        Exception? stop = null;
+        try
         {
-            return false;
+            stop = type is null ? null : Activator.CreateInstance(type, command) as Exception;
+        }
+        catch (Exception e) when (e is MissingMethodException or TargetInvocationException)
+        {
+            // the engine changed; the caller ignores the rest of its input instead
         }
 
-        throw stop;
+        return stop is null ? false : throw stop;
     }
 
     private static void SetImplementation(FrontEndCommandBase command, object implementation)
