@@ -202,6 +202,15 @@ public sealed class ShellBuiltinsTests : IDisposable
     }
 
     [Fact]
+    public void SelectObjectFirstEndsWaitVmiEvent()
+    {
+        var watch = Stopwatch.StartNew();
+        PSObject e = Assert.Single(Run("$null = Connect-VmiDomain -Mock; Enable-VmiMonitor Cr3; Wait-VmiEvent -Timeout 60 | Select-Object -First 1"));
+        Assert.Equal("VmiControlRegisterEvent", e.BaseObject.GetType().Name);
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), "Wait-VmiEvent went on to its timeout: " + watch.Elapsed);
+    }
+
+    [Fact]
     public void SelectObjectExpandsAPropertyAndReportsAMissingOne()
     {
         Assert.Equal(new object[] { 1, 2, 3 }, Values(Run("[pscustomobject]@{ List = 1, 2, 3 } | Select-Object -ExpandProperty List")));
