@@ -322,7 +322,7 @@ public sealed class ShellBuiltinsTests : IDisposable
         Assert.StartsWith("NotNumeric", Assert.Single(errors).FullyQualifiedErrorId, StringComparison.Ordinal);
 
         Assert.Empty(Run("[pscustomobject]@{ A = 1 } | Measure-Object Nope", out errors));
-        Assert.StartsWith("ExpandPropertyNotFound", Assert.Single(errors).FullyQualifiedErrorId, StringComparison.Ordinal);
+        Assert.StartsWith("GenericMeasurePropertyNotFound", Assert.Single(errors).FullyQualifiedErrorId, StringComparison.Ordinal);
     }
 
     [Fact]

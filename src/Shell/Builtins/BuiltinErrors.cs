@@ -9,7 +9,7 @@ internal static class BuiltinErrors
     public const string NoExpression = "ExpressionMissing";
     public const string ExpressionFailed = "PropertyEvaluation";
     public const string PropertyNotFound = "ExpandPropertyNotFound";
-    public const string NotComparable = "NotComparable";
+    public const string MeasurePropertyNotFound = "GenericMeasurePropertyNotFound";
     public const string NotNumeric = "NotNumeric";
     public const string PathNotFound = "PathNotFound";
     public const string ReadFailed = "ReadError";

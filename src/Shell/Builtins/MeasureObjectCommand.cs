@@ -87,7 +87,7 @@ public sealed class MeasureObjectCommand : PSCmdlet
             {
                 WriteError(BuiltinErrors.Create(
                     new PSArgumentException($"The property \"{s.Property}\" cannot be found in the input for any objects."),
-                    BuiltinErrors.PropertyNotFound,
+                    BuiltinErrors.MeasurePropertyNotFound,
                     ErrorCategory.InvalidArgument,
                     s.Property));
                 continue;
