@@ -113,7 +113,7 @@ internal static class Program
             throw new FileNotFoundException($"The Vmi module manifest is missing next to vmi ({manifest}); rebuild or republish src/Shell.", manifest);
         }
 
-        Runspace runspace = RunspaceFactory.CreateRunspace(host, InitialSessionState.CreateDefault2());
+        Runspace runspace = RunspaceFactory.CreateRunspace(host, NewSessionState());
         runspace.Open();
         try
         {
@@ -125,7 +125,7 @@ internal static class Program
             // In a single-file bundle the engine resolves the manifest's TypesToProcess/FormatsToProcess to a wrong
             // path; load the same three pieces explicitly instead: the views, the types and the cmdlet assembly.
             runspace.Dispose();
-            InitialSessionState iss = InitialSessionState.CreateDefault2();
+            InitialSessionState iss = NewSessionState();
             iss.Formats.Add(new SessionStateFormatEntry(Path.Combine(AppContext.BaseDirectory, "Vmi.Format.ps1xml")));
             iss.Types.Add(new SessionStateTypeEntry(Path.Combine(AppContext.BaseDirectory, "Vmi.Types.ps1xml")));
             runspace = RunspaceFactory.CreateRunspace(host, iss);
@@ -140,6 +140,14 @@ internal static class Program
         }
 
         return runspace;
+    }
+
+    /// <summary>The engine's default state plus the shell's own Select-Object, Format-Table...: the NuGet engine only has the Core cmdlets.</summary>
+    private static InitialSessionState NewSessionState()
+    {
+        InitialSessionState iss = InitialSessionState.CreateDefault2();
+        Builtins.ShellBuiltins.AddMissing(iss);
+        return iss;
     }
 
     private static void Invoke(Runspace runspace, Action<System.Management.Automation.PowerShell> build)

@@ -48,7 +48,13 @@ internal sealed class ShellUI : PSHostUserInterface
 
     public override void WriteDebugLine(string message) => WriteColored(Console.Error, "\x1b[93m", "DEBUG: " + message);
 
-    public override void WriteInformation(InformationRecord record) => Console.Out.WriteLine(record?.MessageData?.ToString());
+    /// <summary>
+    /// Nothing to do: the engine itself writes what is to be shown (Write-Host's text, with its colours and -NoNewline,
+    /// and records under InformationAction Continue) through Write/WriteLine; printing the record here doubled it.
+    /// </summary>
+    public override void WriteInformation(InformationRecord record)
+    {
+    }
 
     public override void WriteProgress(long sourceId, ProgressRecord record)
     {
