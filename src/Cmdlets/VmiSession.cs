@@ -19,8 +19,14 @@ public sealed class VmiSession : IDisposable
 {
     private static int s_nextId;
     private readonly object _gate = new();
+
+    /// <summary>Held for a whole wait for events, so that two waits never take events from one driver at once.</summary>
+    private readonly object _eventGate = new();
     private readonly VmiCore _core;
     private int _closed;
+
+    /// <summary>How many times the owner of <see cref="_gate"/> has entered it (read and written only by that owner).</summary>
+    private int _depth;
 
     internal VmiSession(VmiCore core, string name, string source, bool readOnly, Guid ownerRunspace)
     {
@@ -67,9 +73,14 @@ public sealed class VmiSession : IDisposable
     {
         get
         {
-            lock (_gate)
+            Enter();
+            try
             {
                 return State == VmiSessionState.Open ? _core.PagingMode : null;
+            }
+            finally
+            {
+                Exit();
             }
         }
     }
@@ -88,10 +99,15 @@ public sealed class VmiSession : IDisposable
     public T Use<T>(Func<VmiCore, T> action)
     {
         ArgumentNullException.ThrowIfNull(action);
-        lock (_gate)
+        Enter();
+        try
         {
             ThrowIfClosed();
             return action(_core);
+        }
+        finally
+        {
+            Exit();
         }
     }
 
@@ -99,11 +115,73 @@ public sealed class VmiSession : IDisposable
     public void Use(Action<VmiCore> action)
     {
         ArgumentNullException.ThrowIfNull(action);
-        lock (_gate)
+        Use<object?>(core =>
         {
-            ThrowIfClosed();
-            action(_core);
+            action(core);
+            return null;
+        });
+    }
+
+    /// <summary>
+    /// Waits for events and answers each with <paramref name="handler"/>'s response.
+    /// The engine is held while the driver takes and answers events, but not while <paramref name="handler"/> runs:
+    /// the handler writes the record to the pipeline, and what runs there (on other threads too, as in
+    /// <c>ForEach-Object -Parallel</c>) may use this session meanwhile. Only one wait at a time takes events.
+    /// </summary>
+    internal int WaitForEvents(TimeSpan timeout, VmiEventHandler handler, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        lock (_eventGate)
+        {
+            return Use(core => core.WaitForEvents(timeout, e =>
+            {
+                int depth = ReleaseAll();
+                try
+                {
+                    return handler(e);
+                }
+                finally
+                {
+                    Reacquire(depth);
+                    ThrowIfClosed(); // disconnected meanwhile: restoring the guest has answered the event
+                }
+            }, cancellationToken));
         }
+    }
+
+    private void Enter()
+    {
+        Monitor.Enter(_gate);
+        _depth++;
+    }
+
+    private void Exit()
+    {
+        _depth--;
+        Monitor.Exit(_gate);
+    }
+
+    /// <summary>Leaves the engine lock entirely (however deeply the calling owner holds it); returns the depth to restore.</summary>
+    private int ReleaseAll()
+    {
+        int depth = _depth;
+        _depth = 0;
+        for (int i = 0; i < depth; i++)
+        {
+            Monitor.Exit(_gate);
+        }
+
+        return depth;
+    }
+
+    private void Reacquire(int depth)
+    {
+        for (int i = 0; i < depth; i++)
+        {
+            Monitor.Enter(_gate);
+        }
+
+        _depth = depth;
     }
 
     internal void ThrowIfClosed()
@@ -127,7 +205,8 @@ public sealed class VmiSession : IDisposable
         }
 
         bool ok = true;
-        lock (_gate)
+        Enter();
+        try
         {
             if (_core.Supports(VmiCapability.VmControl))
             {
@@ -153,6 +232,10 @@ public sealed class VmiSession : IDisposable
                 log?.Invoke(string.Format(CultureInfo.InvariantCulture, Messages.DisposeFailed, Name, e.Message));
             }
 #pragma warning restore CA1031
+        }
+        finally
+        {
+            Exit();
         }
 
         return ok;

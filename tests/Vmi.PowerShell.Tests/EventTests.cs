@@ -116,6 +116,37 @@ public class EventTests : MockSessionTest
     }
 
     [Fact]
+    public void AParallelBlockCanUseTheSessionWhileAnEventIsInThePipeline()
+    {
+        // The record is in the pipeline while its event waits for an answer; the session must be free meanwhile,
+        // or the parallel block (another thread) waits for the session and Wait-VmiEvent waits for the block.
+        Host.Runspace.SessionStateProxy.SetVariable("module", PowerShellHost.ModuleManifest);
+        using var ps = System.Management.Automation.PowerShell.Create();
+        ps.Runspace = Host.Runspace;
+        ps.AddScript($$"""
+            Enable-VmiMonitor Cr3
+            Wait-VmiEvent -Timeout 10 -Count 1 | ForEach-Object {
+                1 | ForEach-Object -TimeoutSeconds 20 -Parallel {
+                    Import-Module $using:module
+                    Read-VmiMemory {{Hex(L.AsciiStringVa)}} -As String -Session $using:s
+                }
+            }
+            """);
+        IAsyncResult run = ps.BeginInvoke();
+        bool finished = run.AsyncWaitHandle.WaitOne(TimeSpan.FromSeconds(60));
+        if (!finished)
+        {
+            ps.BeginStop(null, null); // and -TimeoutSeconds ends the parallel block
+        }
+
+        Assert.True(finished, "Wait-VmiEvent | ForEach-Object -Parallel { Read-VmiMemory } deadlocked on the session");
+        object[] output = ps.EndInvoke(run).Select(o => o.BaseObject).ToArray();
+        Assert.Empty(ps.Streams.Error);
+        Assert.Equal([L.AsciiString], output);
+        Assert.Equal(MockAnswerSource.Handler, Assert.Single(Guest.Responses).Source);
+    }
+
+    [Fact]
     public void StoppingAnIdleWaitEndsItPromptly()
     {
         using var ps = System.Management.Automation.PowerShell.Create();

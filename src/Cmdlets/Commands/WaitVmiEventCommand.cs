@@ -55,7 +55,7 @@ public sealed class WaitVmiEventCommand : VmiCmdlet
                     wait = left < Slice ? left : Slice;
                 }
 
-                _session.Use(core => core.WaitForEvents(wait, Handle, StopToken));
+                _session.WaitForEvents(wait, Handle, StopToken);
             }
         }
         catch (Exception e) when (IsItemError(e))
