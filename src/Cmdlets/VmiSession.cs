@@ -123,17 +123,17 @@ public sealed class VmiSession : IDisposable
     }
 
     /// <summary>
-    /// Waits for events and answers each with <paramref name="handler"/>'s response.
+    /// Waits for at most <paramref name="maxEvents"/> events (the rest stay pending for the next wait) and answers each with <paramref name="handler"/>'s response.
     /// The engine is held while the driver takes and answers events, but not while <paramref name="handler"/> runs:
     /// the handler writes the record to the pipeline, and what runs there (on other threads too, as in
     /// <c>ForEach-Object -Parallel</c>) may use this session meanwhile. Only one wait at a time takes events.
     /// </summary>
-    internal int WaitForEvents(TimeSpan timeout, VmiEventHandler handler, CancellationToken cancellationToken)
+    internal int WaitForEvents(TimeSpan timeout, int maxEvents, VmiEventHandler handler, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(handler);
         lock (_eventGate)
         {
-            return Use(core => core.WaitForEvents(timeout, e =>
+            return Use(core => core.WaitForEvents(timeout, maxEvents, e =>
             {
                 int depth = ReleaseAll();
                 try

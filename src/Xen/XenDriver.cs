@@ -556,16 +556,21 @@ public sealed unsafe class XenDriver :
         _singlestepping = enable;
     }
 
-    public int WaitForEvents(TimeSpan timeout, VmiEventHandler handler, CancellationToken cancellationToken = default)
+    public int WaitForEvents(TimeSpan timeout, VmiEventHandler handler, CancellationToken cancellationToken = default) =>
+        WaitForEvents(timeout, int.MaxValue, handler, cancellationToken);
+
+    /// <summary>Waits for events and handles at most <paramref name="maxEvents"/> of them; the rest stay unconsumed in the ring.</summary>
+    public int WaitForEvents(TimeSpan timeout, int maxEvents, VmiEventHandler handler, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(handler);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxEvents, 1);
         IXenMonitorChannel channel;
         lock (_gate)
         {
             ThrowIfDisposed();
             channel = _channel ?? throw new InvalidOperationException(
                 "No event source is enabled: enable a monitor (Enable-VmiMonitor) or restrict memory access (Set-VmiMemoryAccess) before waiting for events.");
-            int handled = ProcessLocked(handler, cancellationToken);
+            int handled = ProcessLocked(handler, maxEvents, cancellationToken);
             if (handled > 0)
             {
                 return handled;
@@ -591,7 +596,7 @@ public sealed unsafe class XenDriver :
 
                 if (signalled || _processor!.Pending > 0)
                 {
-                    int handled = ProcessLocked(handler, cancellationToken);
+                    int handled = ProcessLocked(handler, maxEvents, cancellationToken);
                     if (handled > 0)
                     {
                         return handled;
@@ -603,8 +608,8 @@ public sealed unsafe class XenDriver :
         return 0;
     }
 
-    private int ProcessLocked(VmiEventHandler handler, CancellationToken cancellationToken) =>
-        _processor!.Process(handler, cancellationToken);
+    private int ProcessLocked(VmiEventHandler handler, int maxEvents, CancellationToken cancellationToken) =>
+        _processor!.Process(handler, maxEvents, cancellationToken);
 
     private void EnsureRing()
     {

@@ -81,16 +81,26 @@ public class EventTests : MockSessionTest
     }
 
     [Fact]
-    public void CountStopsTheWaitAndNoEventIsLeftUnanswered()
+    public void CountTakesNoMoreEventsThanItWritesAndLeavesTheRestForTheNextWait()
     {
         Host.RunClean("Enable-VmiMonitor Cr3, Breakpoint, 'Msr:0xC0000082'");
+        Assert.Equal(2, Guest.EventsPending); // vCPU 0's CR3 write and vCPU 1's breakpoint; vCPU 0's LSTAR write waits behind its CR3 write
         Assert.Single(Host.RunClean("Wait-VmiEvent -Timeout 5 -Count 1"));
 
-        // Events beyond -Count were answered (with continue), or are still in the ring for the next wait;
-        // disconnecting answers whatever is left, so no vCPU stays blocked.
+        // Only the written event was answered; the others wait, unanswered, for the next Wait-VmiEvent.
+        MockEventAnswer first = Assert.Single(Guest.Responses);
+        Assert.Equal(MockAnswerSource.Handler, first.Source);
+        Assert.Equal(2, Guest.EventsPending); // the breakpoint, and vCPU 0's LSTAR write now that its CR3 write was answered
+        Assert.DoesNotContain(Host.LastVerbose, v => v.Contains("not written", StringComparison.Ordinal));
+
+        object[] rest = Host.RunClean("Wait-VmiEvent -Timeout 5 -Count 2 | ForEach-Object { $_.Response = 'Deny'; $_ }").Select(o => o.BaseObject).ToArray();
+        Assert.Equal(2, rest.Length);
+        Assert.Equal(3, Guest.Responses.Count);
+        Assert.All(Guest.Responses, a => Assert.Equal(MockAnswerSource.Handler, a.Source));
+        Assert.Equal(2, Guest.Responses.Count(a => a.Response.Flags == VmiEventResponseFlags.Deny));
+
         Host.RunClean("Disconnect-VmiDomain");
         Assert.Equal(0, Guest.EventsPending);
-        Assert.Equal(3, Guest.Responses.Count);
     }
 
     [Fact]

@@ -47,8 +47,6 @@ internal static class Messages
 
     internal static string WaitStopped => Get(nameof(WaitStopped));
 
-    internal static string EventsBeyondCount => Get(nameof(EventsBeyondCount));
-
     internal static string MonitorNotUnderstood => Get(nameof(MonitorNotUnderstood));
 
     internal static string DisconnectRestored => Get(nameof(DisconnectRestored));
