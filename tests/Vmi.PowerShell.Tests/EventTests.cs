@@ -24,7 +24,7 @@ public class EventTests : MockSessionTest
 
         MockEventAnswer answer = Assert.Single(Guest.Responses);
         Assert.Equal(MockAnswerSource.Handler, answer.Source);
-        Assert.Equal(VmiEventResponseFlags.None, answer.Response.Flags);
+        Assert.Equal(VmiEventResponseFlags.Continue, answer.Response.Flags);
         Assert.Equal(L.ProcessACr3, Cr3Of(L.Cr3WriteVcpu)); // the write went through
     }
 
@@ -38,6 +38,20 @@ public class EventTests : MockSessionTest
         MockEventAnswer answer = Assert.Single(Guest.Responses);
         Assert.Equal(VmiEventResponseFlags.Deny, answer.Response.Flags);
         Assert.Equal(L.KernelCr3, Cr3Of(L.Cr3WriteVcpu)); // denied: CR3 unchanged
+    }
+
+    [Fact]
+    public void ContinueIsAResponseNameAndTheDefaultDisplaysAsContinue()
+    {
+        // The default, as the Response column of the table view shows it, then set by name.
+        string[] shown = Host.RunClean("""
+            Enable-VmiMonitor Cr3
+            Wait-VmiEvent -Timeout 5 -Count 1 | ForEach-Object { "$($_.Response)"; $_.Response = 'Deny'; $_.Response = 'Continue'; "$($_.Response)" }
+            """).Select(o => o.ToString()).ToArray();
+        Assert.Equal(["Continue", "Continue"], shown);
+        MockEventAnswer answer = Assert.Single(Guest.Responses);
+        Assert.Equal(VmiEventResponseFlags.Continue, answer.Response.Flags);
+        Assert.Equal(L.ProcessACr3, Cr3Of(L.Cr3WriteVcpu)); // continued: the write went through
     }
 
     [Fact]
@@ -111,7 +125,7 @@ public class EventTests : MockSessionTest
         Assert.Contains("the script broke", e.Exception.Message, StringComparison.Ordinal);
         Assert.Equal(0, Guest.EventsPending);
         Assert.NotEmpty(Guest.Responses);
-        Assert.All(Guest.Responses, a => Assert.Equal(VmiEventResponseFlags.None, a.Response.Flags));
+        Assert.All(Guest.Responses, a => Assert.Equal(VmiEventResponseFlags.Continue, a.Response.Flags));
         Assert.Contains(Guest.Responses, a => a.Source == MockAnswerSource.Fallback);
     }
 
@@ -122,7 +136,7 @@ public class EventTests : MockSessionTest
         ErrorRecord e = Assert.Single(Host.LastErrors);
         Assert.StartsWith(VmiErrorIds.InvalidResponse + ",", e.FullyQualifiedErrorId, StringComparison.Ordinal);
         MockEventAnswer answer = Assert.Single(Guest.Responses);
-        Assert.Equal(VmiEventResponseFlags.None, answer.Response.Flags);
+        Assert.Equal(VmiEventResponseFlags.Continue, answer.Response.Flags);
     }
 
     [Fact]
