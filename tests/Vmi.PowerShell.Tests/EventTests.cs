@@ -171,6 +171,25 @@ public class EventTests : MockSessionTest
     }
 
     [Fact]
+    public void AViewThatDoesNotExistIsAnInvalidResponseAndTheWaitGoesOn()
+    {
+        object[] written = Host.Run("""
+            Enable-VmiMonitor Cr3, Breakpoint
+            Wait-VmiEvent -Timeout 5 -Count 2 | ForEach-Object { $_.ResponseView = 9; $_ }
+            """).Select(o => o.BaseObject).ToArray();
+        Assert.Equal(2, written.Length); // the first bad answer did not end the wait
+        Assert.Equal(2, Host.LastErrors.Count);
+        Assert.All(Host.LastErrors, e =>
+        {
+            Assert.StartsWith(VmiErrorIds.InvalidResponse + ",", e.FullyQualifiedErrorId, StringComparison.Ordinal);
+            Assert.Contains("View 9", e.Exception.Message, StringComparison.Ordinal);
+            Assert.IsAssignableFrom<VmiEventRecord>(e.TargetObject);
+        });
+        Assert.Equal(2, Guest.Responses.Count);
+        Assert.All(Guest.Responses, a => Assert.Equal(VmiEventResponse.Continue, a.Response));
+    }
+
+    [Fact]
     public void StoppingAnIdleWaitEndsItPromptly()
     {
         using var ps = System.Management.Automation.PowerShell.Create();

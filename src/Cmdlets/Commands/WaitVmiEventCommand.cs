@@ -82,8 +82,13 @@ public sealed class WaitVmiEventCommand : VmiCmdlet
         try
         {
             response.Validate();
+            if (response.View is { } view && !_session!.Use(core => ViewExists(core, view)))
+            {
+                // Checked here, so that a mistyped view is one bad answer, not the end of the whole wait.
+                throw new ViewNotFoundException(view);
+            }
         }
-        catch (ArgumentException invalid)
+        catch (Exception invalid) when (invalid is ArgumentException or ViewNotFoundException)
         {
             WriteError(new ErrorRecord(
                 new ArgumentException(string.Format(CultureInfo.CurrentCulture, Messages.EventResponseInvalid, record.Reason, invalid.Message), invalid),
@@ -93,4 +98,7 @@ public sealed class WaitVmiEventCommand : VmiCmdlet
 
         return response;
     }
+
+    private static bool ViewExists(VmiCore core, View view) =>
+        core.Supports(VmiCapability.ViewControl) && (view == core.DefaultView || core.Views.Contains(view));
 }
