@@ -217,8 +217,14 @@ public sealed class VmiSession : IDisposable
 #pragma warning disable CA1031 // cleanup must go on: the failure is reported, the driver still released
                 catch (Exception e)
                 {
+                    // Best effort: whatever else was left changed, the vCPUs must not stay paused.
                     ok = false;
-                    log?.Invoke(string.Format(CultureInfo.InvariantCulture, Messages.RestoreFailed, Name, e.Message));
+                    (int released, string? resumeFailure) = ReleasePauses();
+                    log?.Invoke(string.Format(CultureInfo.InvariantCulture, Messages.RestoreFailed, Name, e.Message, released));
+                    if (resumeFailure is not null)
+                    {
+                        log?.Invoke(string.Format(CultureInfo.InvariantCulture, Messages.ResumeFailed, Name, resumeFailure));
+                    }
                 }
             }
 
@@ -239,6 +245,38 @@ public sealed class VmiSession : IDisposable
         }
 
         return ok;
+    }
+
+    /// <summary>The most pauses <see cref="ReleasePauses"/> releases: far more than any script nests.</summary>
+    private const int MaxPausesReleased = 1 << 16;
+
+    /// <summary>
+    /// Resumes the guest until the driver says it holds no more pauses of this session (its Resume throws once the
+    /// pauses are all released). Returns how many were released, and the hypervisor's error if resuming itself failed.
+    /// </summary>
+    private (int Released, string? Failure) ReleasePauses()
+    {
+        int released = 0;
+        while (released < MaxPausesReleased)
+        {
+            try
+            {
+                _core.Resume();
+                released++;
+            }
+            catch (VmiDriverException e)
+            {
+                return (released, e.Message); // the hypervisor refused
+            }
+#pragma warning disable CA1031 // the drivers' "not paused by this session" (VmiException, InvalidOperationException): done
+            catch (Exception)
+            {
+                return (released, null);
+            }
+#pragma warning restore CA1031
+        }
+
+        return (released, null);
     }
 
     public void Dispose()

@@ -145,6 +145,23 @@ public class SessionTests : MockSessionTest
         Assert.Equal(VmiSessionState.Closed, Session.State);
     }
 
+    [Fact]
+    public void AFailedRestoreStillResumesTheGuestAndSaysWhatWasNotRestored()
+    {
+        MockGuest guest = Guest;
+        Host.RunClean("Suspend-VmiDomain; Suspend-VmiDomain");
+        Assert.Equal(2, guest.PauseCount);
+        guest.FailNext(MockOperation.ResetState, new VmiDriverException("hypervisor said no"));
+        Host.Run("Disconnect-VmiDomain");
+        ErrorRecord e = Assert.Single(Host.LastErrors);
+        Assert.StartsWith(VmiErrorIds.RestoreFailed + ",", e.FullyQualifiedErrorId, StringComparison.Ordinal);
+        Assert.Contains("hypervisor said no", e.Exception.Message, StringComparison.Ordinal);
+        Assert.Contains("Monitors, memory access, views", e.Exception.Message, StringComparison.Ordinal);
+        Assert.Contains("2 pause(s)", e.Exception.Message, StringComparison.Ordinal);
+        Assert.Equal(0, guest.PauseCount);
+        Assert.True(guest.IsDisposed);
+    }
+
     [Theory]
     [InlineData("Write-VmiMemory 0x1000 -Bytes 1,2 -Physical -Confirm:$false")]
     [InlineData("Set-VmiRegister -Vcpu 0 -Name Rax -Value 1 -Confirm:$false")]

@@ -23,6 +23,8 @@ internal static class Messages
 
     internal static string RestoreFailed => Get(nameof(RestoreFailed));
 
+    internal static string ResumeFailed => Get(nameof(ResumeFailed));
+
     internal static string DisposeFailed => Get(nameof(DisposeFailed));
 
     internal static string AddressNotUnderstood => Get(nameof(AddressNotUnderstood));
