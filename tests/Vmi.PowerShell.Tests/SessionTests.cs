@@ -195,6 +195,22 @@ public class SessionTests : MockSessionTest
     }
 
     [Fact]
+    public void ANameTwoSessionsShareIsAnErrorNamingTheirIds()
+    {
+        VmiSession b1 = Host.Get<VmiSession>("Connect-VmiDomain -Mock -SessionName b");
+        VmiSession b2 = Host.Get<VmiSession>("Connect-VmiDomain -Mock -SessionName b");
+        ErrorRecord e = Host.RunFailing("Get-VmiRegister -Vcpu 0 -Session b");
+        Assert.Contains("More than one open session is named 'b'", e.Exception.Message, StringComparison.Ordinal);
+        Assert.Contains($"Ids {b1.Id}, {b2.Id}", e.Exception.Message, StringComparison.Ordinal);
+        Assert.Equal(ErrorCategory.InvalidData, e.CategoryInfo.Category);
+
+        // The Id picks one; a unique name still works.
+        Assert.NotEmpty(Host.RunClean($"Get-VmiRegister -Vcpu 0 -Session {b2.Id}"));
+        Host.RunClean($"Disconnect-VmiDomain -Session {b1.Id}");
+        Assert.NotEmpty(Host.RunClean("Get-VmiRegister -Vcpu 0 -Session b"));
+    }
+
+    [Fact]
     public void ParallelRunspacesShareOneSessionSafely()
     {
         // ForEach-Object -Parallel runs each block in its own runspace and thread; the session serialises the engine.

@@ -17,6 +17,8 @@ internal static class Messages
 
     internal static string SessionNotFound => Get(nameof(SessionNotFound));
 
+    internal static string SessionNameAmbiguous => Get(nameof(SessionNameAmbiguous));
+
     internal static string SessionNotUnderstood => Get(nameof(SessionNotUnderstood));
 
     internal static string ReadOnlySession => Get(nameof(ReadOnlySession));
