@@ -71,6 +71,12 @@ public sealed unsafe class XenDriver :
     /// <summary>Where failures that cannot be thrown (cleanup on exit) are reported. Defaults to <see cref="Trace"/>.</summary>
     public Action<string> Log { get; set; } = static m => Trace.WriteLine(m, "Vmi.Xen");
 
+    /// <summary>
+    /// Throws a <see cref="VmiDriverException"/> that says what is missing when this process cannot talk to Xen
+    /// (not Linux, no /dev/xen/privcmd, not root, not dom0). Loads nothing native.
+    /// </summary>
+    public static void CheckHost() => XenEnvironment.CheckHost();
+
     /// <summary>The domains on this host (Get-VmiDomain).</summary>
     public static IReadOnlyList<XenDomainInfo> ListDomains()
     {
