@@ -205,6 +205,11 @@ public sealed class VmiSession : IDisposable
         }
 
         bool ok = true;
+
+        // A wait in progress on another thread finishes its batch first (it answers every event it took, and its
+        // handler finds the session closed). Taking the gates in the order the wait takes them (events, then engine)
+        // means a driver that holds its own lock while the handler runs (Xen) cannot deadlock against the restore.
+        Monitor.Enter(_eventGate);
         Enter();
         try
         {
@@ -242,6 +247,7 @@ public sealed class VmiSession : IDisposable
         finally
         {
             Exit();
+            Monitor.Exit(_eventGate);
         }
 
         return ok;
