@@ -42,6 +42,9 @@ public sealed unsafe class XenDriver :
     private int _pauses;
     private bool _disposed;
 
+    /// <summary>The thread whose event handler is running now, with <see cref="_gate"/> released; null when none is.</summary>
+    private Thread? _handlerThread;
+
     internal XenDriver(IXenHost host, XenDomainInfo domain, XenConnectOptions options, bool hookProcessExit)
     {
         _host = host;
@@ -573,6 +576,7 @@ public sealed unsafe class XenDriver :
         IXenMonitorChannel channel;
         lock (_gate)
         {
+            WaitWhileAHandlerRuns();
             ThrowIfDisposed();
             channel = _channel ?? throw new InvalidOperationException(
                 "No event source is enabled: enable a monitor (Enable-VmiMonitor) or restrict memory access (Set-VmiMemoryAccess) before waiting for events.");
@@ -595,6 +599,7 @@ public sealed unsafe class XenDriver :
             bool signalled = channel.Wait((int)Math.Min(left, WaitSliceMs));
             lock (_gate)
             {
+                WaitWhileAHandlerRuns();
                 if (_disposed || !ReferenceEquals(channel, _channel))
                 {
                     return 0; // reset or disposed meanwhile: nothing left to wait for
@@ -615,7 +620,38 @@ public sealed unsafe class XenDriver :
     }
 
     private int ProcessLocked(VmiEventHandler handler, int maxEvents, CancellationToken cancellationToken) =>
-        _processor!.Process(handler, maxEvents, cancellationToken);
+        _processor!.Process(e => RunHandlerUnlocked(handler, e), maxEvents, cancellationToken);
+
+    /// <summary>
+    /// Runs the handler with the driver's lock released, so that what the handler waits for (a PowerShell pipeline, other
+    /// threads reading memory and registers through this driver) can use the driver meanwhile. The ring stays this
+    /// thread's: other threads' waits, <see cref="ResetState"/> and <see cref="Dispose"/> wait until the handler returns.
+    /// </summary>
+    private VmiEventResponse RunHandlerUnlocked(VmiEventHandler handler, VmiEvent vmiEvent)
+    {
+        Thread? previous = _handlerThread;
+        _handlerThread = Thread.CurrentThread;
+        Monitor.Exit(_gate);
+        try
+        {
+            return handler(vmiEvent);
+        }
+        finally
+        {
+            Monitor.Enter(_gate);
+            _handlerThread = previous;
+            Monitor.PulseAll(_gate);
+        }
+    }
+
+    /// <summary>Under <see cref="_gate"/>: waits while another thread's event handler runs (the ring is in use).</summary>
+    private void WaitWhileAHandlerRuns()
+    {
+        while (_handlerThread is { } t && t != Thread.CurrentThread)
+        {
+            Monitor.Wait(_gate);
+        }
+    }
 
     private void EnsureRing()
     {
@@ -650,6 +686,7 @@ public sealed unsafe class XenDriver :
     {
         lock (_gate)
         {
+            WaitWhileAHandlerRuns();
             if (_disposed)
             {
                 return;
@@ -877,6 +914,7 @@ public sealed unsafe class XenDriver :
     {
         lock (_gate)
         {
+            WaitWhileAHandlerRuns();
             if (_disposed)
             {
                 return;
