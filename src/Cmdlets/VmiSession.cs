@@ -136,15 +136,18 @@ public sealed class VmiSession : IDisposable
             return Use(core => core.WaitForEvents(timeout, maxEvents, e =>
             {
                 int depth = ReleaseAll();
+                VmiEventResponse response;
                 try
                 {
-                    return handler(e);
+                    response = handler(e);
                 }
                 finally
                 {
                     Reacquire(depth);
-                    ThrowIfClosed(); // disconnected meanwhile: restoring the guest has answered the event
                 }
+
+                ThrowIfClosed(); // disconnected meanwhile (from the pipeline): restoring the guest has answered the event
+                return response;
             }, cancellationToken));
         }
     }
