@@ -18,6 +18,7 @@
         'Enable-VmiMonitor'
         'Find-VmiMemory'
         'Get-VmiCache'
+        'Get-VmiDomain'
         'Get-VmiMemoryAccess'
         'Get-VmiRegister'
         'Get-VmiSession'

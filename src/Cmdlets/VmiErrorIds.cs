@@ -19,6 +19,7 @@ public static class VmiErrorIds
     public const string VcpuNotFound = "Vmi.VcpuNotFound";
     public const string ViewNotFound = "Vmi.ViewNotFound";
     public const string DriverError = "Vmi.DriverError";
+    public const string XenUnavailable = "Vmi.XenUnavailable";
     public const string FormatError = "Vmi.FormatError";
     public const string InvalidArgument = "Vmi.InvalidArgument";
     public const string InvalidOperation = "Vmi.InvalidOperation";

@@ -35,6 +35,7 @@ public static class VmiErrors
         VcpuNotFoundException => (VmiErrorIds.VcpuNotFound, ErrorCategory.ObjectNotFound),
         ViewNotFoundException => (VmiErrorIds.ViewNotFound, ErrorCategory.ObjectNotFound),
         VmiFormatException => (VmiErrorIds.FormatError, ErrorCategory.InvalidData),
+        VmiXenUnavailableException => (VmiErrorIds.XenUnavailable, ErrorCategory.ResourceUnavailable),
         VmiDriverException => (VmiErrorIds.DriverError, ErrorCategory.DeviceError),
         NotSupportedException => (VmiErrorIds.NotSupported, ErrorCategory.NotImplemented),
         ObjectDisposedException => (VmiErrorIds.SessionClosed, ErrorCategory.ResourceUnavailable),

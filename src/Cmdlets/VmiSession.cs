@@ -19,8 +19,14 @@ public sealed class VmiSession : IDisposable
 {
     private static int s_nextId;
     private readonly object _gate = new();
+
+    /// <summary>Held for a whole wait for events, so that two waits never take events from one driver at once.</summary>
+    private readonly object _eventGate = new();
     private readonly VmiCore _core;
     private int _closed;
+
+    /// <summary>How many times the owner of <see cref="_gate"/> has entered it (read and written only by that owner).</summary>
+    private int _depth;
 
     internal VmiSession(VmiCore core, string name, string source, bool readOnly, Guid ownerRunspace)
     {
@@ -67,9 +73,14 @@ public sealed class VmiSession : IDisposable
     {
         get
         {
-            lock (_gate)
+            Enter();
+            try
             {
                 return State == VmiSessionState.Open ? _core.PagingMode : null;
+            }
+            finally
+            {
+                Exit();
             }
         }
     }
@@ -88,10 +99,15 @@ public sealed class VmiSession : IDisposable
     public T Use<T>(Func<VmiCore, T> action)
     {
         ArgumentNullException.ThrowIfNull(action);
-        lock (_gate)
+        Enter();
+        try
         {
             ThrowIfClosed();
             return action(_core);
+        }
+        finally
+        {
+            Exit();
         }
     }
 
@@ -99,11 +115,76 @@ public sealed class VmiSession : IDisposable
     public void Use(Action<VmiCore> action)
     {
         ArgumentNullException.ThrowIfNull(action);
-        lock (_gate)
+        Use<object?>(core =>
         {
-            ThrowIfClosed();
-            action(_core);
+            action(core);
+            return null;
+        });
+    }
+
+    /// <summary>
+    /// Waits for at most <paramref name="maxEvents"/> events (the rest stay pending for the next wait) and answers each with <paramref name="handler"/>'s response.
+    /// The engine is held while the driver takes and answers events, but not while <paramref name="handler"/> runs:
+    /// the handler writes the record to the pipeline, and what runs there (on other threads too, as in
+    /// <c>ForEach-Object -Parallel</c>) may use this session meanwhile. Only one wait at a time takes events.
+    /// </summary>
+    internal int WaitForEvents(TimeSpan timeout, int maxEvents, VmiEventHandler handler, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        lock (_eventGate)
+        {
+            return Use(core => core.WaitForEvents(timeout, maxEvents, e =>
+            {
+                int depth = ReleaseAll();
+                VmiEventResponse response;
+                try
+                {
+                    response = handler(e);
+                }
+                finally
+                {
+                    Reacquire(depth);
+                }
+
+                ThrowIfClosed(); // disconnected meanwhile (from the pipeline): restoring the guest has answered the event
+                return response;
+            }, cancellationToken));
         }
+    }
+
+    private void Enter()
+    {
+        Monitor.Enter(_gate);
+        _depth++;
+    }
+
+    private void Exit()
+    {
+        _depth--;
+        Monitor.Exit(_gate);
+    }
+
+    /// <summary>Leaves the engine lock entirely (however deeply the calling owner holds it); returns the depth to restore.</summary>
+    private int ReleaseAll()
+    {
+        int depth = _depth;
+        _depth = 0;
+        for (int i = 0; i < depth; i++)
+        {
+            Monitor.Exit(_gate);
+        }
+
+        return depth;
+    }
+
+    private void Reacquire(int depth)
+    {
+        for (int i = 0; i < depth; i++)
+        {
+            Monitor.Enter(_gate);
+        }
+
+        _depth = depth;
     }
 
     internal void ThrowIfClosed()
@@ -127,7 +208,13 @@ public sealed class VmiSession : IDisposable
         }
 
         bool ok = true;
-        lock (_gate)
+
+        // A wait in progress on another thread finishes its batch first (it answers every event it took, and its
+        // handler finds the session closed). Taking the gates in the order the wait takes them (events, then engine)
+        // means a driver that holds its own lock while the handler runs (Xen) cannot deadlock against the restore.
+        Monitor.Enter(_eventGate);
+        Enter();
+        try
         {
             if (_core.Supports(VmiCapability.VmControl))
             {
@@ -138,8 +225,14 @@ public sealed class VmiSession : IDisposable
 #pragma warning disable CA1031 // cleanup must go on: the failure is reported, the driver still released
                 catch (Exception e)
                 {
+                    // Best effort: whatever else was left changed, the vCPUs must not stay paused.
                     ok = false;
-                    log?.Invoke(string.Format(CultureInfo.InvariantCulture, Messages.RestoreFailed, Name, e.Message));
+                    (int released, string? resumeFailure) = ReleasePauses();
+                    log?.Invoke(string.Format(CultureInfo.InvariantCulture, Messages.RestoreFailed, Name, e.Message, released));
+                    if (resumeFailure is not null)
+                    {
+                        log?.Invoke(string.Format(CultureInfo.InvariantCulture, Messages.ResumeFailed, Name, resumeFailure));
+                    }
                 }
             }
 
@@ -154,8 +247,45 @@ public sealed class VmiSession : IDisposable
             }
 #pragma warning restore CA1031
         }
+        finally
+        {
+            Exit();
+            Monitor.Exit(_eventGate);
+        }
 
         return ok;
+    }
+
+    /// <summary>The most pauses <see cref="ReleasePauses"/> releases: far more than any script nests.</summary>
+    private const int MaxPausesReleased = 1 << 16;
+
+    /// <summary>
+    /// Resumes the guest until the driver says it holds no more pauses of this session (its Resume throws once the
+    /// pauses are all released). Returns how many were released, and the hypervisor's error if resuming itself failed.
+    /// </summary>
+    private (int Released, string? Failure) ReleasePauses()
+    {
+        int released = 0;
+        while (released < MaxPausesReleased)
+        {
+            try
+            {
+                _core.Resume();
+                released++;
+            }
+            catch (VmiDriverException e)
+            {
+                return (released, e.Message); // the hypervisor refused
+            }
+#pragma warning disable CA1031 // the drivers' "not paused by this session" (VmiException, InvalidOperationException): done
+            catch (Exception)
+            {
+                return (released, null);
+            }
+#pragma warning restore CA1031
+        }
+
+        return (released, null);
     }
 
     public void Dispose()

@@ -114,13 +114,14 @@ public interface IVmiEventControl
     int EventsPending { get; }
 
     /// <summary>
-    /// Waits up to <paramref name="timeout"/> for events and hands each pending one to
-    /// <paramref name="handler"/>, answering it with the handler's response; returns how many were
-    /// handled (0 on timeout or cancellation). If the handler throws, or <paramref name="cancellationToken"/>
+    /// Waits up to <paramref name="timeout"/> for events and hands at most <paramref name="maxEvents"/> pending
+    /// ones to <paramref name="handler"/>, answering each with the handler's response; returns how many were
+    /// handled (0 on timeout or cancellation). Events beyond <paramref name="maxEvents"/> are not taken: they stay
+    /// pending, unanswered, for the next wait. If the handler throws, or <paramref name="cancellationToken"/>
     /// fires, every event already taken is answered (with <see cref="VmiEventResponse.Continue"/> where the
     /// handler gave no answer) before this returns or rethrows: no vCPU is left waiting.
     /// </summary>
-    int WaitForEvents(TimeSpan timeout, VmiEventHandler handler, CancellationToken cancellationToken = default);
+    int WaitForEvents(TimeSpan timeout, int maxEvents, VmiEventHandler handler, CancellationToken cancellationToken = default);
 }
 
 public interface IVmiVmControl

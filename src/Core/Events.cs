@@ -203,7 +203,8 @@ public sealed record VmiEvent(VcpuId Vcpu, View View, VmiEventFlags Flags, Regis
 [Flags]
 public enum VmiEventResponseFlags : byte
 {
-    None = 0,
+    /// <summary>Let the vCPU go on as if nothing had intercepted it (no flag set).</summary>
+    Continue = 0,
 
     /// <summary>Deny the write that raised the event (control-register and MSR writes).</summary>
     Deny = 1,
@@ -224,7 +225,7 @@ public enum VmiEventResponseFlags : byte
 /// <summary>The answer to an event.</summary>
 /// <param name="View">Switch the vCPU to this view before it resumes (required with fast singlestep).</param>
 /// <param name="Registers">Set these general-purpose registers before the vCPU resumes.</param>
-public sealed record VmiEventResponse(VmiEventResponseFlags Flags = VmiEventResponseFlags.None, View? View = null, GpRegisters? Registers = null)
+public sealed record VmiEventResponse(VmiEventResponseFlags Flags = VmiEventResponseFlags.Continue, View? View = null, GpRegisters? Registers = null)
 {
     public static VmiEventResponse Continue { get; } = new();
 
@@ -238,7 +239,7 @@ public sealed record VmiEventResponse(VmiEventResponseFlags Flags = VmiEventResp
 
     public static VmiEventResponse FastSinglestep(View view) => new(VmiEventResponseFlags.ToggleFastSinglestep, view);
 
-    public static VmiEventResponse SwitchView(View view) => new(VmiEventResponseFlags.None, view);
+    public static VmiEventResponse SwitchView(View view) => new(VmiEventResponseFlags.Continue, view);
 
     /// <summary>Throws <see cref="ArgumentException"/> when the combination cannot be carried out.</summary>
     public void Validate()

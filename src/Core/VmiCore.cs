@@ -1007,11 +1007,16 @@ public sealed class VmiCore : IDisposable
     /// Waits for events and answers each with <paramref name="handler"/>'s response (validated first).
     /// An invalid response or a throwing handler still leaves no vCPU waiting: the driver answers and rethrows.
     /// </summary>
-    public int WaitForEvents(TimeSpan timeout, VmiEventHandler handler, CancellationToken cancellationToken = default)
+    public int WaitForEvents(TimeSpan timeout, VmiEventHandler handler, CancellationToken cancellationToken = default) =>
+        WaitForEvents(timeout, int.MaxValue, handler, cancellationToken);
+
+    /// <summary>As <see cref="WaitForEvents(TimeSpan, VmiEventHandler, CancellationToken)"/>, taking at most <paramref name="maxEvents"/>; the rest stay pending.</summary>
+    public int WaitForEvents(TimeSpan timeout, int maxEvents, VmiEventHandler handler, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(handler);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxEvents, 1);
         var events = Require<IVmiEventControl>(VmiCapability.EventControl);
-        return events.WaitForEvents(timeout, e =>
+        return events.WaitForEvents(timeout, maxEvents, e =>
         {
             VmiEventResponse response = handler(e) ?? VmiEventResponse.Continue;
             response.Validate();

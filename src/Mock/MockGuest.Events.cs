@@ -94,15 +94,20 @@ public sealed partial class MockGuest
 
     /// <summary>
     /// Waits up to <paramref name="timeout"/> (<see cref="Timeout.InfiniteTimeSpan"/> for ever, zero to poll) for
-    /// events, takes every event in the ring and hands each to <paramref name="handler"/> in ring order,
+    /// events, takes every event in the ring (at most <paramref name="maxEvents"/>: the rest stay in the ring) and hands each to <paramref name="handler"/> in ring order,
     /// answering it at once. Returns how many the handler answered (0 on timeout or cancellation). If the
     /// handler throws or gives an invalid response (see <see cref="VmiEventResponse.Validate"/>, or a view that
     /// does not exist), that event and every other taken one are answered with Continue, then the exception is
     /// rethrown. If <paramref name="cancellationToken"/> fires, the events not yet handled are answered with Continue.
     /// </summary>
-    public int WaitForEvents(TimeSpan timeout, VmiEventHandler handler, CancellationToken cancellationToken = default)
+    public int WaitForEvents(TimeSpan timeout, VmiEventHandler handler, CancellationToken cancellationToken = default) =>
+        WaitForEvents(timeout, int.MaxValue, handler, cancellationToken);
+
+    /// <inheritdoc cref="WaitForEvents(TimeSpan, VmiEventHandler, CancellationToken)"/>
+    public int WaitForEvents(TimeSpan timeout, int maxEvents, VmiEventHandler handler, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(handler);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxEvents, 1);
         if (timeout < TimeSpan.Zero && timeout != Timeout.InfiniteTimeSpan)
         {
             throw new ArgumentOutOfRangeException(nameof(timeout), timeout, "A timeout is zero (poll), positive, or Timeout.InfiniteTimeSpan.");
@@ -144,8 +149,11 @@ public sealed partial class MockGuest
                     return 0; // cancelled before anything was taken: the events stay in the ring
                 }
 
-                taken = [.. _ring];
-                _ring.Clear();
+                taken = new List<PendingEvent>(Math.Min(maxEvents, _ring.Count));
+                while (taken.Count < maxEvents && _ring.TryDequeue(out PendingEvent? next))
+                {
+                    taken.Add(next);
+                }
             }
         }
 

@@ -42,6 +42,9 @@ public sealed unsafe class XenDriver :
     private int _pauses;
     private bool _disposed;
 
+    /// <summary>The thread whose event handler is running now, with <see cref="_gate"/> released; null when none is.</summary>
+    private Thread? _handlerThread;
+
     internal XenDriver(IXenHost host, XenDomainInfo domain, XenConnectOptions options, bool hookProcessExit)
     {
         _host = host;
@@ -70,6 +73,12 @@ public sealed unsafe class XenDriver :
 
     /// <summary>Where failures that cannot be thrown (cleanup on exit) are reported. Defaults to <see cref="Trace"/>.</summary>
     public Action<string> Log { get; set; } = static m => Trace.WriteLine(m, "Vmi.Xen");
+
+    /// <summary>
+    /// Throws a <see cref="VmiDriverException"/> that says what is missing when this process cannot talk to Xen
+    /// (not Linux, no /dev/xen/privcmd, not root, not dom0). Loads nothing native.
+    /// </summary>
+    public static void CheckHost() => XenEnvironment.CheckHost();
 
     /// <summary>The domains on this host (Get-VmiDomain).</summary>
     public static IReadOnlyList<XenDomainInfo> ListDomains()
@@ -556,16 +565,22 @@ public sealed unsafe class XenDriver :
         _singlestepping = enable;
     }
 
-    public int WaitForEvents(TimeSpan timeout, VmiEventHandler handler, CancellationToken cancellationToken = default)
+    public int WaitForEvents(TimeSpan timeout, VmiEventHandler handler, CancellationToken cancellationToken = default) =>
+        WaitForEvents(timeout, int.MaxValue, handler, cancellationToken);
+
+    /// <summary>Waits for events and handles at most <paramref name="maxEvents"/> of them; the rest stay unconsumed in the ring.</summary>
+    public int WaitForEvents(TimeSpan timeout, int maxEvents, VmiEventHandler handler, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(handler);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxEvents, 1);
         IXenMonitorChannel channel;
         lock (_gate)
         {
+            WaitWhileAHandlerRuns();
             ThrowIfDisposed();
             channel = _channel ?? throw new InvalidOperationException(
                 "No event source is enabled: enable a monitor (Enable-VmiMonitor) or restrict memory access (Set-VmiMemoryAccess) before waiting for events.");
-            int handled = ProcessLocked(handler, cancellationToken);
+            int handled = ProcessLocked(handler, maxEvents, cancellationToken);
             if (handled > 0)
             {
                 return handled;
@@ -584,6 +599,7 @@ public sealed unsafe class XenDriver :
             bool signalled = channel.Wait((int)Math.Min(left, WaitSliceMs));
             lock (_gate)
             {
+                WaitWhileAHandlerRuns();
                 if (_disposed || !ReferenceEquals(channel, _channel))
                 {
                     return 0; // reset or disposed meanwhile: nothing left to wait for
@@ -591,7 +607,7 @@ public sealed unsafe class XenDriver :
 
                 if (signalled || _processor!.Pending > 0)
                 {
-                    int handled = ProcessLocked(handler, cancellationToken);
+                    int handled = ProcessLocked(handler, maxEvents, cancellationToken);
                     if (handled > 0)
                     {
                         return handled;
@@ -603,8 +619,39 @@ public sealed unsafe class XenDriver :
         return 0;
     }
 
-    private int ProcessLocked(VmiEventHandler handler, CancellationToken cancellationToken) =>
-        _processor!.Process(handler, cancellationToken);
+    private int ProcessLocked(VmiEventHandler handler, int maxEvents, CancellationToken cancellationToken) =>
+        _processor!.Process(e => RunHandlerUnlocked(handler, e), maxEvents, cancellationToken);
+
+    /// <summary>
+    /// Runs the handler with the driver's lock released, so that what the handler waits for (a PowerShell pipeline, other
+    /// threads reading memory and registers through this driver) can use the driver meanwhile. The ring stays this
+    /// thread's: other threads' waits, <see cref="ResetState"/> and <see cref="Dispose"/> wait until the handler returns.
+    /// </summary>
+    private VmiEventResponse RunHandlerUnlocked(VmiEventHandler handler, VmiEvent vmiEvent)
+    {
+        Thread? previous = _handlerThread;
+        _handlerThread = Thread.CurrentThread;
+        Monitor.Exit(_gate);
+        try
+        {
+            return handler(vmiEvent);
+        }
+        finally
+        {
+            Monitor.Enter(_gate);
+            _handlerThread = previous;
+            Monitor.PulseAll(_gate);
+        }
+    }
+
+    /// <summary>Under <see cref="_gate"/>: waits while another thread's event handler runs (the ring is in use).</summary>
+    private void WaitWhileAHandlerRuns()
+    {
+        while (_handlerThread is { } t && t != Thread.CurrentThread)
+        {
+            Monitor.Wait(_gate);
+        }
+    }
 
     private void EnsureRing()
     {
@@ -639,6 +686,7 @@ public sealed unsafe class XenDriver :
     {
         lock (_gate)
         {
+            WaitWhileAHandlerRuns();
             if (_disposed)
             {
                 return;
@@ -866,6 +914,7 @@ public sealed unsafe class XenDriver :
     {
         lock (_gate)
         {
+            WaitWhileAHandlerRuns();
             if (_disposed)
             {
                 return;

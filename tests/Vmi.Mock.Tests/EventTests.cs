@@ -39,6 +39,26 @@ public sealed class EventTests
     }
 
     [Fact]
+    public void MaxEvents_takes_no_more_and_leaves_the_rest_in_the_ring_unanswered()
+    {
+        MockGuest guest = Guest(3);
+        Task<VmiEventResponse>[] tasks = [.. Enumerable.Range(0, 3).Select(v => guest.Raise(Event((ushort)v, new CpuidReason((uint)v + 1, 0, 2))))];
+        var leaves = new List<uint>();
+
+        Assert.Equal(1, guest.WaitForEvents(TimeSpan.Zero, 1, e => { leaves.Add(((CpuidReason)e.Reason).Leaf); return VmiEventResponse.Deny; }));
+        Assert.Equal([1u], leaves);
+        Assert.Single(guest.Responses);
+        Assert.Equal(2, guest.EventsPending);
+        Assert.False(tasks[1].IsCompleted);
+        Assert.False(tasks[2].IsCompleted);
+
+        Assert.Equal(2, guest.WaitForEvents(TimeSpan.Zero, 5, e => { leaves.Add(((CpuidReason)e.Reason).Leaf); return VmiEventResponse.Continue; }));
+        Assert.Equal([1u, 2u, 3u], leaves);
+        Assert.All(guest.Responses, a => Assert.Equal(MockAnswerSource.Handler, a.Source));
+        Assert.Throws<ArgumentOutOfRangeException>(() => guest.WaitForEvents(TimeSpan.Zero, 0, _ => VmiEventResponse.Continue));
+    }
+
+    [Fact]
     public void A_vcpu_has_one_event_outstanding_and_the_next_waits_behind_the_answer()
     {
         MockGuest guest = Guest();

@@ -24,7 +24,7 @@ public class EventTests : MockSessionTest
 
         MockEventAnswer answer = Assert.Single(Guest.Responses);
         Assert.Equal(MockAnswerSource.Handler, answer.Source);
-        Assert.Equal(VmiEventResponseFlags.None, answer.Response.Flags);
+        Assert.Equal(VmiEventResponseFlags.Continue, answer.Response.Flags);
         Assert.Equal(L.ProcessACr3, Cr3Of(L.Cr3WriteVcpu)); // the write went through
     }
 
@@ -38,6 +38,20 @@ public class EventTests : MockSessionTest
         MockEventAnswer answer = Assert.Single(Guest.Responses);
         Assert.Equal(VmiEventResponseFlags.Deny, answer.Response.Flags);
         Assert.Equal(L.KernelCr3, Cr3Of(L.Cr3WriteVcpu)); // denied: CR3 unchanged
+    }
+
+    [Fact]
+    public void ContinueIsAResponseNameAndTheDefaultDisplaysAsContinue()
+    {
+        // The default, as the Response column of the table view shows it, then set by name.
+        string[] shown = Host.RunClean("""
+            Enable-VmiMonitor Cr3
+            Wait-VmiEvent -Timeout 5 -Count 1 | ForEach-Object { "$($_.Response)"; $_.Response = 'Deny'; $_.Response = 'Continue'; "$($_.Response)" }
+            """).Select(o => o.ToString()).ToArray();
+        Assert.Equal(["Continue", "Continue"], shown);
+        MockEventAnswer answer = Assert.Single(Guest.Responses);
+        Assert.Equal(VmiEventResponseFlags.Continue, answer.Response.Flags);
+        Assert.Equal(L.ProcessACr3, Cr3Of(L.Cr3WriteVcpu)); // continued: the write went through
     }
 
     [Fact]
@@ -81,16 +95,26 @@ public class EventTests : MockSessionTest
     }
 
     [Fact]
-    public void CountStopsTheWaitAndNoEventIsLeftUnanswered()
+    public void CountTakesNoMoreEventsThanItWritesAndLeavesTheRestForTheNextWait()
     {
         Host.RunClean("Enable-VmiMonitor Cr3, Breakpoint, 'Msr:0xC0000082'");
+        Assert.Equal(2, Guest.EventsPending); // vCPU 0's CR3 write and vCPU 1's breakpoint; vCPU 0's LSTAR write waits behind its CR3 write
         Assert.Single(Host.RunClean("Wait-VmiEvent -Timeout 5 -Count 1"));
 
-        // Events beyond -Count were answered (with continue), or are still in the ring for the next wait;
-        // disconnecting answers whatever is left, so no vCPU stays blocked.
+        // Only the written event was answered; the others wait, unanswered, for the next Wait-VmiEvent.
+        MockEventAnswer first = Assert.Single(Guest.Responses);
+        Assert.Equal(MockAnswerSource.Handler, first.Source);
+        Assert.Equal(2, Guest.EventsPending); // the breakpoint, and vCPU 0's LSTAR write now that its CR3 write was answered
+        Assert.DoesNotContain(Host.LastVerbose, v => v.Contains("not written", StringComparison.Ordinal));
+
+        object[] rest = Host.RunClean("Wait-VmiEvent -Timeout 5 -Count 2 | ForEach-Object { $_.Response = 'Deny'; $_ }").Select(o => o.BaseObject).ToArray();
+        Assert.Equal(2, rest.Length);
+        Assert.Equal(3, Guest.Responses.Count);
+        Assert.All(Guest.Responses, a => Assert.Equal(MockAnswerSource.Handler, a.Source));
+        Assert.Equal(2, Guest.Responses.Count(a => a.Response.Flags == VmiEventResponseFlags.Deny));
+
         Host.RunClean("Disconnect-VmiDomain");
         Assert.Equal(0, Guest.EventsPending);
-        Assert.Equal(3, Guest.Responses.Count);
     }
 
     [Fact]
@@ -101,7 +125,7 @@ public class EventTests : MockSessionTest
         Assert.Contains("the script broke", e.Exception.Message, StringComparison.Ordinal);
         Assert.Equal(0, Guest.EventsPending);
         Assert.NotEmpty(Guest.Responses);
-        Assert.All(Guest.Responses, a => Assert.Equal(VmiEventResponseFlags.None, a.Response.Flags));
+        Assert.All(Guest.Responses, a => Assert.Equal(VmiEventResponseFlags.Continue, a.Response.Flags));
         Assert.Contains(Guest.Responses, a => a.Source == MockAnswerSource.Fallback);
     }
 
@@ -112,7 +136,57 @@ public class EventTests : MockSessionTest
         ErrorRecord e = Assert.Single(Host.LastErrors);
         Assert.StartsWith(VmiErrorIds.InvalidResponse + ",", e.FullyQualifiedErrorId, StringComparison.Ordinal);
         MockEventAnswer answer = Assert.Single(Guest.Responses);
-        Assert.Equal(VmiEventResponseFlags.None, answer.Response.Flags);
+        Assert.Equal(VmiEventResponseFlags.Continue, answer.Response.Flags);
+    }
+
+    [Fact]
+    public void AParallelBlockCanUseTheSessionWhileAnEventIsInThePipeline()
+    {
+        // The record is in the pipeline while its event waits for an answer; the session must be free meanwhile,
+        // or the parallel block (another thread) waits for the session and Wait-VmiEvent waits for the block.
+        Host.Runspace.SessionStateProxy.SetVariable("module", PowerShellHost.ModuleManifest);
+        using var ps = System.Management.Automation.PowerShell.Create();
+        ps.Runspace = Host.Runspace;
+        ps.AddScript($$"""
+            Enable-VmiMonitor Cr3
+            Wait-VmiEvent -Timeout 10 -Count 1 | ForEach-Object {
+                1 | ForEach-Object -TimeoutSeconds 20 -Parallel {
+                    Import-Module $using:module
+                    Read-VmiMemory {{Hex(L.AsciiStringVa)}} -As String -Session $using:s
+                }
+            }
+            """);
+        IAsyncResult run = ps.BeginInvoke();
+        bool finished = run.AsyncWaitHandle.WaitOne(TimeSpan.FromSeconds(60));
+        if (!finished)
+        {
+            ps.BeginStop(null, null); // and -TimeoutSeconds ends the parallel block
+        }
+
+        Assert.True(finished, "Wait-VmiEvent | ForEach-Object -Parallel { Read-VmiMemory } deadlocked on the session");
+        object[] output = ps.EndInvoke(run).Select(o => o.BaseObject).ToArray();
+        Assert.Empty(ps.Streams.Error);
+        Assert.Equal([L.AsciiString], output);
+        Assert.Equal(MockAnswerSource.Handler, Assert.Single(Guest.Responses).Source);
+    }
+
+    [Fact]
+    public void AViewThatDoesNotExistIsAnInvalidResponseAndTheWaitGoesOn()
+    {
+        object[] written = Host.Run("""
+            Enable-VmiMonitor Cr3, Breakpoint
+            Wait-VmiEvent -Timeout 5 -Count 2 | ForEach-Object { $_.ResponseView = 9; $_ }
+            """).Select(o => o.BaseObject).ToArray();
+        Assert.Equal(2, written.Length); // the first bad answer did not end the wait
+        Assert.Equal(2, Host.LastErrors.Count);
+        Assert.All(Host.LastErrors, e =>
+        {
+            Assert.StartsWith(VmiErrorIds.InvalidResponse + ",", e.FullyQualifiedErrorId, StringComparison.Ordinal);
+            Assert.Contains("View 9", e.Exception.Message, StringComparison.Ordinal);
+            Assert.IsAssignableFrom<VmiEventRecord>(e.TargetObject);
+        });
+        Assert.Equal(2, Guest.Responses.Count);
+        Assert.All(Guest.Responses, a => Assert.Equal(VmiEventResponse.Continue, a.Response));
     }
 
     [Fact]

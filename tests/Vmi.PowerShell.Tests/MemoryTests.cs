@@ -31,6 +31,28 @@ public class ReadMemoryTests : MockSessionTest
     }
 
     [Fact]
+    public void TheFormatViewRendersADeserializedRecordToo()
+    {
+        // Export-Clixml / Import-Clixml (or a remote session) turns the record into a property bag without its methods;
+        // the view must still render the dump from its properties. Run the view's own script block on both.
+        var view = System.Xml.Linq.XDocument.Load(Path.Combine(PowerShellHost.ModuleDirectory, "Vmi.Format.ps1xml"))
+            .Descendants("View").Single(v => (string?)v.Element("Name") == "VmiMemoryRecord");
+        string script = view.Descendants("ScriptBlock").Single().Value;
+        Host.Runspace.SessionStateProxy.SetVariable("viewScript", script);
+        string[] shown = Host.RunClean($$"""
+            $r = Read-VmiMemory {{Hex(L.AsciiStringVa)}} -Length 20
+            $d = [System.Management.Automation.PSSerializer]::Deserialize([System.Management.Automation.PSSerializer]::Serialize($r))
+            if ($d -is [Vmi.PowerShell.VmiMemoryRecord] -or $d.PSTypeNames[0] -ne 'Deserialized.Vmi.PowerShell.VmiMemoryRecord') { throw 'not a deserialized record' }
+            $view = [scriptblock]::Create($viewScript)
+            $r | ForEach-Object $view
+            $d | ForEach-Object $view
+            """).Select(o => o.ToString()).ToArray();
+        Assert.Equal(2, shown.Length);
+        Assert.Contains("48 65 6C 6C 6F 20 66 72 6F 6D 20 74 68 65 20 56  Hello from the V", shown[1], StringComparison.Ordinal);
+        Assert.Equal(shown[0], shown[1]);
+    }
+
+    [Fact]
     public void AddressesTakeNumbersHexStringsAndNegativeHexLiterals()
     {
         // 0xffffffff82000100 typed in PowerShell is a negative Int64; it is taken bit for bit.

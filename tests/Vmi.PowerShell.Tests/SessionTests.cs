@@ -145,6 +145,23 @@ public class SessionTests : MockSessionTest
         Assert.Equal(VmiSessionState.Closed, Session.State);
     }
 
+    [Fact]
+    public void AFailedRestoreStillResumesTheGuestAndSaysWhatWasNotRestored()
+    {
+        MockGuest guest = Guest;
+        Host.RunClean("Suspend-VmiDomain; Suspend-VmiDomain");
+        Assert.Equal(2, guest.PauseCount);
+        guest.FailNext(MockOperation.ResetState, new VmiDriverException("hypervisor said no"));
+        Host.Run("Disconnect-VmiDomain");
+        ErrorRecord e = Assert.Single(Host.LastErrors);
+        Assert.StartsWith(VmiErrorIds.RestoreFailed + ",", e.FullyQualifiedErrorId, StringComparison.Ordinal);
+        Assert.Contains("hypervisor said no", e.Exception.Message, StringComparison.Ordinal);
+        Assert.Contains("Monitors, memory access, views", e.Exception.Message, StringComparison.Ordinal);
+        Assert.Contains("2 pause(s)", e.Exception.Message, StringComparison.Ordinal);
+        Assert.Equal(0, guest.PauseCount);
+        Assert.True(guest.IsDisposed);
+    }
+
     [Theory]
     [InlineData("Write-VmiMemory 0x1000 -Bytes 1,2 -Physical -Confirm:$false")]
     [InlineData("Set-VmiRegister -Vcpu 0 -Name Rax -Value 1 -Confirm:$false")]
@@ -175,6 +192,22 @@ public class SessionTests : MockSessionTest
     {
         Host.RunClean("$null = Connect-VmiDomain -Mock -ReadOnly");
         Assert.Equal(DemoGuestLayout.AsciiString, Host.Get<string>($"Read-VmiMemory {Hex(DemoGuestLayout.AsciiStringVa)} -As String"));
+    }
+
+    [Fact]
+    public void ANameTwoSessionsShareIsAnErrorNamingTheirIds()
+    {
+        VmiSession b1 = Host.Get<VmiSession>("Connect-VmiDomain -Mock -SessionName b");
+        VmiSession b2 = Host.Get<VmiSession>("Connect-VmiDomain -Mock -SessionName b");
+        ErrorRecord e = Host.RunFailing("Get-VmiRegister -Vcpu 0 -Session b");
+        Assert.Contains("More than one open session is named 'b'", e.Exception.Message, StringComparison.Ordinal);
+        Assert.Contains($"Ids {b1.Id}, {b2.Id}", e.Exception.Message, StringComparison.Ordinal);
+        Assert.Equal(ErrorCategory.InvalidData, e.CategoryInfo.Category);
+
+        // The Id picks one; a unique name still works.
+        Assert.NotEmpty(Host.RunClean($"Get-VmiRegister -Vcpu 0 -Session {b2.Id}"));
+        Host.RunClean($"Disconnect-VmiDomain -Session {b1.Id}");
+        Assert.NotEmpty(Host.RunClean("Get-VmiRegister -Vcpu 0 -Session b"));
     }
 
     [Fact]

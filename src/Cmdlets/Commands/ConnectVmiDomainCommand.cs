@@ -5,8 +5,8 @@ namespace Vmi.PowerShell.Commands;
 
 /// <summary>
 /// Connects to a guest and returns a session, which becomes the default for the other cmdlets.
-/// Parameter sets: Mock (the built-in demo guest) and Path (a memory image, its format picked from its content);
-/// Xen (-Name / -Id) slots in as one more set, each creating its driver in <see cref="CreateDriver"/>.
+/// Parameter sets: Name and Id (a Xen domain on this host), Mock (the built-in demo guest) and Path (a memory image,
+/// its format picked from its content), each creating its driver in <see cref="CreateDriver"/>.
 /// </summary>
 [Cmdlet(VerbsCommunications.Connect, "VmiDomain", DefaultParameterSetName = MockSet)]
 [OutputType(typeof(VmiSession))]
@@ -14,9 +14,21 @@ public sealed class ConnectVmiDomainCommand : PSCmdlet
 {
     public const string MockSet = "Mock";
     public const string PathSet = "Path";
+    public const string NameSet = "Name";
+    public const string IdSet = "Id";
+
+    /// <summary>A Xen domain by name (as xl list shows it).</summary>
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = NameSet)]
+    [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(VmiDomainNameCompleter))]
+    public string? Name { get; set; }
+
+    /// <summary>A Xen domain by id; binds the Id of a Get-VmiDomain record.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = IdSet, ValueFromPipelineByPropertyName = true)]
+    public uint Id { get; set; }
 
     /// <summary>A memory image: raw, ELF core (QEMU, /proc/vmcore), kdump, LiME or Xen dump-core, recognised by content.</summary>
-    [Parameter(Mandatory = true, Position = 0, ParameterSetName = PathSet)]
+    [Parameter(Mandatory = true, ParameterSetName = PathSet)]
     [ValidateNotNullOrEmpty]
     public string? Path { get; set; }
 
@@ -56,7 +68,7 @@ public sealed class ConnectVmiDomainCommand : PSCmdlet
             session = new VmiSession(core, SessionName ?? name, source, ReadOnly, VmiSessionRegistry.CurrentRunspaceId);
             VmiSessionRegistry.Add(session);
         }
-        catch (Exception e) when (e is VmiException or ArgumentException or IOException or UnauthorizedAccessException or DllNotFoundException)
+        catch (Exception e) when (e is VmiException or ArgumentException or IOException or UnauthorizedAccessException or DllNotFoundException or InvalidOperationException)
         {
             // Clean up on partial failure: whatever was opened is released before the error is reported.
             if (core is not null)
@@ -81,8 +93,17 @@ public sealed class ConnectVmiDomainCommand : PSCmdlet
         return (image, System.IO.Path.GetFileName(path), $"{image.Name} {path}");
     }
 
+    private (IVmiDriver Driver, string Name, string Source) CreateXen(Vmi.Xen.XenDomainSelector selector)
+    {
+        Vmi.Xen.XenDriver xen = DriverFactory.ConnectXen(selector, ReadOnly);
+        Vmi.Xen.XenDomainInfo d = xen.Domain;
+        return (xen, d.Name, string.Format(System.Globalization.CultureInfo.InvariantCulture, "Xen domain {0} '{1}'", d.Id, d.Name));
+    }
+
     private (IVmiDriver Driver, string Name, string Source) CreateDriver() => ParameterSetName switch
     {
+        NameSet => CreateXen(Vmi.Xen.XenDomainSelector.ByName(Name!)),
+        IdSet => CreateXen(Vmi.Xen.XenDomainSelector.ById(Id)),
         MockSet => (DriverFactory.CreateMock(), "mock", Messages.MockSource),
         PathSet => CreateImage(),
         _ => throw new PSNotSupportedException(ParameterSetName),

@@ -22,7 +22,6 @@ public sealed class WaitVmiEventCommand : VmiCmdlet
 
     private VmiSession? _session;
     private long _written;
-    private int _beyondCount;
 
     /// <summary>Seconds to wait in all (default: until -Count events or Ctrl+C).</summary>
     [Parameter(Position = 0)]
@@ -55,20 +54,15 @@ public sealed class WaitVmiEventCommand : VmiCmdlet
                     wait = left < Slice ? left : Slice;
                 }
 
-                _session.Use(core => core.WaitForEvents(wait, Handle, StopToken));
+                // Take no more than -Count still allows: events beyond it stay pending for the next wait.
+                int max = (int)Math.Min(Count - _written, int.MaxValue);
+                _session.WaitForEvents(wait, max, Handle, StopToken);
             }
         }
         catch (Exception e) when (IsItemError(e))
         {
             // The driver answered every event it had taken before this surfaced.
             ThrowTerminatingError(VmiErrors.FromException(e, _session));
-        }
-        finally
-        {
-            if (_beyondCount > 0)
-            {
-                WriteVerbose(string.Format(CultureInfo.CurrentCulture, Messages.EventsBeyondCount, _beyondCount));
-            }
         }
 
         if (StopToken.IsCancellationRequested)
@@ -79,12 +73,6 @@ public sealed class WaitVmiEventCommand : VmiCmdlet
 
     private VmiEventResponse Handle(VmiEvent e)
     {
-        if (_written >= Count)
-        {
-            _beyondCount++;
-            return VmiEventResponse.Continue;
-        }
-
         VmiEventRecord record = VmiEventRecord.Create(_session!, e, ++_written);
 
         // The rest of the pipeline runs now, on this thread, and may set the response on the record.
@@ -94,8 +82,13 @@ public sealed class WaitVmiEventCommand : VmiCmdlet
         try
         {
             response.Validate();
+            if (response.View is { } view && !_session!.Use(core => ViewExists(core, view)))
+            {
+                // Checked here, so that a mistyped view is one bad answer, not the end of the whole wait.
+                throw new ViewNotFoundException(view);
+            }
         }
-        catch (ArgumentException invalid)
+        catch (Exception invalid) when (invalid is ArgumentException or ViewNotFoundException)
         {
             WriteError(new ErrorRecord(
                 new ArgumentException(string.Format(CultureInfo.CurrentCulture, Messages.EventResponseInvalid, record.Reason, invalid.Message), invalid),
@@ -105,4 +98,7 @@ public sealed class WaitVmiEventCommand : VmiCmdlet
 
         return response;
     }
+
+    private static bool ViewExists(VmiCore core, View view) =>
+        core.Supports(VmiCapability.ViewControl) && (view == core.DefaultView || core.Views.Contains(view));
 }

@@ -8,6 +8,12 @@ public static class HexDump
 {
     public const string Header = "Address             00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F  ASCII";
 
+    /// <summary>
+    /// The dump of <paramref name="bytes"/> read at <paramref name="address"/>, with a header: what the VmiMemoryRecord view
+    /// shows. Takes the record's properties, not the record, so a deserialized record (Import-Clixml, a remote session) shows it too.
+    /// </summary>
+    public static string Format(ulong address, byte[] bytes) => Format(address, bytes.AsSpan(), header: true);
+
     public static string Format(ulong address, ReadOnlySpan<byte> bytes, bool header = true)
     {
         var sb = new StringBuilder((bytes.Length / 16 + 2) * 80);

@@ -98,9 +98,8 @@ public sealed class VmiSessionTransformationAttribute : ArgumentTransformationAt
                 return VmiSessionRegistry.All.FirstOrDefault(s => s.Id == id)
                     ?? throw new ArgumentTransformationMetadataException(string.Format(CultureInfo.CurrentCulture, Messages.SessionNotFound, id));
             case string name:
-                // This runspace's sessions first, then any in the process.
-                VmiSession? byName = VmiSessionRegistry.Current.LastOrDefault(s => string.Equals(s.Name, name, StringComparison.OrdinalIgnoreCase))
-                    ?? VmiSessionRegistry.All.LastOrDefault(s => string.Equals(s.Name, name, StringComparison.OrdinalIgnoreCase))
+                // This runspace's sessions first, then any in the process; a name two sessions share is an error, not a guess.
+                VmiSession? byName = Unique(VmiSessionRegistry.Current, name) ?? Unique(VmiSessionRegistry.All, name)
                     ?? (int.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out int n) ? VmiSessionRegistry.All.FirstOrDefault(s => s.Id == n) : null);
                 return byName ?? throw new ArgumentTransformationMetadataException(string.Format(CultureInfo.CurrentCulture, Messages.SessionNotFound, name));
             case null:
@@ -114,5 +113,17 @@ public sealed class VmiSessionTransformationAttribute : ArgumentTransformationAt
 
                 throw new ArgumentTransformationMetadataException(string.Format(CultureInfo.CurrentCulture, Messages.SessionNotUnderstood, value));
         }
+    }
+
+    private static VmiSession? Unique(IReadOnlyList<VmiSession> sessions, string name)
+    {
+        VmiSession[] named = sessions.Where(s => string.Equals(s.Name, name, StringComparison.OrdinalIgnoreCase)).ToArray();
+        return named.Length switch
+        {
+            0 => null,
+            1 => named[0],
+            _ => throw new ArgumentTransformationMetadataException(string.Format(
+                CultureInfo.CurrentCulture, Messages.SessionNameAmbiguous, name, string.Join(", ", named.Select(s => s.Id.ToString(CultureInfo.InvariantCulture))), named[0].Id)),
+        };
     }
 }

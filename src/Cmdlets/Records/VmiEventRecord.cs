@@ -52,7 +52,7 @@ public abstract class VmiEventRecord
     public ulong Cr3 => Registers.TranslationRoot.Value;
 
     /// <summary>
-    /// How to answer: None (continue), Deny, Emulate, ReinjectInterrupt, ToggleSinglestep, ToggleFastSinglestep —
+    /// How to answer: Continue (the default), Deny, Emulate, ReinjectInterrupt, ToggleSinglestep, ToggleFastSinglestep —
     /// set it in the pipeline, e.g. <c>$_.Response = 'Deny'</c>.
     /// </summary>
     public VmiEventResponseFlags Response { get; set; }
@@ -67,7 +67,7 @@ public abstract class VmiEventRecord
     public void Deny() => Response |= VmiEventResponseFlags.Deny;
 
     internal VmiEventResponse ToResponse() =>
-        Response == VmiEventResponseFlags.None && ResponseView is null && ResponseRegisters is null
+        Response == VmiEventResponseFlags.Continue && ResponseView is null && ResponseRegisters is null
             ? VmiEventResponse.Continue
             : new VmiEventResponse(Response, ResponseView is { } v ? new View(v) : null, ResponseRegisters);
 

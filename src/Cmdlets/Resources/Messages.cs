@@ -17,11 +17,15 @@ internal static class Messages
 
     internal static string SessionNotFound => Get(nameof(SessionNotFound));
 
+    internal static string SessionNameAmbiguous => Get(nameof(SessionNameAmbiguous));
+
     internal static string SessionNotUnderstood => Get(nameof(SessionNotUnderstood));
 
     internal static string ReadOnlySession => Get(nameof(ReadOnlySession));
 
     internal static string RestoreFailed => Get(nameof(RestoreFailed));
+
+    internal static string ResumeFailed => Get(nameof(ResumeFailed));
 
     internal static string DisposeFailed => Get(nameof(DisposeFailed));
 
@@ -46,8 +50,6 @@ internal static class Messages
     internal static string EventResponseInvalid => Get(nameof(EventResponseInvalid));
 
     internal static string WaitStopped => Get(nameof(WaitStopped));
-
-    internal static string EventsBeyondCount => Get(nameof(EventsBeyondCount));
 
     internal static string MonitorNotUnderstood => Get(nameof(MonitorNotUnderstood));
 

@@ -19,14 +19,22 @@ internal sealed class VmEventProcessor(VmEventRing ring, Action<VcpuId, Interrup
     public int Pending => Ring.UnconsumedRequests;
 
     /// <summary>Handles every waiting request (and those that arrive meanwhile); returns how many were handled.</summary>
-    public int Process(VmiEventHandler handler, CancellationToken cancellationToken = default)
+    public int Process(VmiEventHandler handler, CancellationToken cancellationToken = default) =>
+        Process(handler, int.MaxValue, cancellationToken);
+
+    /// <summary>
+    /// Handles waiting requests (and those that arrive meanwhile), at most <paramref name="maxEvents"/>; the rest stay
+    /// unconsumed in the ring for the next call. Returns how many were handled.
+    /// </summary>
+    public int Process(VmiEventHandler handler, int maxEvents, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(handler);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxEvents, 1);
         int handled = 0;
         bool answered = false;
         try
         {
-            while (!cancellationToken.IsCancellationRequested && (Ring.UnconsumedRequests > 0 || Ring.FinalCheckForRequests()))
+            while (handled < maxEvents && !cancellationToken.IsCancellationRequested && (Ring.UnconsumedRequests > 0 || Ring.FinalCheckForRequests()))
             {
                 if (!Ring.TryTakeRequest(out VmEventSt request))
                 {

@@ -75,10 +75,10 @@ public sealed class FullDriver : SparseDriver, IVmiQueryProtection, IVmiSetProte
 
     public int EventsPending => Queue.Count;
 
-    public int WaitForEvents(TimeSpan timeout, VmiEventHandler handler, CancellationToken cancellationToken = default)
+    public int WaitForEvents(TimeSpan timeout, int maxEvents, VmiEventHandler handler, CancellationToken cancellationToken = default)
     {
         int n = 0;
-        while (Queue.Count > 0)
+        while (Queue.Count > 0 && n < maxEvents)
         {
             VmiEvent e = Queue[0];
             Queue.RemoveAt(0);

@@ -244,6 +244,33 @@ public sealed class XenDriverTests : IDisposable
     }
 
     [Fact]
+    public async Task While_the_handler_runs_other_threads_use_the_driver_and_a_reset_waits_for_the_answer()
+    {
+        XenDriver d = Connect();
+        d.EnableMonitor(EventMonitor.Breakpoint);
+        var channel = _xen.Channel!;
+        channel.Put(XenRingSimulator.Request(1, VmEventAbi.ReasonSoftwareBreakpoint));
+        Task? reset = null;
+        int n = d.WaitForEvents(TimeSpan.FromSeconds(5), _ =>
+        {
+            // What a PowerShell pipeline does with the record: another thread reads registers through the driver.
+            Task<Registers> read = Task.Run(() => d.GetRegisters(new VcpuId(0)));
+            Assert.True(read.Wait(TimeSpan.FromSeconds(30)), "the driver stayed locked while the handler ran");
+
+            // A restore from another thread waits until this event is answered, then tears the ring down.
+            reset = Task.Run(d.ResetState);
+            Assert.False(reset.Wait(TimeSpan.FromMilliseconds(200)));
+            return VmiEventResponse.Deny;
+        });
+
+        Assert.Equal(1, n);
+        await reset!.WaitAsync(TimeSpan.FromSeconds(30));
+        VmEventSt rsp = Assert.Single(channel.Responses); // answered before the ring was torn down
+        Assert.Equal(1u, rsp.VcpuId);
+        Assert.Contains("DisableMonitorRing", _xen.Calls);
+    }
+
+    [Fact]
     public void Single_stepping_toggled_by_a_response_is_stopped_by_reset()
     {
         XenDriver d = Connect();

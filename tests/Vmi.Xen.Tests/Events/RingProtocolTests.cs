@@ -60,6 +60,26 @@ public sealed class RingProtocolTests : IDisposable
     }
 
     [Fact]
+    public void MaxEvents_takes_at_most_that_many_requests_and_leaves_the_rest_unconsumed()
+    {
+        _xen.Put(XenRingSimulator.Request(0, VmEventAbi.ReasonCpuid));
+        _xen.Put(XenRingSimulator.Request(1, VmEventAbi.ReasonCpuid));
+        _xen.Put(XenRingSimulator.Request(2, VmEventAbi.ReasonCpuid));
+        var seen = new List<int>();
+
+        Assert.Equal(1, _processor.Process(e => { seen.Add(e.Vcpu.Value); return VmiEventResponse.Continue; }, maxEvents: 1));
+        Assert.Equal([0], seen);
+        Assert.Equal(0u, Assert.Single(_xen.TakeResponses()).VcpuId);
+        Assert.Equal(2, _xen.Ring.UnconsumedRequests);
+        Assert.Equal(2, _processor.Pending);
+
+        Assert.Equal(2, _processor.Process(e => { seen.Add(e.Vcpu.Value); return VmiEventResponse.Continue; }, maxEvents: 2));
+        Assert.Equal([0, 1, 2], seen);
+        Assert.Equal([1u, 2u], _xen.TakeResponses().Select(r => r.VcpuId));
+        Assert.Equal(0, _xen.Ring.UnconsumedRequests);
+    }
+
+    [Fact]
     public void An_asynchronous_request_is_answered_without_the_unpause_flag()
     {
         _xen.Put(XenRingSimulator.Request(0, VmEventAbi.ReasonCpuid, paused: false));
