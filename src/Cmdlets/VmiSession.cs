@@ -20,6 +20,13 @@ public sealed class VmiSession : IDisposable
     private static int s_nextId;
     private readonly object _gate = new();
 
+    /// <summary>The thread running this session's event handler (a record is in its pipeline); null when none is.</summary>
+    private Thread? _handlerThread;
+
+    /// <summary>Set when the session was closed from inside its own event handler: the restore runs when the wait ends.</summary>
+    private int _closeDeferred;
+    private Action<string>? _deferredLog;
+
     /// <summary>Held for a whole wait for events, so that two waits never take events from one driver at once.</summary>
     private readonly object _eventGate = new();
     private readonly VmiCore _core;
@@ -133,22 +140,39 @@ public sealed class VmiSession : IDisposable
         ArgumentNullException.ThrowIfNull(handler);
         lock (_eventGate)
         {
-            return Use(core => core.WaitForEvents(timeout, maxEvents, e =>
+            try
             {
-                int depth = ReleaseAll();
-                VmiEventResponse response;
-                try
+                return Use(core => core.WaitForEvents(timeout, maxEvents, e =>
                 {
-                    response = handler(e);
-                }
-                finally
-                {
-                    Reacquire(depth);
-                }
+                    int depth = ReleaseAll();
+                    Thread? previous = _handlerThread;
+                    _handlerThread = Thread.CurrentThread;
+                    VmiEventResponse response;
+                    try
+                    {
+                        response = handler(e);
+                    }
+                    finally
+                    {
+                        _handlerThread = previous;
+                        Reacquire(depth);
+                    }
 
-                ThrowIfClosed(); // disconnected meanwhile (from the pipeline): restoring the guest has answered the event
-                return response;
-            }, cancellationToken));
+                    // Disconnected meanwhile: from another thread, restoring the guest has answered the event; from this
+                    // pipeline, the restore waits (below) until the driver has answered the events it took.
+                    ThrowIfClosed();
+                    return response;
+                }, cancellationToken));
+            }
+            finally
+            {
+                // The outermost wait on this thread restores (a nested wait in the pipeline leaves it to its caller).
+                if (_handlerThread is null && Interlocked.Exchange(ref _closeDeferred, 0) != 0)
+                {
+                    CloseNow(_deferredLog);
+                    _deferredLog = null;
+                }
+            }
         }
     }
 
@@ -207,6 +231,37 @@ public sealed class VmiSession : IDisposable
             return true;
         }
 
+        if (_handlerThread == Thread.CurrentThread)
+        {
+            // Disconnect from inside this session's own event handler (Wait-VmiEvent | ForEach-Object { Disconnect... }):
+            // the driver is in the middle of answering an event it took from its ring. Restoring now would tear the ring
+            // down under it (Xen: the answer would be written into unmapped memory). The session is closed to every
+            // other use at once; the restore runs as soon as the wait has answered its events, on this thread.
+            _deferredLog = log is null ? null : message => SafeLog(log, message);
+            Volatile.Write(ref _closeDeferred, 1);
+            return true;
+        }
+
+        return CloseNow(log);
+    }
+
+    /// <summary>A deferred restore reports through the log of the command that asked; if that command is gone, to Trace.</summary>
+    private static void SafeLog(Action<string> log, string message)
+    {
+        try
+        {
+            log(message);
+        }
+#pragma warning disable CA1031 // the asking command's pipeline may have ended: the message must not be lost or thrown
+        catch (Exception)
+        {
+            System.Diagnostics.Trace.WriteLine(message, "Vmi");
+        }
+#pragma warning restore CA1031
+    }
+
+    private bool CloseNow(Action<string>? log)
+    {
         bool ok = true;
 
         // A wait in progress on another thread finishes its batch first (it answers every event it took, and its

@@ -135,3 +135,45 @@ public sealed class SessionLockTests : IDisposable
         }
     }
 }
+
+/// <summary>Disconnect from inside the session's own Wait-VmiEvent pipeline, on the waiting thread.</summary>
+public sealed class DisconnectInsideTheEventPipelineTests : IDisposable
+{
+    private readonly PowerShellHost _host = new();
+    private readonly MockGuest _guest = DemoGuest.Create();
+    private readonly VmiSession _session;
+
+    public DisconnectInsideTheEventPipelineTests()
+    {
+        _session = new VmiSession(new VmiCore(_guest), "inside", "the demo guest", readOnly: false, _host.Runspace.InstanceId);
+        VmiSessionRegistry.Add(_session);
+        _host.Runspace.SessionStateProxy.SetVariable("s", _session);
+    }
+
+    public void Dispose() => _host.Dispose();
+
+    [Fact]
+    public void TheRestoreWaitsUntilTheDriverHasAnsweredTheEventInTheHandler()
+    {
+        using var ps = System.Management.Automation.PowerShell.Create();
+        ps.Runspace = _host.Runspace;
+        ps.AddScript("""
+            Enable-VmiMonitor Cr3 -Session $s
+            Wait-VmiEvent -Timeout 10 -Count 1 -Session $s | ForEach-Object { Disconnect-VmiDomain -Session $s }
+            """);
+        ps.Invoke();
+
+        // The event was answered by the wait (its handler found the session closed), not torn out from under it by
+        // the restore: with a Xen ring, restoring first would unmap the ring the answer is then written into.
+        MockEventAnswer answer = Assert.Single(_guest.Responses);
+        Assert.IsType<ControlRegisterWriteReason>(answer.Event.Reason);
+        Assert.Equal(MockAnswerSource.Fallback, answer.Source);
+
+        // And the restore did run, once the wait had ended: the guest is restored and released.
+        Assert.Equal(VmiSessionState.Closed, _session.State);
+        Assert.Contains(_guest.Calls, c => c.ToString()!.Contains("ResetState", StringComparison.Ordinal));
+        Assert.Empty(_guest.EnabledMonitors);
+        Assert.Equal(0, _guest.EventsPending);
+        Assert.True(_guest.IsDisposed);
+    }
+}
