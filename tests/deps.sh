@@ -3,31 +3,43 @@
 # Run as root (CI does). Idempotent: packages already present are not fetched again.
 set -euo pipefail
 
-packages=(
+base=(
   libxen-dev          # the real Xen 4.17 libraries and headers (struct layouts, soname loading)
   gcc libc6-dev       # the struct-layout tests compile a C program against the Xen headers
   qemu-system-x86     # boots the real Linux guest whose memory the image tests read
   linux-image-amd64   # the Debian kernel that guest runs
   busybox-static cpio # its initramfs
+  crash               # reads our ELF cores in the tests, as it reads QEMU's
 )
 
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
+updated=no
+install() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "deps: missing ${missing[*]}: run 'sudo $0' (or apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if [ "$updated" = no ]; then
+    apt-get update -qq
+    updated=yes
+  fi
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
 
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "deps: all present"
-  exit 0
-fi
+install "${base[@]}"
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "deps: missing ${missing[*]}: run 'sudo $0' (or apt-get install ${missing[*]})" >&2
+# crash needs the debug symbols of the kernel the guest boots: the newest in /boot (tests/guest/build-guest.sh),
+# known only once linux-image-amd64 is installed.
+kernel=$(ls -1 /boot/vmlinuz-*-amd64 2>/dev/null | sort -V | tail -1 || true)
+if [ -z "$kernel" ]; then
+  echo "deps: no kernel in /boot after installing linux-image-amd64" >&2
   exit 1
 fi
-
-echo "deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "deps: installed"
+install "linux-image-${kernel#/boot/vmlinuz-}-dbg"
+echo "deps: all present"
