@@ -468,8 +468,7 @@ public sealed partial class MockGuest
 
     private Gfn GfnOf(VcpuState v, Va va)
     {
-        var reader = new PageTableBuilder.MemoryTableReader(Memory);
-        TranslationResult r = Amd64.Translate(ref reader, v.Registers.PagingMode, v.Registers.TranslationRoot, va);
+        TranslationResult r = TranslateAs(v.Registers, va);
         if (!r.Success)
         {
             if (r.Fault == WalkFaultKind.NonCanonical)

@@ -238,12 +238,14 @@ public sealed partial class MockGuest :
         }
     }
 
-    /// <summary>Translates <paramref name="va"/> as <paramref name="vcpu"/> would now (its CR3 and paging mode).</summary>
-    public TranslationResult TranslateForVcpu(VcpuId vcpu, Va va)
+    /// <summary>Translates <paramref name="va"/> as <paramref name="vcpu"/> would now (its CR3, paging mode, CR4.PSE/EFER.NXE and the guest's physical width).</summary>
+    public TranslationResult TranslateForVcpu(VcpuId vcpu, Va va) => TranslateAs(GetRegistersUnlogged(vcpu), va);
+
+    /// <summary>The one translation the mock's own operations use: the same rules VmiCore applies for these registers.</summary>
+    internal TranslationResult TranslateAs(Registers r, Va va)
     {
-        Registers r = GetRegistersUnlogged(vcpu);
         var reader = new PageTableBuilder.MemoryTableReader(Memory);
-        return Amd64.Translate(ref reader, r.PagingMode, r.TranslationRoot, va);
+        return Amd64.Translate(ref reader, r.PagingMode, r.TranslationRoot, va, Info.PhysicalAddressWidth, trace: null, r.PagingFeatures);
     }
 
     // ------------------------------------------------------------------ protection

@@ -66,4 +66,19 @@ public class PagingFeatureTests
         core.SetRegisters(new VcpuId(0), core.GetRegisters(new VcpuId(0)) with { MsrEfer = guest.GetRegisters(new VcpuId(0)).MsrEfer | Amd64.EferNxe });
         Assert.True(core.TryTranslateAddress(ctx).NoExecute);
     }
+
+    [Fact]
+    public void The_mock_translates_for_a_vcpu_by_the_same_rules_as_VmiCore()
+    {
+        MockGuest guest = new MockGuestBuilder(PagingMode.Ia32e)
+            .Map(new Va(0x40_0000), new Pa(0x20_0000), Amd64.PageSize, flags: PageEntryFlags.Writable | PageEntryFlags.NoExecute)
+            .WithRegisters(new VcpuId(0), r => r.MsrEfer &= ~Amd64.EferNxe)
+            .Build();
+        using var core = new VmiCore(guest);
+        var ctx = new AddressContext(new Va(0x40_0000), core.GetTranslationRoot(new VcpuId(0)));
+
+        TranslationResult mine = guest.TranslateForVcpu(new VcpuId(0), new Va(0x40_0000));
+        Assert.Equal(core.TryTranslateAddress(ctx), mine);
+        Assert.Equal(WalkFaultKind.ReservedBit, mine.Fault);
+    }
 }
