@@ -1,0 +1,152 @@
+#!/bin/sh
+# Runs inside dom0 (from /lab, the second disk) as the last thing lab-init does. Writes one line per result to
+# /lab/out/results.txt:   R <step> PASS|FAIL|ENV <detail>
+#   ENV: the environment failed (a process died before vmi's script started, or a tool other than vmi crashed);
+#   a vmi that dies after its script started is a FAIL of the driver and is never retried.
+OUT=/lab/out; RES=$OUT/results.txt; mkdir -p $OUT /var/log/xen/console /var/lib/xen/dump /run/xen /run/xenstored
+: > $RES
+ROOT=/usr/lib/xen-4.17
+export PATH=$ROOT/bin:$PATH HOME=/tmp DOTNET_BUNDLE_EXTRACT_BASE_DIR=/lab/dotnet-bundle DOTNET_CLI_TELEMETRY_OPTOUT=1
+t() { echo "LAB-T $(cut -d' ' -f1 /proc/uptime) $*"; }
+r() { id=$1; st=$2; shift 2; echo "R $id $st $*" | tee -a $RES; }
+
+# run_vmi LABEL TIMEOUT ARGS...: runs the payload; retries only a crash before VMI-READY (the runtime's start-up).
+run_vmi() {
+  label=$1; tmo=$2; shift 2
+  for try in 1 2 3; do
+    timeout -s KILL $tmo /lab/vmi -NoProfile -NonInteractive -File /lab/lab.ps1 "$@" > $OUT/$label.log 2>&1
+    VRC=$?
+    grep -q VMI-READY $OUT/$label.log && break
+    if [ $VRC -ge 128 ] || [ $VRC -eq 124 ]; then
+      r $label-start ENV "vmi died before its script started (exit $VRC, try $try): $(tail -c 300 $OUT/$label.log | tr '\n' ' ')"
+      continue
+    fi
+    break
+  done
+  grep '^CHECK ' $OUT/$label.log | sed 's/^CHECK /R /' | tee -a $RES
+  if [ $VRC -eq 137 ]; then r $label-process FAIL "vmi did not finish in $tmo s (killed)"
+  elif [ $VRC -ge 128 ]; then r $label-process FAIL "vmi crashed after its script started (exit $VRC): $(grep -m3 -E 'Segmentation|Fatal|Unhandled|Aborted' $OUT/$label.log | tr '\n' ' ')"
+  fi
+  sed 's/^/  | /' $OUT/$label.log | tail -40
+}
+
+alive() { sed -n 's/.*domU alive \([0-9]*\).*/\1/p' $1 2>/dev/null | tail -1; }
+
+# grows FILE SECONDS: the guest's counter moves (its vCPU runs)
+grows() {
+  a=$(alive $1); i=0
+  while [ $i -lt $2 ]; do sleep 5; i=$((i+5)); b=$(alive $1); [ -n "$b" ] && [ "$b" != "$a" ] && return 0; done
+  return 1
+}
+
+state() { xl list $1 2>/dev/null | awk 'NR==2 {print $5}'; }
+
+t test-start
+echo "caps: $(cat /proc/xen/capabilities) version: $(cat /sys/hypervisor/version/major).$(cat /sys/hypervisor/version/minor)$(cat /sys/hypervisor/version/extra)"
+XS=$ROOT/bin/xenstored; [ -x $XS ] || XS=$(ls $ROOT/bin/*xenstored* | head -1)
+$XS --pid-file=/run/xenstore.pid; t "xenstored started ($XS)"
+$ROOT/bin/xen-init-dom0; t xen-init-dom0
+$ROOT/bin/xenconsoled --pid-file=/run/xenconsoled.pid --log=guest --log-dir=/var/log/xen/console; t xenconsoled
+xl info > $OUT/xl-info.txt 2>&1
+grep -E 'xen_version|virt_caps|xen_commandline|nr_cpus' $OUT/xl-info.txt
+vendor=$(sed -n 's/^vendor_id[^:]*: //p' /proc/cpuinfo | head -1)
+if grep -q 'xen_version.*4\.17' $OUT/xl-info.txt; then r env-xen PASS "$(grep xen_version $OUT/xl-info.txt | tr -s ' ') cpu=$vendor $(grep virt_caps $OUT/xl-info.txt | tr -s ' ')"
+else r env-xen ENV "the toolstack did not come up: $(head -c 300 $OUT/xl-info.txt)"; fi
+
+# The runtime alone, five times: how often the environment kills a process that does nothing with Xen.
+crashes=0
+for i in 1 2 3 4 5; do
+  timeout -s KILL 300 /lab/vmi -NoProfile -NonInteractive -Command 'Write-Host VMI-READY' > $OUT/startup-$i.log 2>&1 || crashes=$((crashes+1))
+done
+if [ $crashes -eq 0 ]; then r env-vmi-startup PASS "5 of 5 plain vmi starts finished"; else r env-vmi-startup ENV "$crashes of 5 plain vmi starts died"; fi
+
+if [ ! -f /lab/skip-hvm ]; then
+  S=$OUT/guest1-serial.log
+  # 1. Boot under the monitors: the domain is created paused, vmi enables them, then the domain starts.
+  t "create guest1 paused"
+  xl create -p /lab/guest-hvm.cfg > $OUT/xl-create.log 2>&1 || r guest-create FAIL "$(tail -c 300 $OUT/xl-create.log)"
+  rm -f /tmp/boot.flag
+  run_vmi boot 1200 -Mode boot -Name guest1 -Flag /tmp/boot.flag &
+  bootpid=$!
+  i=0; while [ ! -f /tmp/boot.flag ] && [ $i -lt 600 ] && kill -0 $bootpid 2>/dev/null; do sleep 2; i=$((i+2)); done
+  t "unpause guest1 (monitors on: $(cat /tmp/boot.flag 2>/dev/null))"
+  xl unpause guest1
+  wait $bootpid
+  i=0; while ! grep -q DOMU-UP $S 2>/dev/null && [ $i -lt 900 ]; do sleep 5; i=$((i+5)); done
+  if grep -q DOMU-UP $S; then r guest-boots-under-monitors PASS "$(grep -m1 DOMU-UP $S)"; else r guest-boots-under-monitors FAIL "no DOMU-UP after monitored boot; state $(state guest1); $(tail -c 300 $S | tr '\n' ' ')"; fi
+
+  # 2. Reads, translations, registers, writes, pause guard, refusals, CR3 and CPUID monitors on the running guest.
+  t "live checks"
+  run_vmi live 1500 -Mode live -Name guest1 -Serial $S
+  if grows $S 60; then r live-guest-still-runs PASS "domU alive $(alive $S)"; else r live-guest-still-runs FAIL "the guest's counter stopped at $(alive $S); state $(state guest1)"; fi
+
+  # 3. Exit paths: each ends a process holding a ring, two monitors and a pause/resume; then dom0 checks the guest.
+  domid=$(xl domid guest1)
+  for how in disconnect exception sigint sigterm sighup sigkill; do
+    t "exit path $how"
+    rm -f /tmp/hold.flag
+    LAB_EXIT=$how timeout -s KILL 900 /lab/vmi -NoProfile -NonInteractive -File /lab/lab.ps1 -Mode hold -Name guest1 -Flag /tmp/hold.flag > $OUT/exit-$how.log 2>&1 &
+    vpid=$!
+    i=0; while [ ! -f /tmp/hold.flag ] && [ $i -lt 600 ] && kill -0 $vpid 2>/dev/null; do sleep 2; i=$((i+2)); done
+    if [ ! -f /tmp/hold.flag ]; then
+      wait $vpid; rc=$?
+      if grep -q VMI-READY $OUT/exit-$how.log; then r exit-$how FAIL "vmi ended (exit $rc) before it held the domain: $(tail -c 300 $OUT/exit-$how.log | tr '\n' ' ')"
+      else r exit-$how ENV "vmi died before its script started (exit $rc)"; fi
+      continue
+    fi
+    sleep 5
+    case $how in
+      sigint) kill -INT $vpid ;; sigterm) kill -TERM $vpid ;; sighup) kill -HUP $vpid ;; sigkill) kill -KILL $vpid ;;
+    esac
+    wait $vpid; rc=$?
+    st=$(state guest1); rec=$(xenstore-list /local/domain/0/vmi/$domid 2>/dev/null | tr '\n' ' ')
+    if [ $how = sigkill ]; then
+      # The process left everything: its record must be there for the next session, which reclaims.
+      if [ -n "$rec" ]; then r exit-sigkill-record-left PASS "record $rec, state $st"; else r exit-sigkill-record-left FAIL "no record in xenstore"; fi
+      run_vmi reclaim 900 -Mode check-clean -Name guest1 -Flag exit-sigkill
+      if grep -q 'Reclaimed' $OUT/reclaim.log; then r exit-sigkill-reclaimed PASS "$(grep -m1 -o 'Reclaimed[^|]*' $OUT/reclaim.log | head -c 300)"; else r exit-sigkill-reclaimed FAIL "no reclaim reported"; fi
+      st=$(state guest1); rec=$(xenstore-list /local/domain/0/vmi/$domid 2>/dev/null | tr '\n' ' ')
+    else
+      case $how in disconnect|exception) want="exit 0/1";; sigint) want="exit 130 or 0/1";; sigterm) want="exit 143";; sighup) want="exit 129";; esac
+      if [ $rc -ge 128 ] && [ $rc -ne 129 ] && [ $rc -ne 130 ] && [ $rc -ne 143 ]; then r exit-$how-process FAIL "vmi crashed (exit $rc; wanted $want)"; fi
+    fi
+    if echo "$st" | grep -q p; then r exit-$how-not-paused FAIL "state $st"; else r exit-$how-not-paused PASS "state $st (exit $rc)"; fi
+    if grows $S 90; then r exit-$how-not-frozen PASS "domU alive $(alive $S)"; else r exit-$how-not-frozen FAIL "counter stopped at $(alive $S)"; fi
+    if [ -z "$rec" ]; then r exit-$how-no-record PASS "no vmi record in xenstore"; else r exit-$how-no-record FAIL "records left: $rec"; fi
+    if [ $how != sigkill ]; then run_vmi check-$how 600 -Mode check-clean -Name guest1 -Flag exit-$how; fi
+  done
+
+  # 4. Post-mortem: the guest crashes (a triple fault), Xen keeps it (on_crash = "preserve").
+  t "crash guest1"
+  cat > /tmp/crash.ps1 <<'P'
+# Page tables that map nothing (a zeroed page in the first MiB, which Linux leaves alone): the next fetch faults, so
+# does the fault's delivery, and the vCPU triple-faults, which Xen turns into a crash of the domain.
+$ConfirmPreference = 'None'
+$null = Connect-VmiDomain -Name guest1
+Suspend-VmiDomain
+Write-VmiMemory 0x3000 -Bytes ([byte[]]::new(4096)) -Physical
+Set-VmiRegister -Vcpu 0 -Values @{ Cr3 = 0x3000; Rip = 0 }
+Resume-VmiDomain
+Disconnect-VmiDomain
+P
+  timeout -s KILL 600 /lab/vmi -NoProfile -NonInteractive -File /tmp/crash.ps1 > $OUT/crash.log 2>&1
+  i=0; while ! state guest1 | grep -q c && [ $i -lt 300 ]; do sleep 5; i=$((i+5)); done
+  if state guest1 | grep -q c; then
+    r guest-crashed-preserved PASS "state $(state guest1)"
+    run_vmi postmortem 900 -Mode postmortem -Name guest1
+  else
+    r guest-crashed-preserved FAIL "state $(state guest1) after the crash request: $(tail -c 200 $OUT/crash.log | tr '\n' ' ')"
+  fi
+  xl dmesg | grep -E 'd[0-9]+v|crash|Triple' | tail -20
+  xl destroy guest1
+fi
+
+# Processes other than vmi that the environment killed (a segfault in libc, the allocator...).
+dmesg | grep -iE 'segfault|general protection' | grep -v ' vmi\[' > $OUT/env-segfaults.txt
+if [ -s $OUT/env-segfaults.txt ]; then r env-other-processes ENV "$(wc -l < $OUT/env-segfaults.txt) crash(es) outside vmi: $(head -c 300 $OUT/env-segfaults.txt | tr '\n' ' ')"
+else r env-other-processes PASS "no process outside vmi crashed"; fi
+cp /var/log/xen/console/* /var/log/xen/*.log $OUT/ 2>/dev/null
+xl dmesg > $OUT/xl-dmesg.txt
+dmesg > $OUT/dom0-dmesg.txt
+t test-end
+echo "LAB-RESULTS-END"
