@@ -61,14 +61,14 @@ done
 if [ $crashes -eq 0 ]; then r env-vmi-startup PASS "5 of 5 plain vmi starts finished"; else r env-vmi-startup ENV "$crashes of 5 plain vmi starts died"; fi
 
 # Stress mode (VMI_XENLAB_STRESS=N): how reliable is this nested environment? N runs of vmi doing some work, and N
-# round trips of vmi's 70 MB through gzip and md5sum (libc's SIMD memcpy, the page allocator), checked against the
+# round trips of 16 MB of vmi through gzip and md5sum (libc's SIMD memcpy, the page allocator), checked against the
 # host's checksum. No driver involved: every death or wrong sum here is the environment's.
 if [ -f /lab/stress ]; then
   n=$(cat /lab/stress); vd=0; td=0; bad=0; want=$(cat /lab/vmi.md5)
   for i in $(seq 1 $n); do
     timeout -s KILL 600 /lab/vmi -NoProfile -NonInteractive -Command '$x = 1..20000 | ForEach-Object { [string]$_ }; Write-Host ("ok " + ($x -join ",").Length)' > $OUT/stress-vmi-$i.log 2>&1
     rc=$?; [ $rc -ne 0 ] && { vd=$((vd+1)); echo "stress vmi $i: exit $rc $(tail -c 200 $OUT/stress-vmi-$i.log | tr '\n' ' ')"; }
-    sum=$(gzip -1 -c /lab/vmi | gunzip | md5sum | cut -d' ' -f1); rc=$?
+    sum=$(head -c 16777216 /lab/vmi | gzip -1 | gunzip | md5sum | cut -d' ' -f1); rc=$?
     [ $rc -ne 0 ] && td=$((td+1)); [ "$sum" != "$want" ] && bad=$((bad+1))
     t "stress round $i: vmi deaths $vd, tool deaths $td, wrong sums $bad"
   done
