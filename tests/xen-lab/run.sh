@@ -15,7 +15,7 @@
 # lab never reached its tests: the serial log's tail is printed) | 3 this machine cannot run it (the reason is printed).
 # Knobs: VMI_XENLAB_STRESS=N (only measure the environment: N vmi runs and N gzip|md5sum round trips in dom0),
 #        VMI_XENLAB_TIMEOUT (QEMU's hard limit, s; default 3600), VMI_XENLAB_ACCEL (tcg,thread=single),
-#        VMI_XENLAB_CPU (max,la57=off,avx=off,avx2=off), VMI_XENLAB_MEM (3G), VMI_XENLAB_WXE (.NET's W^X in dom0: 0),
+#        VMI_XENLAB_CPU (max,la57=off,avx=off,avx2=off,xsave=off,fsgsbase=off: docs/xen.md says why), VMI_XENLAB_MEM (3G), VMI_XENLAB_WXE (.NET's W^X in dom0: 0),
 #        MIRROR (the Debian mirror for the root file system).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -24,7 +24,7 @@ CACHE=${VMI_XENLAB_CACHE:-/var/cache/vmi-tests/xenlab}
 OUT=${VMI_XENLAB_OUT:-$REPO/artifacts/xen-lab}
 QEMU_TIMEOUT=${VMI_XENLAB_TIMEOUT:-3600}
 ACCEL=${VMI_XENLAB_ACCEL:-tcg,thread=single}
-CPU=${VMI_XENLAB_CPU:-max,la57=off,avx=off,avx2=off}
+CPU=${VMI_XENLAB_CPU:-max,la57=off,avx=off,avx2=off,xsave=off,fsgsbase=off}
 MEM=${VMI_XENLAB_MEM:-3G}
 start=$(date +%s)
 say() { echo "xen-lab: $*"; }
