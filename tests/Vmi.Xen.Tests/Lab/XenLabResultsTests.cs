@@ -34,7 +34,7 @@ public sealed class XenLabResultsTests
             "boot-event-Cr0", "boot-event-Cr4", "boot-event-Msr:0xC0000080", "boot-event-Msr:0xC0000082", "boot-event-Cpuid",
             "boot-event-DescriptorAccess", "boot-cpuid-leaves", "guest-boots-under-monitors",
             "read-guest-mark-physical", "translate-direct-map", "translate-kernel-text", "registers-equal-xen-hvmctx", "pause-guard",
-            "read-only-refuses-writes", "write-seen-by-guest", "set-register-seen-by-xen", "refusal-singlestep", "refusal-mem-access",
+            "read-only-refuses-writes", "read-only-refuses-pause", "write-seen-by-guest", "set-register-seen-by-xen", "refusal-singlestep", "refusal-mem-access",
             "monitor-cr3", "monitor-cpuid-steps-past", "live-guest-still-runs",
             "exit-sigkill-record-left", "exit-sigkill-reclaimed",
             "guest-crashed-preserved", "postmortem-read-only", "postmortem-read-write-refused",

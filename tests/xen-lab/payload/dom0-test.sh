@@ -114,10 +114,13 @@ if [ ! -f /lab/skip-hvm ]; then
       continue
     fi
     sleep 5
+    # The signal goes to vmi itself (its PID is in the flag): a SIGKILL sent to the timeout around it would leave vmi running.
+    tpid=$(cat /tmp/hold.flag)
     case $how in
-      sigint) kill -INT $vpid ;; sigterm) kill -TERM $vpid ;; sighup) kill -HUP $vpid ;; sigkill) kill -KILL $vpid ;;
+      sigint) kill -INT $tpid ;; sigterm) kill -TERM $tpid ;; sighup) kill -HUP $tpid ;; sigkill) kill -KILL $tpid ;;
     esac
     wait $vpid; rc=$?
+    kill -0 $tpid 2>/dev/null && r exit-$how-process FAIL "vmi $tpid still runs after the $how"
     st=$(state guest1); rec=$(xenstore-list /local/domain/0/vmi/$domid 2>/dev/null | tr '\n' ' ')
     if [ $how = sigkill ]; then
       # The process left everything: its record must be there for the next session, which reclaims.

@@ -173,7 +173,7 @@ switch ($Mode) {
         $null = Enable-VmiMonitor Cr3, Cpuid
         Suspend-VmiDomain
         Resume-VmiDomain
-        Set-Content -Path $Flag -Value 'holding'
+        Set-Content -Path $Flag -Value $PID   # dom0-test.sh signals this process (not the timeout around it)
         switch ($env:LAB_EXIT) {
             'disconnect' { $null = @(Wait-VmiEvent -Count 5 -Timeout 60); Disconnect-VmiDomain }
             'exception' { $null = @(Wait-VmiEvent -Count 5 -Timeout 60); throw 'the script fails on purpose' }
