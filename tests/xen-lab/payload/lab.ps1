@@ -25,7 +25,8 @@ function Try-Check([string]$id, [scriptblock]$block) {
 
 function DomainId { [uint32](Get-VmiDomain -Name $Name).Id }
 
-function XlState { ((& xl list $Name 2>$null) | Select-Object -Last 1) -split '\s+' | Select-Object -Index 4 }
+# xl list's state column ("-b----", "--p---"); plain indexing: the published vmi's Select-Object has no -Index.
+function XlState { $lines = @(& xl list $Name 2>$null); if ($lines.Count -lt 2) { return '?' } ($lines[$lines.Count - 1] -split '\s+')[4] }
 
 # xen-hvmctx prints the CPU record's registers as "rip 0x..." pairs; returns a hashtable of them.
 function HvmCtx {
@@ -115,11 +116,12 @@ switch ($Mode) {
         $null = Connect-VmiDomain -Name $Name
         Try-Check 'pause-guard' {
             Suspend-VmiDomain
-            $paused = XlState
-            $ctx = HvmCtx
-            $r = Get-VmiRegister -Vcpu 0
-            Check 'registers-equal-xen-hvmctx' ($ctx['rip'] -eq $r.Rip -and $ctx['cr3'] -eq $r.Cr3 -and $ctx['rsp'] -eq $r.Rsp) ('vmi rip=0x{0:x} cr3=0x{1:x} rsp=0x{2:x}; xen-hvmctx rip=0x{3:x} cr3=0x{4:x} rsp=0x{5:x}' -f $r.Rip, $r.Cr3, $r.Rsp, $ctx['rip'], $ctx['cr3'], $ctx['rsp'])
-            Resume-VmiDomain
+            try {
+                $paused = XlState
+                $ctx = HvmCtx
+                $r = Get-VmiRegister -Vcpu 0
+                Check 'registers-equal-xen-hvmctx' ($ctx['rip'] -eq $r.Rip -and $ctx['cr3'] -eq $r.Cr3 -and $ctx['rsp'] -eq $r.Rsp) ('vmi rip=0x{0:x} cr3=0x{1:x} rsp=0x{2:x}; xen-hvmctx rip=0x{3:x} cr3=0x{4:x} rsp=0x{5:x}' -f $r.Rip, $r.Cr3, $r.Rsp, $ctx['rip'], $ctx['cr3'], $ctx['rsp'])
+            } finally { Resume-VmiDomain }   # a failed check must not leave the guest paused for the checks after it
             $running = XlState
             Check 'pause-guard' ($paused -match 'p' -and $running -notmatch 'p') "xl state paused '$paused', resumed '$running'"
         }
