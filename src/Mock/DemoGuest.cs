@@ -59,6 +59,9 @@ public static class DemoGuest
         BuildProcess(b, processA, L.ProcessACodePa, L.ProcessADataPa, L.ProcessAStackPa, L.ProcessASecret, userCode, userData);
         BuildProcess(b, processB, L.ProcessBCodePa, L.ProcessBDataPa, L.ProcessBStackPa, L.ProcessBSecret, userCode, userData);
 
+        // A small Linux-like kernel over it all: kallsyms, BTF, tasks and modules (Linux.DemoLinuxLayout).
+        Linux.DemoLinuxKernel.Build(b, processA, processB);
+
         var userCs = new SegmentRegister(0x33, 0, 0xFFFF_FFFF, 0xAFB);
         var userSs = new SegmentRegister(0x2B, 0, 0xFFFF_FFFF, 0xCF3);
         for (int i = 0; i < L.VcpuCount; i++)
