@@ -44,6 +44,7 @@ public sealed class BtfTypes
     public const ushort Magic = 0xEB9F;
     private const int HeaderSize = 24;
     private const int MaxDepth = 64;
+    private const int MaxMemberVisits = 1 << 16;
 
     private readonly byte[] _strings;
     private readonly byte[] _types;
@@ -253,7 +254,7 @@ public sealed class BtfTypes
                 int at = _offset[id] + 12;
                 ulong n = U32(at + 8);
                 ulong element = SizeOf((int)U32(at), depth + 1);
-                return n * element;
+                return element != 0 && n > ulong.MaxValue / element ? ulong.MaxValue : n * element;
             default:
                 return 0;
         }
@@ -300,7 +301,8 @@ public sealed class BtfTypes
         BtfMember last = default;
         foreach (string part in path.Split('.'))
         {
-            if (!TryFindMember(Resolve(type), part, 0, out BtfMember m, out ulong memberBits))
+            int budget = MaxMemberVisits;
+            if (!TryFindMember(Resolve(type), part, 0, ref budget, out BtfMember m, out ulong memberBits))
             {
                 return false;
             }
@@ -318,17 +320,22 @@ public sealed class BtfTypes
         ? f
         : throw new LinuxIntrospectionException($"The kernel's BTF has no field {structName}.{path}.");
 
-    private bool TryFindMember(int structId, string name, int depth, out BtfMember member, out ulong bitOffset)
+    private bool TryFindMember(int structId, string name, int depth, ref int budget, out BtfMember member, out ulong bitOffset)
     {
         member = default;
         bitOffset = 0;
-        if (depth > MaxDepth)
+        if (depth > MaxDepth || budget <= 0)
         {
             return false;
         }
 
         foreach (BtfMember m in Members(structId))
         {
+            if (--budget <= 0)
+            {
+                return false; // anonymous members that contain each other: a crafted blob, not a kernel's
+            }
+
             if (m.Name == name)
             {
                 member = m;
@@ -339,7 +346,7 @@ public sealed class BtfTypes
 
         foreach (BtfMember m in Members(structId))
         {
-            if (m.Name.Length == 0 && TryFindMember(Resolve(m.TypeId), name, depth + 1, out member, out ulong inner))
+            if (m.Name.Length == 0 && TryFindMember(Resolve(m.TypeId), name, depth + 1, ref budget, out member, out ulong inner))
             {
                 bitOffset = m.BitOffset + inner;
                 return true;

@@ -21,6 +21,12 @@ public interface IGuestMemory
     /// <summary>Translates <paramref name="va"/> under <paramref name="root"/>; false when it is not mapped.</summary>
     bool TryTranslate(ulong va, Pa root, out Pa pa);
 
+    /// <summary>
+    /// When <paramref name="va"/> is not mapped, the size of the aligned unmapped region around it that the failed
+    /// walk proves (4 KiB for a missing PTE, 2 MiB for a missing PDE, 1 GiB, ...), so scans can skip it; 0 when mapped.
+    /// </summary>
+    ulong UnmappedExtent(ulong va, Pa root) => TryTranslate(va, root, out _) ? 0UL : 4096UL;
+
     /// <summary>The vCPU's registers, or null when the target has none (a raw image without a CR3).</summary>
     Registers? TryGetRegisters(VcpuId vcpu);
 
@@ -74,6 +80,34 @@ public sealed class CoreGuestMemory(VmiCore core, string? vmcoreinfo = null) : I
 
         pa = r.Pa;
         return r.Success;
+    }
+
+    public ulong UnmappedExtent(ulong va, Pa root)
+    {
+        TranslationResult r;
+        try
+        {
+            r = core.TryTranslateAddress(new AddressContext(new Va(va), root));
+        }
+        catch (VmiException)
+        {
+            return 4096;
+        }
+
+        if (r.Success)
+        {
+            return 0;
+        }
+
+        // a not-present entry at a level maps nothing below it; anything else (reserved bits, unreadable table) proves one page
+        return r.Fault != WalkFaultKind.NotPresent ? 4096 : r.FaultLevel switch
+        {
+            PagingLevel.Pd => 1UL << 21,
+            PagingLevel.Pdpt => 1UL << 30,
+            PagingLevel.Pml4 => 1UL << 39,
+            PagingLevel.Pml5 => 1UL << 48,
+            _ => 4096,
+        };
     }
 
     public Registers? TryGetRegisters(VcpuId vcpu)

@@ -45,9 +45,10 @@ internal sealed class GuestReader(IGuestMemory memory, Pa root)
                 break;
             }
 
-            // skip the page that faulted
+            // skip what the failed walk proves unmapped (at least the page that faulted)
             ulong at = va + (ulong)done;
-            int skip = (int)Math.Min((ulong)(buffer.Length - done), PageSize - (at & (PageSize - 1)));
+            ulong extent = Math.Max(Memory.UnmappedExtent(at, Root), PageSize);
+            int skip = (int)Math.Min((ulong)(buffer.Length - done), extent - (at & (extent - 1)));
             buffer.Slice(done, skip).Clear();
             done += skip;
         }

@@ -33,6 +33,7 @@ public sealed class LinuxKernel
 
     private const ulong Chunk = 2 << 20;
     private const int BtfMaxSize = 256 << 20;
+    private const ulong MaxStructSize = 1 << 20;
     private const int PtiFeatureBit = 7 * 32 + 11; // X86_FEATURE_PTI
 
     private readonly IGuestMemory _memory;
@@ -81,6 +82,7 @@ public sealed class LinuxKernel
 
         Dictionary<string, string> vmcoreinfo = ParseVmcoreinfo(memory.Vmcoreinfo);
         var tried = new List<string>();
+        var scanned = new HashSet<ulong>();
         foreach (Pa root in roots)
         {
             var reader = new GuestReader(memory, root);
@@ -88,6 +90,11 @@ public sealed class LinuxKernel
             {
                 tried.Add($"root {root}: no kernel image mapped at 0x{KernelMapStart:x}..0x{KernelMapEnd:x}");
                 continue;
+            }
+
+            if (memory.TryTranslate(text, root, out Pa textPa) && !scanned.Add(textPa.Value))
+            {
+                continue; // the same kernel image as a root already searched (processes share the kernel half)
             }
 
             KallsymsTable? symbols = FindKallsyms(reader, text);
@@ -195,6 +202,13 @@ public sealed class LinuxKernel
         byte[] chunk = new byte[(int)Chunk + overlap];
         for (ulong va = text; va < KernelMapEnd; va += Chunk)
         {
+            ulong hole = reader.Memory.UnmappedExtent(va, reader.Root);
+            if (hole >= Chunk)
+            {
+                va = (va & ~(hole - 1)) + hole - Chunk; // the walk proved the whole region unmapped
+                continue;
+            }
+
             if (reader.ReadZeroFill(va, chunk) == 0)
             {
                 continue;
@@ -366,6 +380,11 @@ public sealed class LinuxKernel
         BtfField? fullName = Opt("kthread", "full_name");
         ulong size = new[] { tasks, pid, tgid, comm, parent, mm, cred, state, exit, start, flags, worker }
             .Where(f => f is not null).Max(f => f!.Value.Offset + f.Value.Size);
+        if (size > MaxStructSize || comm.Size is 0 or > 256)
+        {
+            throw new LinuxIntrospectionException($"The BTF layout of task_struct is implausible (fields up to byte {size}, comm of {comm.Size} bytes): the types do not describe this kernel.");
+        }
+
         _taskLayout = new TaskLayout(size, tasks, pid, tgid, comm, parent, mm, cred, state, exit, start,
             b.GetField("mm_struct", "pgd"), b.GetField("mm_struct", "arg_start"), b.GetField("mm_struct", "arg_end"), uid,
             flags, worker, fullName);
@@ -407,7 +426,7 @@ public sealed class LinuxKernel
             }
 
             yield return ReadProcess(task, buffer, l, options);
-            ulong next = U64(buffer, l.Tasks.Offset);
+            ulong next = UInt(buffer, l.Tasks with { Size = 8 });
             if (next == head)
             {
                 yield break;
@@ -419,14 +438,13 @@ public sealed class LinuxKernel
 
     private static bool IsKernelPointer(ulong va) => va >= 0xff00_0000_0000_0000UL && va % 8 == 0;
 
-    private static ulong U64(byte[] b, ulong off) => BinaryPrimitives.ReadUInt64LittleEndian(b.AsSpan((int)off));
-
-    private static ulong UInt(byte[] b, in BtfField f) => f.Size switch
+    private static ulong UInt(byte[] b, in BtfField f) => f.Offset + f.Size > (ulong)b.Length ? 0 : f.Size switch
     {
         1 => b[(int)f.Offset],
         2 => BinaryPrimitives.ReadUInt16LittleEndian(b.AsSpan((int)f.Offset)),
         4 => BinaryPrimitives.ReadUInt32LittleEndian(b.AsSpan((int)f.Offset)),
-        _ => BinaryPrimitives.ReadUInt64LittleEndian(b.AsSpan((int)f.Offset)),
+        8 => BinaryPrimitives.ReadUInt64LittleEndian(b.AsSpan((int)f.Offset)),
+        _ => 0,
     };
 
     private LinuxProcess ReadProcess(ulong task, byte[] b, TaskLayout l, LinuxWalkOptions options)
