@@ -65,6 +65,15 @@ public sealed class KallsymsTable
         return false;
     }
 
+    /// <summary>The first symbol called <paramref name="name"/>.</summary>
+    public bool TryGetSymbol(string name, out KernelSymbol symbol)
+    {
+        _byName ??= BuildNameIndex();
+        bool found = _byName.TryGetValue(name, out int i);
+        symbol = found ? _symbols[i] : default;
+        return found;
+    }
+
     public ulong GetAddress(string name) => TryGetAddress(name, out ulong a)
         ? a
         : throw new LinuxIntrospectionException($"The kernel's symbol table has no symbol '{name}'.");
