@@ -13,7 +13,10 @@ namespace Vmi.Mock;
 public static class DemoGuest
 {
     /// <summary>A fresh demo guest (each call builds a new, independent one).</summary>
-    public static MockGuest Create()
+    public static MockGuest Create() => Create(null);
+
+    /// <summary>A fresh demo guest whose Linux-like kernel lists <paramref name="linuxTasks"/> (default: <see cref="Linux.DemoLinuxLayout.Tasks"/>).</summary>
+    public static MockGuest Create(IReadOnlyList<Linux.DemoTask>? linuxTasks)
     {
         const PageEntryFlags kernelText = PageEntryFlags.Global;
         const PageEntryFlags kernelData = PageEntryFlags.Writable | PageEntryFlags.Global | PageEntryFlags.NoExecute;
@@ -60,7 +63,7 @@ public static class DemoGuest
         BuildProcess(b, processB, L.ProcessBCodePa, L.ProcessBDataPa, L.ProcessBStackPa, L.ProcessBSecret, userCode, userData);
 
         // A small Linux-like kernel over it all: kallsyms, BTF, tasks and modules (Linux.DemoLinuxLayout).
-        Linux.DemoLinuxKernel.Build(b, processA, processB);
+        Linux.DemoLinuxKernel.Build(b, processA, processB, linuxTasks);
 
         var userCs = new SegmentRegister(0x33, 0, 0xFFFF_FFFF, 0xAFB);
         var userSs = new SegmentRegister(0x2B, 0, 0xFFFF_FFFF, 0xCF3);

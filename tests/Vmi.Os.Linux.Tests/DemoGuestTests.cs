@@ -105,3 +105,17 @@ public sealed class DemoGuestTests
         }
     }
 }
+
+/// <summary>The demo guest built with a longer task list (the benchmark's 100 processes).</summary>
+public sealed class LargeTaskListTests
+{
+    [Fact]
+    public void A_hundred_tasks_are_listed_in_order_with_their_parents()
+    {
+        var tasks = X.Tasks.Concat(Enumerable.Range(0, 94).Select(i =>
+            new DemoTask(2000 + i, 2, $"kworker/0:{i}", $"kworker/0:{i}", "I", 0, 90_000_000, null, null))).ToList();
+        using var core = new VmiCore(DemoGuest.Create(tasks));
+        var ours = LinuxKernel.Open(new CoreGuestMemory(core)).GetProcesses().ToList();
+        Assert.Equal(tasks.Select(t => (t.Pid, t.Ppid, t.Name, t.State)), ours.Select(p => (p.Pid, p.Ppid, p.Name, p.State)));
+    }
+}

@@ -168,6 +168,10 @@ public sealed class RealGuestFixture
         string script = Path.Combine(root, "tests", "guest", "build-guest.sh");
         string scriptHash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(script)));
         string stamp = Path.Combine(dir, "SCRIPT.sha256");
+
+        // The same lock file as the Dump tests: one process builds a guest while the others wait.
+        Directory.CreateDirectory(outRoot);
+        using FileStream guard = LockFile(Path.Combine(outRoot, $".{variant}.lock"));
         if (File.Exists(Path.Combine(dir, "DONE")) && File.Exists(stamp) && File.ReadAllText(stamp).Trim() == scriptHash)
         {
             return dir;
@@ -191,6 +195,22 @@ public sealed class RealGuestFixture
 
         File.WriteAllText(stamp, scriptHash);
         return dir;
+    }
+
+    /// <summary>An exclusive lock on <paramref name="path"/> (FileShare.None), waiting up to 30 minutes for another process's build.</summary>
+    private static FileStream LockFile(string path)
+    {
+        for (int i = 0; ; i++)
+        {
+            try
+            {
+                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException) when (i < 1800)
+            {
+                Thread.Sleep(1000);
+            }
+        }
     }
 }
 

@@ -22,13 +22,33 @@ public static class DemoLinuxKernel
     private static ulong Direct(ulong pa) => L.DirectMapVa + pa;
 
     /// <summary>Maps and fills the kernel's data, the task list and the module list; <paramref name="processA"/> and <paramref name="processB"/> are sshd's and bash's address spaces.</summary>
-    public static void Build(MockGuestBuilder b, PageTableBuilder processA, PageTableBuilder processB)
+    public static void Build(MockGuestBuilder b, PageTableBuilder processA, PageTableBuilder processB, IReadOnlyList<DemoTask>? taskList = null)
     {
+        IReadOnlyList<DemoTask> tasks = taskList ?? X.Tasks;
+        if (tasks.Count == 0 || tasks[0].Pid != 0)
+        {
+            throw new ArgumentException("The task list starts with the idle task (PID 0), which is init_task.", nameof(taskList));
+        }
+
+        // slab memory: the tasks, then their mm_structs, two creds, kthread structs, the modules
+        IReadOnlyList<DemoModule> modules = X.Modules;
+        static ulong Pages(ulong size) => (size + 0xFFF) & ~0xFFFUL;
+        ulong n = (ulong)tasks.Count;
+        ulong mmBase = X.SlabPa + Pages(n * TaskSize);
+        ulong credBase = mmBase + Pages(n * MmSize);
+        ulong kthreadBase = credBase + 0x1000;
+        ulong moduleBase = kthreadBase + Pages(n * 0x100);
+        ulong slabEnd = moduleBase + Pages((ulong)modules.Count * ModuleSize);
+        if (slabEnd > X.ProcessCCr3)
+        {
+            throw new ArgumentException($"{tasks.Count} tasks do not fit in the demo guest's slab memory.", nameof(taskList));
+        }
+
         const PageEntryFlags kernelData = PageEntryFlags.Writable | PageEntryFlags.Global | PageEntryFlags.NoExecute;
         const PageEntryFlags userData = PageEntryFlags.User | PageEntryFlags.Writable | PageEntryFlags.NoExecute;
         b.Populate(new Pa(X.ImageDataPa), X.ImageDataSize)
             .Map(new Va(X.ImageDataVa), new Pa(X.ImageDataPa), X.ImageDataSize, PageSizeKind.Size4K, kernelData)
-            .Populate(new Pa(X.SlabPa), X.SlabSize);
+            .Populate(new Pa(X.SlabPa), slabEnd - X.SlabPa);
 
         // systemd's own address space, with its command line in its data page
         b.NewAddressSpace(out PageTableBuilder processC, shareUpperHalf: true, tableBase: new Pa(X.ProcessCCr3));
@@ -47,17 +67,16 @@ public static class DemoLinuxKernel
         b.Write(new Va(X.KallsymsVa), kallsyms);
 
         // tasks: init_task in the image, the others in slab memory; one circular list through .tasks
-        IReadOnlyList<DemoTask> tasks = X.Tasks;
         ulong[] at = new ulong[tasks.Count];
         for (int i = 0; i < tasks.Count; i++)
         {
-            at[i] = i == 0 ? X.InitTaskVa : Direct(X.SlabPa + (ulong)i * 0x1000);
+            at[i] = i == 0 ? X.InitTaskVa : Direct(X.SlabPa + ((ulong)i * TaskSize));
         }
 
-        ulong credRoot = Direct(X.SlabPa + 0xA000);
+        ulong credRoot = Direct(credBase);
         ulong credUser = credRoot + CredSize;
-        b.WritePhysical(new Pa(X.SlabPa + 0xA000 + CredUid), U32(0))
-            .WritePhysical(new Pa(X.SlabPa + 0xA000 + CredSize + CredUid), U32(1000));
+        b.WritePhysical(new Pa(credBase + CredUid), U32(0))
+            .WritePhysical(new Pa(credBase + CredSize + CredUid), U32(1000));
         for (int i = 0; i < tasks.Count; i++)
         {
             DemoTask t = tasks[i];
@@ -69,14 +88,14 @@ public static class DemoLinuxKernel
             Put64(s, TaskTasks + 8, at[(i + tasks.Count - 1) % tasks.Count] + TaskTasks);
             Put32(s, TaskPid, (uint)t.Pid);
             Put32(s, TaskTgid, (uint)t.Pid);
-            int parent = i == 0 ? 0 : tasks.ToList().FindIndex(p => p.Pid == t.Ppid);
+            int parent = i == 0 ? 0 : Math.Max(0, tasks.ToList().FindIndex(p => p.Pid == t.Ppid));
             Put64(s, TaskRealParent, at[parent]);
             Put64(s, TaskStart, t.StartNs);
             Put64(s, TaskCred, t.Uid == 0 ? credRoot : credUser);
             Encoding.ASCII.GetBytes(t.Comm).CopyTo(s, TaskComm);
             if (t.Name != t.Comm)
             {
-                ulong kthreadPa = X.SlabPa + 0xC000 + (ulong)i * 0x100;
+                ulong kthreadPa = kthreadBase + ((ulong)i * 0x100);
                 b.WritePhysical(new Pa(kthreadPa + KthreadSize), [.. Encoding.ASCII.GetBytes(t.Name), 0])
                     .WritePhysical(new Pa(kthreadPa + KthreadFullName), U64(Direct(kthreadPa + KthreadSize)));
                 Put64(s, TaskWorker, Direct(kthreadPa));
@@ -84,7 +103,7 @@ public static class DemoLinuxKernel
 
             if (t.Cr3 is ulong cr3)
             {
-                ulong mmPa = X.SlabPa + 0x8000 + (ulong)i * MmSize;
+                ulong mmPa = mmBase + ((ulong)i * MmSize);
                 byte[] cmd = [.. Encoding.ASCII.GetBytes(t.CommandLine!.Replace(' ', '\0')), 0];
                 if (t.Pid == 412)
                 {
@@ -104,13 +123,12 @@ public static class DemoLinuxKernel
             }
             else
             {
-                b.WritePhysical(new Pa(X.SlabPa + (ulong)i * 0x1000), s);
+                b.WritePhysical(new Pa(X.SlabPa + ((ulong)i * TaskSize)), s);
             }
         }
 
         // modules: the list head in the image, each struct module in slab memory
-        IReadOnlyList<DemoModule> modules = X.Modules;
-        ulong ModuleVa(int i) => Direct(X.SlabPa + 0xB000 + (ulong)i * ModuleSize);
+        ulong ModuleVa(int i) => Direct(moduleBase + ((ulong)i * ModuleSize));
         b.Write(new Va(X.ModulesVa), [.. U64(ModuleVa(0) + ModuleList), .. U64(ModuleVa(modules.Count - 1) + ModuleList)]);
         for (int i = 0; i < modules.Count; i++)
         {
@@ -121,7 +139,7 @@ public static class DemoLinuxKernel
             Encoding.ASCII.GetBytes(modules[i].Name).CopyTo(m, ModuleName);
             Put64(m, ModuleCoreLayout, modules[i].Base);
             Put32(m, ModuleCoreLayout + 8, (uint)modules[i].Size);
-            b.WritePhysical(new Pa(X.SlabPa + 0xB000 + (ulong)i * ModuleSize), m);
+            b.WritePhysical(new Pa(moduleBase + ((ulong)i * ModuleSize)), m);
         }
     }
 

@@ -30,10 +30,8 @@ public static class DemoLinuxLayout
 
     public const ulong BootCpuDataVa = ImageDataVa + 0x3_9000;
 
-    /// <summary>Slab memory (tasks, mm_structs, creds, modules) reached through the direct map: 64 KiB.</summary>
+    /// <summary>Slab memory (tasks, mm_structs, creds, kthreads, modules) reached through the direct map, sized by the task count.</summary>
     public const ulong SlabPa = 0x0150_0000;
-
-    public const ulong SlabSize = 0x1_0000;
 
     /// <summary>The third process's page tables and data page (systemd).</summary>
     public const ulong ProcessCCr3 = 0x0160_0000;
