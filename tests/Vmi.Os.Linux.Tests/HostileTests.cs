@@ -129,3 +129,21 @@ public sealed class HostileTests
         Assert.Contains("kallsyms", e.Message, StringComparison.Ordinal);
     }
 }
+
+/// <summary>A kernel whose BTF is missing or damaged still gives its symbols; the lists say why they cannot run.</summary>
+public sealed class NoBtfTests
+{
+    [Fact]
+    public void Damaged_btf_leaves_symbols_working_and_lists_failing_with_the_reason()
+    {
+        using var core = new VmiCore(DemoGuest.Create());
+        core.Write(AccessContext.Paging(new Va(X.BtfVa), new Pa(L.KernelCr3)), new byte[] { 0, 0 }); // the magic
+        LinuxKernel k = LinuxKernel.Open(new CoreGuestMemory(core));
+        Assert.Null(k.Types);
+        Assert.Null(k.Info.TypeSource);
+        Assert.Equal(X.SysOpenatVa, k.Symbols.GetAddress("__x64_sys_openat"));
+        var e = Assert.Throws<LinuxIntrospectionException>(() => k.GetProcesses().ToList());
+        Assert.Contains("magic", e.Message, StringComparison.Ordinal);
+        Assert.Throws<LinuxIntrospectionException>(() => k.GetModules().ToList());
+    }
+}

@@ -286,14 +286,27 @@ public sealed class LinuxKernel
 
         BtfTypes? types = null;
         string? typeSource = null;
+        string? btfError = null;
         if (symbols.TryGetAddress("__start_BTF", out ulong btfStart) && symbols.TryGetAddress("__stop_BTF", out ulong btfStop)
             && btfStop > btfStart && btfStop - btfStart <= BtfMaxSize)
         {
             byte[] blob = new byte[(int)(btfStop - btfStart)];
             if (kernel.ReadZeroFill(btfStart, blob) == blob.Length)
             {
-                types = BtfTypes.Parse(blob);
-                typeSource = $"BTF in guest memory at 0x{btfStart:x} ({types.Count} types)";
+                try
+                {
+                    types = BtfTypes.Parse(blob);
+                    typeSource = $"BTF in guest memory at 0x{btfStart:x} ({types.Count} types)";
+                }
+                catch (LinuxIntrospectionException e)
+                {
+                    // symbols still work without types; the lists say why they cannot
+                    btfError = $"the BTF blob at 0x{btfStart:x} could not be parsed: {e.Message}";
+                }
+            }
+            else
+            {
+                btfError = $"the BTF blob at 0x{btfStart:x} ({blob.Length} bytes) is not all readable";
             }
         }
 
@@ -327,11 +340,14 @@ public sealed class LinuxKernel
             TypeCount = types?.Count ?? 0,
             VmcoreinfoAgrees = agrees,
         };
-        return new LinuxKernel(memory, kernel, symbols, types, info);
+        return new LinuxKernel(memory, kernel, symbols, types, info) { _btfError = btfError };
     }
 
-    private BtfTypes RequireTypes() => Types ?? throw new LinuxIntrospectionException(
-        "The kernel has no BTF (built without CONFIG_DEBUG_INFO_BTF): process and module lists need struct layouts, which this kernel does not carry.");
+    private string? _btfError;
+
+    private BtfTypes RequireTypes() => Types ?? throw new LinuxIntrospectionException(_btfError is { } why
+        ? $"Process and module lists need the kernel's struct layouts, but {why}."
+        : "The kernel has no BTF (built without CONFIG_DEBUG_INFO_BTF): process and module lists need struct layouts, which this kernel does not carry.");
 
     // ---------------------------------------------------------------- processes
 
