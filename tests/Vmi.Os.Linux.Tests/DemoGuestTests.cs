@@ -33,6 +33,32 @@ public sealed class DemoGuestTests
         }
     }
 
+    [Fact]
+    public void Without_lstar_the_kernel_map_is_scanned()
+    {
+        using var core = new VmiCore(DemoGuest.Create());
+        for (ushort v = 0; v < L.VcpuCount; v++)
+        {
+            Vmi.Core.Arch.Amd64.Registers r = core.GetRegisters(new VcpuId(v));
+            r.MsrLstar = 0;
+            core.SetRegisters(new VcpuId(v), r);
+        }
+
+        LinuxKernel k = LinuxKernel.Open(new CoreGuestMemory(core));
+        Assert.Equal("kernel-map page-table scan", k.Info.TextFoundBy);
+        Assert.Equal(L.KernelTextVa, k.Info.TextBase);
+    }
+
+    [Fact]
+    public void Vmcoreinfo_kerneloffset_is_used_and_checked()
+    {
+        using var core = new VmiCore(DemoGuest.Create());
+        LinuxKernel k = LinuxKernel.Open(new CoreGuestMemory(core, $"OSRELEASE=6.6.0-vmi-demo\nKERNELOFFSET=0\nSYMBOL(_stext)={L.KernelTextVa:x}\n"));
+        Assert.Equal(("VMCOREINFO KERNELOFFSET", true), (k.Info.TextFoundBy, k.Info.VmcoreinfoAgrees));
+        LinuxKernel wrong = LinuxKernel.Open(new CoreGuestMemory(core, $"KERNELOFFSET=0\nSYMBOL(_stext)={L.KernelTextVa + 0x1000:x}\n"));
+        Assert.False(wrong.Info.VmcoreinfoAgrees);
+    }
+
     private static KallsymsWriter.Layout KallsymsWriterLayout()
     {
         KallsymsWriter.Write(DemoLinuxKernel.Symbols(0), out KallsymsWriter.Layout layout);

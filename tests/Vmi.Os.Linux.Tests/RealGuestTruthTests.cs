@@ -45,6 +45,9 @@ public sealed class RealGuestTruthTests(RealGuestFixture fixture)
             }
 
             Assert.Equal(g.Mode, kernel.Info.PagingMode);
+            // images with VMCOREINFO give KERNELOFFSET; the raw image has only a CR3, so the kernel map is scanned
+            Assert.Equal(format == "raw" ? "kernel-map page-table scan" : "VMCOREINFO KERNELOFFSET", kernel.Info.TextFoundBy);
+            Assert.Equal(0UL, (kernel.Info.TextBase - LinuxKernel.TextLinkAddress) % (2 << 20)); // KASLR slides in 2 MiB steps
             if (format != "raw")
             {
                 Assert.True(kernel.Info.VmcoreinfoAgrees, "VMCOREINFO's SYMBOL(_stext) differs from kallsyms' _stext");
