@@ -23,7 +23,7 @@ internal static class ElfCoreParser
 
     internal readonly record struct Section(string Name, uint Type, ulong Offset, ulong Size, long HeaderAt);
 
-    public static ParsedImage Parse(MappedImageFile file)
+    public static ParsedImage Parse(ImageFile file)
     {
         string path = file.Path;
         Header h = ReadHeader(file);
@@ -102,7 +102,7 @@ internal static class ElfCoreParser
         return new ParsedImage(MemoryImageFormat.ElfCore, sourceImage, regs, source, notes.Vmcoreinfo);
     }
 
-    private static Header ReadHeader(MappedImageFile file)
+    private static Header ReadHeader(ImageFile file)
     {
         string path = file.Path;
         ReadOnlySpan<byte> id = file.Span(0, 16, "the ELF identification");
@@ -182,7 +182,7 @@ internal static class ElfCoreParser
         return h with { PhEntSize = wantPh };
     }
 
-    private static List<Section> ReadSections(MappedImageFile file, Header h)
+    private static List<Section> ReadSections(ImageFile file, Header h)
     {
         var list = new List<Section>();
         if (h.ShNum == 0 || h.ShStrNdx >= h.ShNum)

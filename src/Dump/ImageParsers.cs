@@ -30,7 +30,7 @@ internal static class ImageParsers
         return MemoryImageFormat.Raw;
     }
 
-    public static ParsedImage Parse(MappedImageFile file, MemoryImageOptions options)
+    public static ParsedImage Parse(ImageFile file, MemoryImageOptions options)
     {
         ReadOnlySpan<byte> head = file.Span(0, Math.Min(file.Length, 64), "the header");
         MemoryImageFormat format = Detect(head);
@@ -48,7 +48,7 @@ internal static class ImageParsers
         };
     }
 
-    private static ParsedImage ParseRaw(MappedImageFile file, IReadOnlyList<RawRegion>? map)
+    private static ParsedImage ParseRaw(ImageFile file, IReadOnlyList<RawRegion>? map)
     {
         var runs = new List<(Run, string, long)>();
         if (map is null)
@@ -72,7 +72,7 @@ internal static class ImageParsers
         return new ParsedImage(MemoryImageFormat.Raw, new RunSource(file, runs), [], "none", null);
     }
 
-    private static ParsedImage ParseLime(MappedImageFile file)
+    private static ParsedImage ParseLime(ImageFile file)
     {
         var runs = new List<(Run, string, long)>();
         long offset = 0;

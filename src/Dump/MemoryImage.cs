@@ -113,7 +113,7 @@ public class MemoryImage : IVmiDriver, IVmiRead, IVmcoreinfoSource
         ArgumentException.ThrowIfNullOrEmpty(path);
         options ??= new MemoryImageOptions();
         path = System.IO.Path.GetFullPath(path);
-        var file = new MappedImageFile(path);
+        var file = new ImageFile(path);
         bool ok = false;
         try
         {
