@@ -158,3 +158,106 @@ public sealed class HostileInputTests
         Assert.Contains("inflates to more than a page (4096 bytes)", e.Message, StringComparison.Ordinal);
     }
 }
+
+/// <summary>Issue 10: damaged and foreign files are errors that name the format, never a silent "raw image" or an empty "ELF core".</summary>
+public sealed class ForeignFormatTests
+{
+    private static byte[] Seed(string name) => Seeds.All().First(s => s.Name == name).Bytes;
+
+    private static VmiFormatException Refused(byte[] bytes)
+    {
+        using var file = new TempFile(bytes);
+        var e = Assert.Throws<VmiFormatException>(() => MemoryImage.Open(file.Path).Dispose());
+        Assert.Contains(file.Path, e.Message, StringComparison.Ordinal);
+        return e;
+    }
+
+    [Fact]
+    public void A_gzip_file_made_by_gzip_is_refused_with_what_to_do()
+    {
+        // the real gzip (an essential Debian package), not our own compressor
+        using var raw = new TempFile(Seeds.Raw(), ".raw");
+        var psi = new System.Diagnostics.ProcessStartInfo("gzip", ["-c", raw.Path]) { RedirectStandardOutput = true };
+        using var gzip = System.Diagnostics.Process.Start(psi)!;
+        var compressed = new MemoryStream();
+        gzip.StandardOutput.BaseStream.CopyTo(compressed);
+        gzip.WaitForExit();
+        Assert.Equal(0, gzip.ExitCode);
+        var e = Refused(compressed.ToArray());
+        Assert.Contains("gzip-compressed", e.Message, StringComparison.Ordinal);
+        Assert.Contains("gunzip", e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("PAGEDU64", "Windows 64-bit crash dump")]
+    [InlineData("PAGEDUMP", "Windows 32-bit crash dump")]
+    [InlineData("QFI\u00fb", "qcow2")]
+    [InlineData("MDMP", "minidump")]
+    public void A_foreign_format_is_refused_by_name(string magic, string named)
+    {
+        byte[] b = Seeds.Raw();
+        System.Text.Encoding.Latin1.GetBytes(magic).CopyTo(b, 0);
+        Assert.Contains(named, Refused(b).Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("seed.elf", 1, "ELF core")] // "\x7fFLF"
+    [InlineData("seed.elf", 3, "ELF core")]
+    [InlineData("seed.kdump", 0, "kdump")] // "LDUMP   "
+    [InlineData("seed.kdump", 4, "kdump")]
+    [InlineData("seed.lime", 2, "LiME")]
+    public void A_damaged_magic_is_not_taken_for_a_raw_image(string seed, int at, string named)
+    {
+        byte[] b = Seed(seed);
+        b[at] ^= 0x01;
+        var e = Refused(b);
+        Assert.Contains(named, e.Message, StringComparison.Ordinal);
+        Assert.Contains("magic is damaged", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_elf_core_with_its_class_byte_flipped_is_refused()
+    {
+        byte[] b = Seed("seed.elf");
+        b[4] = 1; // ELFCLASS32 over a 64-bit header
+        var e = Refused(b);
+        Assert.Contains("class byte (offset 4) is damaged", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_xen_dump_core_with_a_bad_e_shstrndx_is_refused()
+    {
+        byte[] b = Seed("seed.xen");
+        ushort shnum = BinaryPrimitives.ReadUInt16LittleEndian(b.AsSpan(60));
+        BinaryPrimitives.WriteUInt16LittleEndian(b.AsSpan(62), (ushort)(shnum + 3));
+        Assert.Contains("e_shstrndx", Refused(b).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_image_with_no_memory_is_an_error()
+    {
+        byte[] b = Seed("seed.elf");
+        ulong phoff = BinaryPrimitives.ReadUInt64LittleEndian(b.AsSpan(32));
+        int phnum = BinaryPrimitives.ReadUInt16LittleEndian(b.AsSpan(56));
+        for (int i = 0; i < phnum; i++)
+        {
+            int p = (int)phoff + (i * 56);
+            if (BinaryPrimitives.ReadUInt32LittleEndian(b.AsSpan(p)) == 1)
+            {
+                BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(p), 0); // PT_LOAD -> PT_NULL
+            }
+        }
+
+        Assert.Contains("describes no memory", Refused(b).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_raw_image_with_a_memory_map_is_not_second_guessed_by_magic()
+    {
+        byte[] b = Seeds.Raw();
+        "PAGEDU64"u8.CopyTo(b);
+        using var file = new TempFile(b);
+        using MemoryImage image = MemoryImage.Open(file.Path, new MemoryImageOptions { RawMemoryMap = [new RawRegion(new Pa(0), (ulong)b.Length, 0)] });
+        Assert.Equal(MemoryImageFormat.Raw, image.Format);
+    }
+}
