@@ -110,10 +110,10 @@ internal static class ImageParsers
             _ => ParseRaw(file, options.RawMemoryMap),
         };
 
-        if (parsed.Source.Ranges.Count == 0)
+        if (!parsed.Source.Ranges.Any(r => !r.ZeroFill))
         {
             parsed.Source.Dispose();
-            throw new VmiFormatException($"the {Describe(parsed.Format)} describes no memory at all (no stored ranges): it is damaged, or not a memory image.", file.Path, 0);
+            throw new VmiFormatException($"the {Describe(parsed.Format)} describes no memory at all (no stored ranges{(parsed.Source.Ranges.Count > 0 ? ", only zero-filled ones" : string.Empty)}): it is damaged, or not a memory image.", file.Path, 0);
         }
 
         return parsed;

@@ -68,13 +68,14 @@ internal sealed unsafe class RunSource : ImageSource
         var merged = new List<PhysicalRange>();
         foreach (Run r in _runs)
         {
-            if (merged.Count > 0 && merged[^1].End.Value == r.Pa)
+            bool zero = r.FileOffset < 0;
+            if (merged.Count > 0 && merged[^1].End.Value == r.Pa && merged[^1].ZeroFill == zero)
             {
                 merged[^1] = merged[^1] with { Length = merged[^1].Length + r.Length };
             }
             else
             {
-                merged.Add(new PhysicalRange(new Pa(r.Pa), r.Length));
+                merged.Add(new PhysicalRange(new Pa(r.Pa), r.Length) { ZeroFill = zero });
             }
         }
 
