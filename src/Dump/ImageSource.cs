@@ -138,13 +138,13 @@ internal sealed unsafe class RunSource : ImageSource
                 if (r.FileOffset >= 0)
                 {
                     checkAt = r.FileOffset + (long)(from - r.Pa);
-                    _file.Read(checkAt, span.Slice((int)(from - start), (int)(to - from)), $"frame 0x{gfn:x}");
+                    _file.Read(checkAt, span.Slice((int)(from - start), (int)(to - from)), "the data of a frame");
                 }
             }
 
             if (checkAt >= 0)
             {
-                _file.CheckUnchanged(checkAt, $"frame 0x{gfn:x}");
+                _file.CheckUnchanged(checkAt, "the data of a frame");
             }
 
             ok = true;

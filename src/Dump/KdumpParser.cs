@@ -442,7 +442,7 @@ internal sealed unsafe class KdumpSource : ImageSource
                 Inflate(data, output, gfn, path, offset);
             }
 
-            _file.File.CheckUnchanged(offset, $"the data of frame 0x{gfn:x}");
+            _file.File.CheckUnchanged(offset, "the data of a frame");
 
             page = new PooledPage(new Gfn(gfn), _pool, buffer);
             ok = true;
