@@ -36,7 +36,7 @@ public sealed record ReadResult(int BytesRead, ulong? FaultAddress, IReadOnlyLis
 /// The engine: a driver plus a page cache and a translation cache, and every read, write and
 /// translation built once on the driver's page primitive. Used by one thread at a time.
 /// </summary>
-public sealed class VmiCore : IDisposable
+public sealed partial class VmiCore : IDisposable
 {
     public const int DefaultCacheCapacity = 8192;
     public const int DefaultStringLimit = 64 * 1024;
@@ -44,6 +44,7 @@ public sealed class VmiCore : IDisposable
     private readonly IVmiDriver _driver;
     private readonly IVmiRead? _read;
     private readonly IVmiWrite? _write;
+    private readonly IVmiDirectMemory? _direct;
     private readonly LruCache<ulong, MappedPage> _pages;
     private readonly PageFront[] _front = new PageFront[FrontSize]; // direct-mapped, in front of _pages (see TryGetPage)
     private readonly int[] _touched = new int[64]; // front slots hit since the last SyncFront
@@ -74,6 +75,7 @@ public sealed class VmiCore : IDisposable
         _driver = driver;
         _read = driver as IVmiRead;
         _write = driver as IVmiWrite;
+        _direct = driver as IVmiDirectMemory;
         Info = driver.Info;
         if (Info.PageSize != Amd64.PageSize || Info.PageShift != Amd64.PageShift)
         {
@@ -713,6 +715,12 @@ public sealed class VmiCore : IDisposable
     /// <summary>Fills <paramref name="buffer"/> from guest memory, across any number of pages; throws at the first unreadable page.</summary>
     public void Read(AccessContext ctx, Span<byte> buffer)
     {
+        if (buffer.Length >= (int)Amd64.PageSize)
+        {
+            ReadStreaming(ctx, buffer); // a page or more: as runs, straight from the driver's mapping
+            return;
+        }
+
         CheckRange(ctx.Address, buffer.Length);
         int done = 0;
         while (done < buffer.Length)
@@ -739,6 +747,11 @@ public sealed class VmiCore : IDisposable
         {
             Read(ctx, buffer);
             return new ReadResult(buffer.Length, null, []);
+        }
+
+        if (buffer.Length >= (int)Amd64.PageSize)
+        {
+            return ReadStreaming(ctx, buffer, mode);
         }
 
         CheckRange(ctx.Address, buffer.Length);
