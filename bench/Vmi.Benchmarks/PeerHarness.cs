@@ -250,6 +250,8 @@ internal static unsafe partial class PeerHarness
         Report("bulk64MiB_1MiB_chunks", () => BulkRead(1 << 20), Bulk, true);
         Report("memcpy64MiB_anon_4KiB_managed", () => Memcpy(4096), Bulk, true);
         Report("memcpy64MiB_anon_1MiB_managed", () => Memcpy(1 << 20), Bulk, true);
+        Report("search64MiB_literal", () => Search(_literal), Bulk, true);
+        Report("search64MiB_wildcard", () => Search(_wildcard), Bulk, true);
         Report("phys_read64_random_256MiB", PhysRandom, PhysN, false);
         Report("phys_read64_cycle_1000pa", PhysCycle, (double)PhysCycPasses * 1000, false);
     }
@@ -391,6 +393,16 @@ internal static unsafe partial class PeerHarness
         }
 
         _sink += dst[chunk - 1];
+    }
+
+    // The engine's search (what Find-VmiMemory calls per chunk) over the bulk range, for a pattern that is not there:
+    // every byte is read and scanned. LibVMI has no search; the figure stands beside memcpy.
+    private static readonly Vmi.Core.Search.BytePattern _literal = Vmi.Core.Search.BytePattern.FromString("VMI-PERF-NEEDLE-NOT-IN-GUEST", System.Text.Encoding.ASCII);
+    private static readonly Vmi.Core.Search.BytePattern _wildcard = Vmi.Core.Search.BytePattern.Parse("56 4d 49 ?? 50 45 52 46 ?? ?? 4e 45 45 44 4c 45");
+
+    private static void Search(Vmi.Core.Search.BytePattern pattern)
+    {
+        _sink += (ulong)Vmi.Core.Search.MemorySearcher.Search(_core, pattern, AccessContext.Paging(new Va(_bulkVa), new Pa(_bulkCr3)), Bulk).Count();
     }
 
     private static void Memcpy(int chunk)

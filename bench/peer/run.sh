@@ -4,7 +4,8 @@
 #   LIBVMI_GIT=<git dir of github:libvmi/libvmi>  GUEST_DIR=<dir with guest.raw + answers.txt>  bench/peer/run.sh
 #
 # Env: WORK (default /tmp/libvmi-bench: LibVMI builds, inputs, results), ROUNDS (5), START (1), REPS (5),
-#      TESTS (default: all), ENGINES (default: libvmi-mmap libvmi-mmap-pc8192 project).
+#      TESTS (default: all), ENGINES (default: libvmi-mmap libvmi-mmap-pc8192 project; add project-base with
+#      BASE_CS=<bin/Release/net10.0/Vmi.Benchmarks of another checkout> to compare with an earlier engine).
 # Steps: (1) build LibVMI master from LIBVMI_GIT with only the file driver, twice: mmap file driver (USE_MMAP must be
 # passed in CFLAGS: the CMake option is dead) and mmap with an 8192-page cache (the engine's default GFN budget;
 # MAX_PAGE_CACHE_SIZE is a plain set() in CMakeLists.txt, so a copy is patched); (2) build lvbench.c against each;
@@ -21,6 +22,7 @@ REPS=${REPS:-5}
 GUEST_DIR=${GUEST_DIR:?set GUEST_DIR to a directory holding guest.raw and answers.txt (tests/guest/build-guest.sh)}
 ENGINES=${ENGINES:-"libvmi-mmap libvmi-mmap-pc8192 project"}
 TESTS=${TESTS:-"warm_read64_same_va warm_read64_cycle_1000va translate_v2p_hit_1000va cold_translate_flushall v2p_flushall_only cold_translate_flushentry walk_only bulk64MiB_4KiB_chunks bulk64MiB_1MiB_chunks phys_read64_random_256MiB phys_read64_cycle_1000pa"}
+PROJECT_ONLY=${PROJECT_ONLY:-"search64MiB_literal search64MiB_wildcard"}
 mkdir -p "$W"
 cd "$W"
 
@@ -58,6 +60,7 @@ mkdir -p "$OUT"
 run() { # engine test round
     case $1 in
     project) timeout 600 nice -n 10 "$CS" --peer $ARGS project $REPS $2 ;;
+    project-base) timeout 600 nice -n 10 "${BASE_CS:?set BASE_CS to the Vmi.Benchmarks binary of the commit to compare with}" --peer $ARGS project-base $REPS $2 ;;
     *)       timeout 600 nice -n 10 "$W/lvbench-${1#libvmi-}" $ARGS $1 $REPS $2 ;;
     esac > "$OUT/round-$3/$1-$2.txt" 2>&1
 }
@@ -77,7 +80,7 @@ for r in $(seq $START $ROUNDS); do
     done
     # memcpy baselines: C (anonymous buffer and the mmap'd image) and managed (Span.CopyTo)
     for t in memcpy64MiB_anon_4KiB memcpy64MiB_anon_1MiB memcpy64MiB_mmapfile_4KiB memcpy64MiB_mmapfile_1MiB; do run libvmi-mmap $t $r; done
-    for t in memcpy64MiB_anon_4KiB_managed memcpy64MiB_anon_1MiB_managed; do run project $t $r; done
+    for t in memcpy64MiB_anon_4KiB_managed memcpy64MiB_anon_1MiB_managed $PROJECT_ONLY; do run project $t $r; done
 done
 echo "$(date +%T) done load $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/log.txt"
 python3 "$HERE/aggregate.py" "$OUT" > "$OUT/summary.md"
