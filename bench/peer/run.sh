@@ -46,7 +46,7 @@ for v in mmap mmap-pc8192; do
 done
 
 # (3) the C# harness
-nice -n 10 dotnet build "$REPO/bench/Vmi.Benchmarks" -c Release -nologo -v q >/dev/null
+nice -n 10 dotnet build "$REPO/bench/Vmi.Benchmarks" -c Release -nologo -v q > "$W/build.log" 2>&1 || { cat "$W/build.log"; exit 1; }
 CS="$REPO/bench/Vmi.Benchmarks/bin/Release/net10.0/Vmi.Benchmarks"
 
 # (4) inputs
