@@ -15,6 +15,18 @@ if [ "$build" -ne 0 ]; then
   exit "$build"
 fi
 
+# The Xen 4.17 lab (tests/xen-lab, docs/xen.md): opt-in until it has passed three runs in a row. Its results become
+# xunit tests (Vmi.Xen.Tests, XenLabResultsTests) through VMI_XENLAB_RESULTS.
+if [ "${VMI_XENLAB:-0}" = 1 ]; then
+  tests/xen-lab/run.sh
+  case $? in
+    3) echo "xen-lab: skipped: this machine cannot run it (reason above)" ;;
+    *) export VMI_XENLAB_RESULTS="$PWD/artifacts/xen-lab/results.txt" ;;
+  esac
+else
+  echo "xen-lab: skipped: VMI_XENLAB=1 runs the Xen 4.17 lab (root, qemu-system-x86_64, ~6 GB free; 25-60 min)"
+fi
+
 dotnet test Vmi.PowerShell.sln -c Release --no-build -nologo 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 
