@@ -1,7 +1,7 @@
 # Build tasks of Vmi.PowerShell. build.ps1 is the thin entry point; each task here is usable on its own:
 #   Import-Module ./build.psm1; Invoke-VmiBuild; Invoke-VmiTest
-# Everything goes through the dotnet CLI, so a machine with only the .NET SDK can build and test
-# (the vmi shell stands in for pwsh there: dotnet run --project src/Shell -- -File examples/demo.ps1).
+# Everything goes through the dotnet CLI, so a machine with only the .NET SDK can build and test; the vmi shell
+# (pwsh's console host with the module) runs this file as pwsh does: vmi -File build.ps1 -Task Test -Suite Pester.
 
 $script:RepoRoot = $PSScriptRoot
 $script:ModuleDir = Join-Path $PSScriptRoot 'artifacts/module/Vmi'
@@ -34,33 +34,34 @@ function Invoke-VmiBuild {
 function Invoke-VmiTest {
     <#
     .SYNOPSIS
-        Runs the xunit tests of the module (dotnet test), then the Pester suites where Pester 5 is installed.
+        Runs the xunit tests of the module (dotnet test), then the Pester suites of tests/pester.
+    .DESCRIPTION
+        Pester 5 is taken from the module path or from the Pester NuGet package that tests/Vmi.PowerShell.Tests
+        restores (tests/pester/Invoke-VmiPester.ps1 finds it). Works in pwsh and in vmi.
     #>
     [CmdletBinding()]
     param(
         [ValidateSet('Debug', 'Release')] [string] $Configuration = 'Debug',
         # Run every test project of the solution, not only the module's.
-        [switch] $All
+        [switch] $All,
+        # Which suites: the xunit tests (dotnet test), the Pester suites, or both.
+        [ValidateSet('Xunit', 'Pester')] [string[]] $Suite = @('Xunit', 'Pester')
     )
 
-    $target = if ($All) { Join-Path $RepoRoot 'Vmi.PowerShell.sln' } else { Join-Path $RepoRoot 'tests/Vmi.PowerShell.Tests' }
-    Invoke-Dotnet test $target -c $Configuration
-
-    $pester = Get-Module -ListAvailable Pester | Where-Object Version -ge '5.0.0' | Sort-Object Version -Descending | Select-Object -First 1
-    if (-not $pester) {
-        Write-Warning 'Pester 5 is not installed: the Pester suites in tests/pester were not run (Install-Module Pester -MinimumVersion 5.0).'
-        return
+    if ($Suite -contains 'Xunit') {
+        $target = if ($All) { Join-Path $RepoRoot 'Vmi.PowerShell.sln' } else { Join-Path $RepoRoot 'tests/Vmi.PowerShell.Tests' }
+        Invoke-Dotnet test $target -c $Configuration
     }
 
-    Import-Module $pester
-    $config = New-PesterConfiguration
-    $config.Run.Path = Join-Path $RepoRoot 'tests/pester'
-    $config.Run.Exit = $false
-    $config.Run.PassThru = $true
-    $config.Output.Verbosity = 'Detailed'
-    $result = Invoke-Pester -Configuration $config
-    if ($result.FailedCount -gt 0) {
-        throw "$($result.FailedCount) Pester test(s) failed."
+    if ($Suite -contains 'Pester') {
+        if (-not (Get-Module Vmi)) {
+            Import-Module (Join-Path $ModuleDir 'Vmi.psd1')
+        }
+
+        & (Join-Path $RepoRoot 'tests/pester/Invoke-VmiPester.ps1') -Output Detailed
+        if ($LASTEXITCODE -ne 0) {
+            throw "The Pester suites failed (exit code $LASTEXITCODE)."
+        }
     }
 }
 

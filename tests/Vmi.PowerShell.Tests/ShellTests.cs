@@ -59,6 +59,8 @@ public class ShellTests
             UseShellExecute = false,
         };
         psi.Environment["NO_COLOR"] = "1";
+        // The NuGet cache (Pester's package) stays where this process's HOME has it.
+        psi.Environment["NUGET_PACKAGES"] = Environment.GetEnvironmentVariable("NUGET_PACKAGES") ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
         psi.Environment["HOME"] = home ?? Path.Combine(Path.GetTempPath(), "vmi-test-home");
         psi.Environment.Remove("PSModulePath");
         return psi;
@@ -226,5 +228,51 @@ public class ShellTests
         Assert.Contains(message, err, StringComparison.Ordinal);
         Assert.Contains(command, err, StringComparison.Ordinal);
         Assert.True(string.IsNullOrWhiteSpace(output), output);
+    }
+
+    [Fact]
+    public void TheMocksTypesAreUsableRightAfterImportBeforeAnyConnect()
+    {
+        // What a Pester suite's BeforeAll does first (RequiredAssemblies in the manifest loads Vmi.Mock at import).
+        (int code, string output, string err) = Vmi(null, "-NoProfile", "-Command", "[Vmi.Mock.DemoGuestLayout]::AsciiString; [Vmi.Core.VmiException].Name");
+        Assert.True(code == 0, output + err);
+        Assert.Contains("Hello from the Vmi.PowerShell demo guest!", output, StringComparison.Ordinal);
+        Assert.Contains("VmiException", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void BuildPs1RunsThePesterSuitesUnderVmi()
+    {
+        string build = Path.Combine(PowerShellHost.RepoRoot, "build.ps1");
+        (int code, string output, string err) = Vmi(null, "-NoProfile", "-NonInteractive", "-File", build, "-Task", "Test", "-Suite", "Pester", "-Configuration", "Release");
+        Assert.True(code == 0, output + err);
+        System.Text.RegularExpressions.Match m = System.Text.RegularExpressions.Regex.Match(output, @"pester: (\d+) passed, 0 failed, 0 skipped \(Pester 5\.9\.1\)");
+        Assert.True(m.Success, output);
+        Assert.True(int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) >= 30, output);
+    }
+
+    [Fact]
+    public void AFailingPesterTestFailsTheRunner()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), $"vmi-pester-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        File.WriteAllText(Path.Combine(dir, "Failing.Tests.ps1"), """
+            Describe 'a suite with one failure' {
+                It 'passes' { Read-VmiMemory ([Vmi.Mock.DemoGuestLayout]::AsciiStringVa) -As String -Session (Connect-VmiDomain -Mock) | Should -Be 'Hello from the Vmi.PowerShell demo guest!' }
+                It 'fails' { 1 | Should -Be 2 }
+                It 'is skipped' -Skip { }
+            }
+            """);
+        try
+        {
+            string runner = Path.Combine(PowerShellHost.RepoRoot, "tests", "pester", "Invoke-VmiPester.ps1");
+            (int code, string output, string err) = Vmi(null, "-NoProfile", "-NonInteractive", "-File", runner, "-Path", dir);
+            Assert.Equal(1, code);
+            Assert.Contains("pester: 1 passed, 1 failed, 1 skipped", output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
     }
 }
