@@ -65,6 +65,102 @@ function Invoke-VmiTest {
     }
 }
 
+function Get-VmiReadableTypeName {
+    # How platyPS names a parameter type: the short name, the underlying type of a Nullable, [] for arrays.
+    param([Parameter(Mandatory)] [type] $Type)
+    $t = [Nullable]::GetUnderlyingType($Type) ?? $Type
+    if ($t.IsArray) { return (Get-VmiReadableTypeName $t.GetElementType()) + '[]' }
+    $t.Name
+}
+
+function Get-VmiParameterFacts {
+    # The yaml block of one parameter in the parameter sets whose facts are the same, as platyPS writes it.
+    param(
+        [Parameter(Mandatory)] [System.Management.Automation.ParameterMetadata] $Parameter,
+        [Parameter(Mandatory)] [string[]] $Sets,
+        [Parameter(Mandatory)] [System.Management.Automation.ParameterSetMetadata] $Facts,
+        [Parameter(Mandatory)] [bool] $AllSets,
+        [string] $DefaultValue = 'None',
+        # Kept from the page where the cmdlet validates the values itself (an enum of which only some are allowed).
+        [string] $AcceptedValues
+    )
+
+    $pipeline = @(
+        if ($Facts.ValueFromPipeline) { 'ByValue' }
+        if ($Facts.ValueFromPipelineByPropertyName) { 'ByPropertyName' }
+    )
+    $wildcards = [bool] ($Parameter.Attributes | Where-Object { $_ -is [System.Management.Automation.SupportsWildcardsAttribute] })
+    $lines = @(
+        '```yaml'
+        "Type: $(Get-VmiReadableTypeName $Parameter.ParameterType)"
+        "Parameter Sets: $(if ($AllSets) { '(All)' } else { $Sets -join ', ' })"
+        "Aliases: $($Parameter.Aliases -join ',')".TrimEnd()
+        $validateSet = $Parameter.Attributes | Where-Object { $_ -is [System.Management.Automation.ValidateSetAttribute] } | Select-Object -First 1
+        if ($validateSet) { "Accepted values: $($validateSet.ValidValues -join ', ')" } elseif ($AcceptedValues) { "Accepted values: $AcceptedValues" }
+        ''
+        "Required: $($Facts.IsMandatory)"
+        "Position: $(if ($Facts.Position -eq [int]::MinValue) { 'Named' } else { $Facts.Position })"
+        "Default value: $DefaultValue"
+        "Accept pipeline input: $(if ($pipeline) { 'True (' + ($pipeline -join ', ') + ')' } else { 'False' })"
+        "Accept wildcard characters: $wildcards"
+        '```'
+    )
+    $lines -join "`n"
+}
+
+function Update-VmiMarkdownHelp {
+    <#
+    .SYNOPSIS
+        Rewrites the facts of docs/cmdlets from the cmdlets themselves, as platyPS's Update-MarkdownHelp does: the
+        SYNTAX section (one block per parameter set) and each parameter's yaml (type, sets, aliases, required,
+        position, pipeline input, wildcards). The prose, examples, inputs, outputs and links stay as written.
+    #>
+    [CmdletBinding(SupportsShouldProcess)]
+    param([string] $DocsDirectory = (Join-Path $RepoRoot 'docs/cmdlets'))
+
+    if (-not (Get-Module Vmi)) { Import-Module (Join-Path $ModuleDir 'Vmi.psd1') }
+    $common = [System.Management.Automation.Cmdlet]::CommonParameters + [System.Management.Automation.Cmdlet]::OptionalCommonParameters
+    foreach ($command in Get-Command -Module Vmi -CommandType Cmdlet) {
+        $path = Join-Path $DocsDirectory "$($command.Name).md"
+        if (-not (Test-Path $path)) { Write-Warning "$($command.Name) has no page at $path."; continue }
+        $page = (Get-Content -Raw $path) -replace "`r`n", "`n"
+
+        # SYNTAX: one block per parameter set, the default marked, in the cmdlet's order.
+        $syntax = foreach ($set in $command.ParameterSets) {
+            $title = if ($command.ParameterSets.Count -eq 1) { '__AllParameterSets' } elseif ($set.IsDefault) { "$($set.Name) (Default)" } else { $set.Name }
+            "### $title`n" + '```' + "`n$($command.Name) $set`n" + '```' + "`n"
+        }
+        $page = [regex]::Replace($page, '(?s)(## SYNTAX\n).*?(?=## DESCRIPTION)', { param($m) $m.Groups[1].Value + "`n" + ($syntax -join "`n") + "`n" })
+
+        # Each parameter's yaml: one block per group of sets with the same facts.
+        $setNames = @($command.ParameterSets.Name)
+        foreach ($parameter in $command.Parameters.Values | Where-Object Name -notin $common) {
+            $heading = "### -$($parameter.Name)"
+            $match = [regex]::Match($page, "(?s)(?<=\n)$([regex]::Escape($heading))\n(?<text>.*?)(?<yaml>(?:``````yaml\n.*?``````\s*)+)(?=\n### |\n## |\z)")
+            if (-not $match.Success) { Write-Warning "$($command.Name): -$($parameter.Name) is not documented."; continue }
+            $default = [regex]::Match($match.Groups['yaml'].Value, '(?m)^Default value: *(.*)$').Groups[1].Value.Trim()
+            if (-not $default) { $default = 'None' }
+            $accepted = [regex]::Match($match.Groups['yaml'].Value, '(?m)^Accepted values: *(.*)$').Groups[1].Value.Trim()
+            $inSets = if ($parameter.ParameterSets.ContainsKey('__AllParameterSets')) { $setNames } else { @($parameter.ParameterSets.Keys | Sort-Object { $setNames.IndexOf($_) }) }
+            $groups = $inSets | Group-Object {
+                $f = if ($parameter.ParameterSets.ContainsKey($_)) { $parameter.ParameterSets[$_] } else { $parameter.ParameterSets['__AllParameterSets'] }
+                "$($f.IsMandatory)|$($f.Position)|$($f.ValueFromPipeline)|$($f.ValueFromPipelineByPropertyName)"
+            }
+            $yaml = foreach ($g in $groups) {
+                $first = $g.Group[0]
+                $facts = if ($parameter.ParameterSets.ContainsKey($first)) { $parameter.ParameterSets[$first] } else { $parameter.ParameterSets['__AllParameterSets'] }
+                Get-VmiParameterFacts -Parameter $parameter -Sets $g.Group -Facts $facts -AllSets (@($groups).Count -eq 1 -and $g.Group.Count -eq $setNames.Count) -DefaultValue $default -AcceptedValues $accepted
+            }
+            $replacement = $heading + "`n" + $match.Groups['text'].Value + ($yaml -join "`n`n") + "`n"
+            $page = $page.Remove($match.Index, $match.Length).Insert($match.Index, $replacement)
+        }
+
+        if ($PSCmdlet.ShouldProcess($path, 'Update the syntax and parameter facts')) {
+            [System.IO.File]::WriteAllText($path, $page)
+        }
+    }
+}
+
 function New-VmiExternalHelp {
     <#
     .SYNOPSIS
@@ -122,4 +218,4 @@ function Publish-VmiShell {
     Get-Item (Join-Path $out 'vmi*') | Where-Object Extension -in '', '.exe'
 }
 
-Export-ModuleMember -Function Invoke-VmiBuild, Invoke-VmiTest, New-VmiExternalHelp, Invoke-VmiAnalyzer, Publish-VmiShell
+Export-ModuleMember -Function Invoke-VmiBuild, Invoke-VmiTest, Update-VmiMarkdownHelp, New-VmiExternalHelp, Invoke-VmiAnalyzer, Publish-VmiShell
