@@ -51,7 +51,11 @@ public sealed class GdbRegisterLayout
             XDocument doc;
             try
             {
-                doc = XDocument.Parse(readAnnex(annex), LoadOptions.None);
+                // gdb's files use an undeclared "xi:" prefix and a DOCTYPE naming a DTD we do not have: drop the prefix, ignore the DTD.
+                string text = System.Text.RegularExpressions.Regex.Replace(readAnnex(annex), @"<(/?)[A-Za-z]+:", "<$1");
+                var settings = new System.Xml.XmlReaderSettings { DtdProcessing = System.Xml.DtdProcessing.Ignore, XmlResolver = null };
+                using var reader = System.Xml.XmlReader.Create(new StringReader(text), settings);
+                doc = XDocument.Load(reader);
             }
             catch (System.Xml.XmlException e)
             {

@@ -43,8 +43,9 @@ public sealed class LayoutTests
     {
         var files = new Dictionary<string, string>
         {
-            ["target.xml"] = "<?xml version=\"1.0\"?><target><architecture>i386:x86-64</architecture><xi:include xmlns:xi=\"http://www.w3.org/2001/XInclude\" href=\"core.xml\"/></target>",
-            ["core.xml"] = "<feature name=\"x\"><reg name=\"rax\" bitsize=\"64\" regnum=\"0\"/><reg name=\"rip\" bitsize=\"64\"/><reg name=\"eflags\" bitsize=\"32\"/><reg name=\"cs\" bitsize=\"32\"/><reg name=\"st0\" bitsize=\"80\"/><reg name=\"cr0\" bitsize=\"64\" regnum=\"27\"/></feature>",
+            // QEMU 7.2's own target.xml, byte for byte: an undeclared "xi:" prefix and a DOCTYPE.
+            ["target.xml"] = "<?xml version=\"1.0\"?><!DOCTYPE target SYSTEM \"gdb-target.dtd\"><target><architecture>i386:x86-64</architecture><xi:include href=\"core.xml\"/></target>",
+            ["core.xml"] = "<?xml version=\"1.0\"?><!DOCTYPE target SYSTEM \"gdb-target.dtd\"><feature name=\"x\"><reg name=\"rax\" bitsize=\"64\" regnum=\"0\"/><reg name=\"rip\" bitsize=\"64\"/><reg name=\"eflags\" bitsize=\"32\"/><reg name=\"cs\" bitsize=\"32\"/><reg name=\"st0\" bitsize=\"80\"/><reg name=\"cr0\" bitsize=\"64\" regnum=\"27\"/></feature>",
         };
         GdbRegisterLayout l = GdbRegisterLayout.Load(a => files[a]);
         Assert.Equal("i386:x86-64", l.Architecture);
