@@ -223,6 +223,14 @@ public sealed unsafe class QemuDriver :
                 string said = qmp.Hmp($"gdbserver unix:{gdbEndpoint},server=on,wait=off");
                 if (!File.Exists(gdbEndpoint))
                 {
+                    // A gdbstub socket left by a session that was killed: QEMU 7.2 cannot replace it ("duplicate yank
+                    // instance") until it is stopped. Replacing a stub detaches whoever was on it, as "gdbserver" itself does.
+                    qmp.Hmp("gdbserver none");
+                    said = qmp.Hmp($"gdbserver unix:{gdbEndpoint},server=on,wait=off");
+                }
+
+                if (!File.Exists(gdbEndpoint))
+                {
                     throw new VmiDriverException($"QEMU did not start a gdbstub on {gdbEndpoint}: {said.Trim()}");
                 }
 
