@@ -45,3 +45,15 @@ public interface IVmiBreakpoints
 
 /// <summary>The driver cannot do this at all (not a missing capability interface, a limit of the hypervisor); the message names the alternative.</summary>
 public sealed class VmiNotSupportedException(string message) : VmiException(message);
+
+/// <summary>Reaching the breakpoint capability of a core's driver.</summary>
+public static class VmiBreakpointExtensions
+{
+    /// <summary>The driver's breakpoints, or a <see cref="VmiNotSupportedException"/> naming the driver when it has none.</summary>
+    public static IVmiBreakpoints Breakpoints(this VmiCore core)
+    {
+        ArgumentNullException.ThrowIfNull(core);
+        return core.Driver as IVmiBreakpoints
+            ?? throw new VmiNotSupportedException($"The {core.Driver.Name} driver does not support breakpoints: they need a live hypervisor (QEMU, Xen) or the mock.");
+    }
+}
