@@ -59,6 +59,7 @@ public sealed unsafe class QemuDriver :
     private readonly bool _startedGdbServer;
     private readonly bool _wasRunning;
     private readonly bool _packetMemory;
+    private bool _kvm;
     private readonly SortedDictionary<int, VmiBreakpoint> _breakpoints = [];
     private readonly Dictionary<ulong, int> _pointsAt = []; // address -> breakpoints there (one Z point each address)
     private readonly HashSet<EventMonitor> _monitors = [];
@@ -269,7 +270,9 @@ public sealed unsafe class QemuDriver :
                 : $"RAM mapped from {string.Join(", ", backends.Values.Select(b => b.Path).Distinct())} (zero copy)";
             string description = $"QEMU {qmp.Version} at {qmpEndpoint}: {cpuIndexes.Length} vCPU(s), {memory}; gdbstub {(startedGdb ? "started by this session" : gdbEndpoint)}{(stale ? "; removed breakpoints left by a session that was killed" : "")}";
 
-            var driver = new QemuDriver(qmp, gdb, options, layout, threads, cpuIndexes, ram, privateDir, startedGdb, wasRunning, packetMemory, info, description);
+            bool kvm = (bool?)qmp.Execute("query-kvm")["enabled"] ?? false;
+            var driver = new QemuDriver(qmp, gdb, options, layout, threads, cpuIndexes, ram, privateDir, startedGdb, wasRunning, packetMemory, info, description + (kvm ? "; KVM" : "; TCG"));
+            driver._kvm = kvm;
             driver._maps.AddRange(maps);
             if (wasRunning)
             {
@@ -781,6 +784,12 @@ public sealed unsafe class QemuDriver :
         if (_options.ReadOnly)
         {
             throw new VmiNotSupportedException("This QEMU session is read-only: connect without -ReadOnly to set breakpoints.");
+        }
+
+        if (_kvm && request.Kind == BreakpointKind.Software)
+        {
+            // Under KVM, QEMU's software breakpoints are INT3 bytes written into guest memory: the guest could see them.
+            throw new VmiNotSupportedException("Under KVM, QEMU's software breakpoints write INT3 into guest memory, where the guest can see it: set a hardware breakpoint (Set-VmiBreakpoint -Hardware; 4 at most), which the guest cannot see.");
         }
 
         if (request.Vcpu is VcpuId v)
