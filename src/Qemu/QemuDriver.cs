@@ -68,6 +68,7 @@ public sealed unsafe class QemuDriver :
     private int _pauses;
     private bool _stopped;
     private bool _inEvent;
+    private bool _pauseStoppedVm;
     private bool _stepRequested;
     private string? _steppingThread;
     private ulong? _reinsertAfterStep;
@@ -603,9 +604,13 @@ public sealed unsafe class QemuDriver :
 
     public void Pause()
     {
-        if (_pauses++ == 0 && !_stopped)
+        if (_pauses++ == 0)
         {
-            StopVm();
+            _pauseStoppedVm = !_stopped;
+            if (_pauseStoppedVm)
+            {
+                StopVm();
+            }
         }
     }
 
@@ -621,9 +626,9 @@ public sealed unsafe class QemuDriver :
             return;
         }
 
-        if (--_pauses == 0 && !_inEvent && (_wasRunning || _stopped))
+        if (--_pauses == 0 && !_inEvent && _pauseStoppedVm)
         {
-            RunVm();
+            RunVm(); // only a VM our pause stopped: one paused by someone else stays paused
         }
     }
 

@@ -135,20 +135,24 @@ public abstract partial class LiveTests<TGuest>(TGuest guest)
     public void Packet_memory_reads_the_same_bytes_as_the_shared_file_and_says_it_is_slow()
     {
         byte[] viaFile = new byte[3 * 4096];
+        Pa text;
         using (QemuDriver d = Connect())
         {
             Assert.False(d.UsesPacketMemory);
             Assert.Contains("zero copy", d.Description, StringComparison.Ordinal);
             d.Pause();
             using var core = new VmiCore(d);
-            core.Read(AccessContext.Direct(new Pa(0x1000000)), viaFile);
+            // Kernel text: read-only, so the bytes cannot change between the two sessions while the guest runs.
+            Registers r = d.GetRegisters(new VcpuId(0));
+            text = core.TranslateAddress(new AddressContext(new Va(Guest.Functions["__x64_sys_nanosleep"] & ~0xfffUL), r.TranslationRoot, r.PagingMode));
+            core.Read(AccessContext.Direct(text), viaFile);
             byte[] viaPackets = new byte[viaFile.Length];
             using (QemuDriver p = ConnectSecondAfter(d))
             {
                 Assert.True(p.UsesPacketMemory);
                 Assert.Contains("slow", p.Description, StringComparison.Ordinal);
                 using var pc = new VmiCore(p);
-                pc.Read(AccessContext.Direct(new Pa(0x1000000)), viaPackets);
+                pc.Read(AccessContext.Direct(text), viaPackets);
             }
 
             Assert.Equal(viaFile, viaPackets);
@@ -156,7 +160,7 @@ public abstract partial class LiveTests<TGuest>(TGuest guest)
 
         QemuDriver ConnectSecondAfter(QemuDriver first)
         {
-            // QMP serves one client: the first session's pause holds, it is disconnected without resuming, and the second reads.
+            // QMP serves one client: the first session disconnects (the guest runs again), then the second connects and reads.
             first.Dispose();
             return Connect(new QemuConnectOptions { ForcePacketMemory = true });
         }
