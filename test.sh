@@ -7,6 +7,12 @@ cd "$(dirname "$0")"
 
 bash tests/deps.sh || exit 1
 
+# The real guests (tests/guest/build-guest.sh) take minutes to boot under TCG: as root, cache them outside the clone so a
+# fresh clone on the same machine reuses them. The test fixtures rebuild a guest whose script hash changed.
+if [ -z "${VMI_GUEST_DIR:-}" ] && [ "$(id -u)" -eq 0 ]; then
+  export VMI_GUEST_DIR=/var/cache/vmi-tests/guest
+fi
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 dotnet build Vmi.PowerShell.sln -c Release -nologo -v q 2>&1 | tail -n 3
