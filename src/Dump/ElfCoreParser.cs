@@ -119,7 +119,9 @@ internal static class ElfCoreParser
 
         ReadOnlySpan<byte> e = file.Span(0, is64 ? 64 : 52, "the ELF header");
         ushort ehsize = BinaryPrimitives.ReadUInt16LittleEndian(e[(is64 ? 52 : 40)..]);
-        if (ehsize != (is64 ? 64 : 52))
+        // QEMU up to 7.2 (Debian 12's) writes sizeof(pointer), 8, into e_ehsize of its dump-guest-memory cores: a real
+        // producer's known slip, accepted so that those cores open; any other size still names the damage.
+        if (ehsize != (is64 ? 64 : 52) && ehsize != 8)
         {
             // A flipped class byte reads every later field at the wrong offset; e_ehsize says which class the header really is.
             string real = file.Length >= 54 && BinaryPrimitives.ReadUInt16LittleEndian(file.Span(is64 ? 40 : 52, 2, "e_ehsize")) == (is64 ? 52 : 64)
