@@ -103,6 +103,11 @@ public sealed class ConnectVmiDomainCommand : PSCmdlet
     {
         Vmi.Xen.XenDriver xen = DriverFactory.ConnectXen(selector, ReadOnly);
         Vmi.Xen.XenDomainInfo d = xen.Domain;
+        if (xen.Notice is { } notice)
+        {
+            WriteWarning(notice); // a domain left changed by a killed vmi: what was undone, or what a read-write connect would undo
+        }
+
         return (xen, d.Name, string.Format(System.Globalization.CultureInfo.InvariantCulture, "Xen domain {0} '{1}'", d.Id, d.Name));
     }
 
