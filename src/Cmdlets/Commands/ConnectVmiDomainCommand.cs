@@ -16,6 +16,12 @@ public sealed class ConnectVmiDomainCommand : PSCmdlet
     public const string PathSet = "Path";
     public const string NameSet = "Name";
     public const string IdSet = "Id";
+    public const string QmpSet = "Qmp";
+
+    /// <summary>A QEMU/KVM VM by its QMP socket: a unix socket path (-qmp unix:PATH,server=on,wait=off) or HOST:PORT.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = QmpSet)]
+    [ValidateNotNullOrEmpty]
+    public string? Qmp { get; set; }
 
     /// <summary>A Xen domain by name (as xl list shows it).</summary>
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = NameSet)]
@@ -105,12 +111,19 @@ public sealed class ConnectVmiDomainCommand : PSCmdlet
         return (xen, d.Name, string.Format(System.Globalization.CultureInfo.InvariantCulture, "Xen domain {0} '{1}'", d.Id, d.Name));
     }
 
+    private (IVmiDriver Driver, string Name, string Source) CreateQemu()
+    {
+        Vmi.Qemu.QemuDriver qemu = DriverFactory.ConnectQemu(Qmp!.Contains('/', StringComparison.Ordinal) ? GetUnresolvedProviderPathFromPSPath(Qmp) : Qmp, ReadOnly);
+        return (qemu, System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(Qmp)) ?? "qemu", qemu.Description);
+    }
+
     private (IVmiDriver Driver, string Name, string Source) CreateDriver() => ParameterSetName switch
     {
         NameSet => CreateXen(Vmi.Xen.XenDomainSelector.ByName(Name!)),
         IdSet => CreateXen(Vmi.Xen.XenDomainSelector.ById(Id)),
         MockSet => (DriverFactory.CreateMock(), "mock", Messages.MockSource),
         PathSet => CreateImage(),
+        QmpSet => CreateQemu(),
         _ => throw new PSNotSupportedException(ParameterSetName),
     };
 }
