@@ -110,6 +110,10 @@ qrc=$?
 say "QEMU ended (exit $qrc) after $(( $(date +%s) - boot )) s"
 debugfs -R "rdump /out $OUT/logs" "$W/lab.img" > /dev/null 2>&1
 [ -f "$OUT/logs/out/results.txt" ] && cp "$OUT/logs/out/results.txt" "$OUT/results.txt"
+# Every result is also printed on dom0's console: when the run was cut (watchdog, hard limit) the disk may miss the last
+# ones, the serial log has them.
+grep -a -E '^R [^ ]+ (PASS|FAIL|ENV) ' "$OUT/serial.log" 2>/dev/null | tr -d '\r' > "$OUT/results.serial"
+if [ "$(wc -l < "$OUT/results.serial")" -gt "$(cat "$OUT/results.txt" 2>/dev/null | wc -l)" ]; then cp "$OUT/results.serial" "$OUT/results.txt"; fi
 
 if [ ! -s "$OUT/results.txt" ] || ! grep -q '^R env-xen PASS' "$OUT/results.txt"; then
   echo "---- serial log (last 60 lines)"; tail -60 "$OUT/serial.log" 2>/dev/null
