@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using Vmi.Core;
+using Vmi.Core.Drivers;
 
 namespace Vmi.PowerShell;
 
@@ -11,7 +12,7 @@ public static class VmiErrors
         ArgumentNullException.ThrowIfNull(exception);
         (string id, ErrorCategory category) = Classify(exception);
         var record = new ErrorRecord(exception, id, category, target);
-        if (exception is VcpuNotFoundException or ViewNotFoundException or VmiNoSessionException or VmiReadOnlyException or RootNotPresentException)
+        if (exception is VcpuNotFoundException or ViewNotFoundException or VmiNoSessionException or GuestReadOnlyException or RootNotPresentException)
         {
             // The message already says how to fix it; the recommended action repeats the fix for $Error readers.
             record.ErrorDetails = new ErrorDetails(exception.Message) { RecommendedAction = exception.Message };
@@ -25,17 +26,18 @@ public static class VmiErrors
         VmiNoSessionException => (VmiErrorIds.NoSession, ErrorCategory.ResourceUnavailable),
         VmiSessionClosedException => (VmiErrorIds.SessionClosed, ErrorCategory.ResourceUnavailable),
         VmiSessionNotFoundException => (VmiErrorIds.SessionNotFound, ErrorCategory.ObjectNotFound),
-        VmiReadOnlyException => (VmiErrorIds.ReadOnly, ErrorCategory.PermissionDenied),
+        GuestReadOnlyException => (VmiErrorIds.ReadOnly, ErrorCategory.PermissionDenied),
+        GuestClosedException => (VmiErrorIds.SessionClosed, ErrorCategory.ResourceUnavailable),
         PageFaultException => (VmiErrorIds.PageFault, ErrorCategory.ReadError),
         GfnNotPresentException => (VmiErrorIds.GfnNotPresent, ErrorCategory.ReadError),
         NonCanonicalAddressException => (VmiErrorIds.NonCanonical, ErrorCategory.InvalidArgument),
-        RootNotPresentException or VmiNoTranslationRootException => (VmiErrorIds.RootNotPresent, ErrorCategory.InvalidArgument),
+        RootNotPresentException or VmiNoTranslationRootException or NoTranslationRootException => (VmiErrorIds.RootNotPresent, ErrorCategory.InvalidArgument),
         InvalidAddressWidthException => (VmiErrorIds.InvalidAddressWidth, ErrorCategory.InvalidArgument),
         CapabilityNotSupportedException => (VmiErrorIds.NotSupported, ErrorCategory.NotImplemented),
         VcpuNotFoundException => (VmiErrorIds.VcpuNotFound, ErrorCategory.ObjectNotFound),
         ViewNotFoundException => (VmiErrorIds.ViewNotFound, ErrorCategory.ObjectNotFound),
         VmiFormatException => (VmiErrorIds.FormatError, ErrorCategory.InvalidData),
-        VmiXenUnavailableException => (VmiErrorIds.XenUnavailable, ErrorCategory.ResourceUnavailable),
+        VmiDriverUnavailableException u => ("Vmi." + u.DriverName + "Unavailable", ErrorCategory.ResourceUnavailable),
         VmiDriverException => (VmiErrorIds.DriverError, ErrorCategory.DeviceError),
         NotSupportedException => (VmiErrorIds.NotSupported, ErrorCategory.NotImplemented),
         ObjectDisposedException => (VmiErrorIds.SessionClosed, ErrorCategory.ResourceUnavailable),

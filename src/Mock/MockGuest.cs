@@ -16,7 +16,7 @@ namespace Vmi.Mock;
 /// <item>Views: view 0 always exists with RWX unless set. <see cref="CreateView"/> makes views 1 to 9 whose
 /// frames all start with the given access; <see cref="SwitchToView"/> moves every vCPU (as Xen's domain-wide
 /// switch does); an event response moves one vCPU. A view some vCPU is in cannot be destroyed.</item>
-/// <item>Events behave like a hypervisor ring: see <see cref="Raise"/> and <see cref="WaitForEvents"/>.</item>
+/// <item>Events behave like a hypervisor ring: see <see cref="Raise"/> and <see cref="TakeEvents"/>.</item>
 /// <item>Every capability call is logged in <see cref="Calls"/>; <see cref="FailNext"/> makes the next matching call throw.</item>
 /// </list>
 /// Thread-safe: one thread may wait for events while others raise them or use the other capabilities.

@@ -21,7 +21,7 @@ public sealed class ImageCmdletTests : MockSessionTest, IDisposable
         FileInfo info = Host.Get<FileInfo>($"Save-VmiMemory '{path}' -Format {format}");
         Assert.True(info.Exists);
         Assert.False(System.IO.File.Exists(path + ".partial"));
-        Registers mockRegs = Session.Core.GetRegisters(new Vmi.Core.VcpuId(0));
+        Registers mockRegs = Session.Guest.GetRegisters(new Vmi.Core.VcpuId(0));
 
         // ELF carries the registers; LiME and raw take -Cr3.
         string cr3 = format == "ElfCore" ? string.Empty : $" -Cr3 {Hex(mockRegs.Cr3)}";
@@ -33,8 +33,8 @@ public sealed class ImageCmdletTests : MockSessionTest, IDisposable
             Assert.Equal(DemoGuestLayout.VcpuCount, image.VcpuCount);
             for (int v = 0; v < DemoGuestLayout.VcpuCount; v++)
             {
-                Registers expected = Session.Core.GetRegisters(new Vmi.Core.VcpuId((ushort)v));
-                Registers actual = image.Core.GetRegisters(new Vmi.Core.VcpuId((ushort)v));
+                Registers expected = Session.Guest.GetRegisters(new Vmi.Core.VcpuId((ushort)v));
+                Registers actual = image.Guest.GetRegisters(new Vmi.Core.VcpuId((ushort)v));
                 Assert.Equal(expected.Cr3, actual.Cr3);
                 Assert.Equal(expected.Rip, actual.Rip);
                 Assert.Equal(expected.Rsp, actual.Rsp);
@@ -48,7 +48,7 @@ public sealed class ImageCmdletTests : MockSessionTest, IDisposable
         string path = File("guest.elf");
         Host.RunClean($"Save-VmiMemory '{path}' | Out-Null");
         VmiSession image = Host.Get<VmiSession>($"Connect-VmiDomain -Path '{path}' -Cr3 0x5000");
-        Assert.Equal(0x5000UL, image.Core.GetRegisters(new Vmi.Core.VcpuId(0)).Cr3);
+        Assert.Equal(0x5000UL, image.Guest.GetRegisters(new Vmi.Core.VcpuId(0)).Cr3);
     }
 
     [Fact]

@@ -1,12 +1,13 @@
 using System.Management.Automation;
 using Vmi.Core;
+using Vmi.Core.Drivers;
 
 namespace Vmi.PowerShell.Commands;
 
 /// <summary>
 /// Connects to a guest and returns a session, which becomes the default for the other cmdlets.
-/// Parameter sets: Name and Id (a Xen domain on this host), Mock (the built-in demo guest) and Path (a memory image,
-/// its format picked from its content), each creating its driver in <see cref="CreateDriver"/>.
+/// Parameter sets: Name and Id (a domain of the hypervisor on this host), Mock (the built-in demo guest), Path (a memory
+/// image, its format picked from its content); each becomes a target the engine's driver registry opens.
 /// </summary>
 [Cmdlet(VerbsCommunications.Connect, "VmiDomain", DefaultParameterSetName = MockSet)]
 [OutputType(typeof(VmiSession))]
@@ -57,55 +58,30 @@ public sealed class ConnectVmiDomainCommand : PSCmdlet
 
     protected override void ProcessRecord()
     {
-        IVmiDriver? driver = null;
-        VmiCore? core = null;
+        VmiGuest? guest = null;
         VmiSession? session = null;
-        string source = ParameterSetName;
         try
         {
-            (driver, string name, source) = CreateDriver();
-            core = new VmiCore(driver, CacheSize);
-            session = new VmiSession(core, SessionName ?? name, source, ReadOnly, VmiSessionRegistry.CurrentRunspaceId);
+            VmiOpenedDriver opened = VmiDriverRegistry.Open(Target() with { ReadOnly = ReadOnly });
+            guest = new VmiGuest(opened.Driver, new VmiGuestOptions { CacheCapacity = CacheSize, ReadOnly = ReadOnly });
+            session = new VmiSession(guest, SessionName ?? opened.Name, opened.Source, VmiSessionRegistry.CurrentRunspaceId);
             VmiSessionRegistry.Add(session);
         }
-        catch (Exception e) when (e is VmiException or ArgumentException or IOException or UnauthorizedAccessException or DllNotFoundException or InvalidOperationException)
+        catch (Exception e) when (e is VmiException or ArgumentException or IOException or UnauthorizedAccessException or InvalidOperationException)
         {
-            // Clean up on partial failure: whatever was opened is released before the error is reported.
-            if (core is not null)
-            {
-                core.Dispose();
-            }
-            else
-            {
-                driver?.Dispose();
-            }
-
-            ThrowTerminatingError(VmiErrors.FromException(e, source));
+            guest?.Dispose(); // clean up on partial failure (the guest disposes its driver when it cannot be built)
+            ThrowTerminatingError(VmiErrors.FromException(e, ParameterSetName));
         }
 
         WriteObject(session);
     }
 
-    private (IVmiDriver Driver, string Name, string Source) CreateImage()
+    private VmiTarget Target() => ParameterSetName switch
     {
-        string path = GetUnresolvedProviderPathFromPSPath(Path!);
-        Vmi.Dump.MemoryImage image = DriverFactory.OpenImage(path, Cr3);
-        return (image, System.IO.Path.GetFileName(path), $"{image.Name} {path}");
-    }
-
-    private (IVmiDriver Driver, string Name, string Source) CreateXen(Vmi.Xen.XenDomainSelector selector)
-    {
-        Vmi.Xen.XenDriver xen = DriverFactory.ConnectXen(selector, ReadOnly);
-        Vmi.Xen.XenDomainInfo d = xen.Domain;
-        return (xen, d.Name, string.Format(System.Globalization.CultureInfo.InvariantCulture, "Xen domain {0} '{1}'", d.Id, d.Name));
-    }
-
-    private (IVmiDriver Driver, string Name, string Source) CreateDriver() => ParameterSetName switch
-    {
-        NameSet => CreateXen(Vmi.Xen.XenDomainSelector.ByName(Name!)),
-        IdSet => CreateXen(Vmi.Xen.XenDomainSelector.ById(Id)),
-        MockSet => (DriverFactory.CreateMock(), "mock", Messages.MockSource),
-        PathSet => CreateImage(),
+        NameSet => VmiTarget.DomainByName(Name!),
+        IdSet => VmiTarget.DomainById(Id),
+        MockSet => VmiTarget.Builtin("mock"),
+        PathSet => VmiTarget.File(GetUnresolvedProviderPathFromPSPath(Path!)) with { Cr3 = Cr3 },
         _ => throw new PSNotSupportedException(ParameterSetName),
     };
 }

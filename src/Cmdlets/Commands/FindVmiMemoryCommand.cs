@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Management.Automation;
 using System.Text;
 using Vmi.Core;
+using Vmi.Core.Search;
 
 namespace Vmi.PowerShell.Commands;
 
@@ -70,7 +71,6 @@ public sealed class FindVmiMemoryCommand : VmiMemoryCmdlet
             return;
         }
 
-        ulong start = Address;
         ulong length;
         if (MyInvocation.BoundParameters.ContainsKey(nameof(Length)))
         {
@@ -79,7 +79,7 @@ public sealed class FindVmiMemoryCommand : VmiMemoryCmdlet
         else if (Physical)
         {
             ulong end = (session.MaxGfn + 1) * session.PageSize;
-            length = end > start ? end - start : 0;
+            length = end > Address ? end - Address : 0;
         }
         else
         {
@@ -87,74 +87,23 @@ public sealed class FindVmiMemoryCommand : VmiMemoryCmdlet
             return;
         }
 
-        if (length > 0 && start + (length - 1) < start)
+        if (length > 0 && Address + (length - 1) < Address)
         {
-            ThrowTerminatingError(VmiErrors.InvalidArgument(string.Format(CultureInfo.CurrentCulture, Messages.RangeOverflow, start, length), new Va(start)));
+            ThrowTerminatingError(VmiErrors.InvalidArgument(string.Format(CultureInfo.CurrentCulture, Messages.RangeOverflow, Address, length), new Va(Address)));
         }
 
-        try
-        {
-            Search(session, pattern, start, length);
-        }
-        catch (Exception e) when (IsItemError(e))
-        {
-            WriteVmiError(e, AddressTarget(start));
-        }
-    }
-
-    private void Search(VmiSession session, BytePattern pattern, ulong start, ulong length)
-    {
-        int pageSize = (int)session.PageSize;
-        int keep = pattern.Length - 1;
-
-        // window = the tail of the previous readable page (up to keep bytes) followed by the current page.
-        byte[] window = new byte[keep + pageSize];
-        int carried = 0;
-        ulong carriedFrom = 0;
-        int hits = 0;
-        ulong done = 0;
         var progress = new ProgressReporter(this, 2, Messages.ProgressFind);
         try
         {
-            while (done < length && hits < First)
+            AccessContext start = Context(session, Address);
+            foreach (SearchHit hit in session.Guest.Search(start, length, pattern, First, progress, StopToken))
             {
-                StopToken.ThrowIfCancellationRequested();
-                ulong address = start + done;
-                int offset = (int)(address & (ulong)(pageSize - 1));
-                int chunk = (int)Math.Min((ulong)(pageSize - offset), length - done);
-                int at0 = carried;
-                (bool readable, ulong? cr3) = session.Use(core =>
-                {
-                    AccessContext ctx = Context(core, session, address);
-                    ReadResult r = core.Read(ctx, window.AsSpan(at0, chunk), ReadMode.UntilFault);
-                    return (r.BytesRead == chunk, ctx.Mechanism.Root?.Value);
-                });
-
-                if (!readable)
-                {
-                    carried = 0; // nothing matches across an unreadable page
-                }
-                else
-                {
-                    int total = carried + chunk;
-                    ulong windowStart = carried > 0 ? carriedFrom : address;
-                    ReadOnlySpan<byte> data = window.AsSpan(0, total);
-                    for (int at = pattern.IndexOf(data, 0); at >= 0 && hits < First; at = at + 1 <= total - pattern.Length ? pattern.IndexOf(data, at + 1) : -1)
-                    {
-                        WriteObject(new VmiMemoryMatch(session, windowStart + (ulong)at, Physical, cr3, data.Slice(at, pattern.Length).ToArray(), pattern.Text));
-                        hits++;
-                    }
-
-                    // Keep the last keep bytes: a match may start there and end in the next page.
-                    int tail = Math.Min(keep, total);
-                    window.AsSpan(total - tail, tail).CopyTo(window);
-                    carriedFrom = windowStart + (ulong)(total - tail);
-                    carried = tail;
-                }
-
-                done += (ulong)chunk;
-                progress.Report((done, length));
+                WriteObject(new VmiMemoryMatch(session, hit.Address, Physical, start.Mechanism.Root?.Value, hit.Bytes, pattern.Text));
             }
+        }
+        catch (Exception e) when (IsItemError(e))
+        {
+            WriteVmiError(e, AddressTarget(Address));
         }
         finally
         {

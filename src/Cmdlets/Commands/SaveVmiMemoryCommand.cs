@@ -46,20 +46,16 @@ public sealed class SaveVmiMemoryCommand : VmiCmdlet
             return;
         }
 
-        if (Pause)
-        {
-            RequireWritable(session, "pause the guest");
-        }
-
         string partial = path + ".partial";
         var progress = new ProgressReporter(this, 7, $"Save-VmiMemory {path}");
         try
         {
-            session.Use(core =>
+            session.Guest.Exclusive(core =>
             {
                 using VmiPauseGuard? guard = Pause ? core.PauseGuard() : null;
                 using var file = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16);
                 ImageWriter.Write(core, file, Format, new Adapter(progress), StopToken);
+                return 0;
             });
             File.Move(partial, path, overwrite: true);
             progress.Complete();

@@ -42,7 +42,6 @@ public sealed class SetVmiRegisterCommand : VmiCmdlet
     protected override void ProcessVmiRecord()
     {
         VmiSession session = ActiveSession;
-        RequireWritable(session, "set registers");
         var changes = new List<(string Name, ulong Value)>();
         try
         {
@@ -86,25 +85,16 @@ public sealed class SetVmiRegisterCommand : VmiCmdlet
 
         try
         {
-            Registers after = session.Use(core =>
+            session.Guest.UpdateRegisters(new VcpuId(Vcpu), registers =>
             {
-                Registers registers = core.GetRegisters(new VcpuId(Vcpu));
                 foreach ((string name, ulong value) in changes)
                 {
                     RegisterAccess.Set(registers, name, value);
                 }
-
-                core.SetRegisters(new VcpuId(Vcpu), registers);
-                if (changes.Any(c => RegisterAccess.Canonical(c.Name) is "Cr3" or "Cr0" or "Cr4" or "MsrEfer"))
-                {
-                    core.FlushV2PCache(); // translations under the old paging state are stale
-                }
-
-                return PassThru ? core.GetRegisters(new VcpuId(Vcpu)) : registers;
             });
             if (PassThru)
             {
-                WriteObject(new VmiVcpuRegisters(session, Vcpu, after));
+                WriteObject(new VmiVcpuRegisters(session, Vcpu, session.Guest.GetRegisters(new VcpuId(Vcpu))));
             }
         }
         catch (Exception e) when (IsItemError(e))

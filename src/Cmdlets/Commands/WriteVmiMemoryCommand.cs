@@ -47,7 +47,6 @@ public sealed class WriteVmiMemoryCommand : VmiMemoryCmdlet
     protected override void ProcessVmiRecord()
     {
         VmiSession session = ActiveSession;
-        RequireWritable(session, "write guest memory");
         try
         {
             byte[] data = ParameterSetName == BytesSet ? Bytes! : Encode(session);
@@ -57,17 +56,11 @@ public sealed class WriteVmiMemoryCommand : VmiMemoryCmdlet
                 return;
             }
 
-            VmiMemoryRecord? written = session.Use(core =>
+            AccessContext ctx = Context(session, Address);
+            session.Guest.Write(ctx, data);
+            if (PassThru)
             {
-                AccessContext ctx = Context(core, session, Address);
-                core.Write(ctx, data);
-                return PassThru
-                    ? new VmiMemoryRecord(session, Address, Physical, ctx.Mechanism.Root?.Value, core.ReadBytes(ctx, data.Length))
-                    : null;
-            });
-            if (written is not null)
-            {
-                WriteObject(written);
+                WriteObject(new VmiMemoryRecord(session, Address, Physical, ctx.Mechanism.Root?.Value, session.Guest.ReadBytes(ctx, data.Length)));
             }
         }
         catch (Exception e) when (IsItemError(e))
@@ -102,7 +95,7 @@ public sealed class WriteVmiMemoryCommand : VmiMemoryCmdlet
                     VmiValueType.UInt16 => 2,
                     VmiValueType.UInt32 => 4,
                     VmiValueType.UInt64 => 8,
-                    _ => session.Use(ReadVmiMemoryCommand.PointerWidth),
+                    _ => session.Guest.PointerWidth,
                 };
                 if (size < 8 && number >> (size * 8) != 0)
                 {

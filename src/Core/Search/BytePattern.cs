@@ -1,10 +1,10 @@
 using System.Globalization;
 using System.Text;
 
-namespace Vmi.PowerShell;
+namespace Vmi.Core.Search;
 
 /// <summary>A byte pattern with optional wildcard bytes ("4d 5a ?? 00").</summary>
-internal sealed class BytePattern
+public sealed class BytePattern
 {
     private readonly byte[] _bytes;
     private readonly bool[] _fixed;
@@ -19,7 +19,7 @@ internal sealed class BytePattern
         HasWildcards = fixedMask.Contains(false);
         if (_anchor < 0)
         {
-            throw new ArgumentException(string.Format(CultureInfo.CurrentCulture, Messages.PatternNotUnderstood, text) + " A pattern needs at least one byte that is not ??.");
+            throw new ArgumentException(NotUnderstood(text) + " A pattern needs at least one byte that is not ??.");
         }
     }
 
@@ -43,7 +43,7 @@ internal sealed class BytePattern
         {
             if (part.Length % 2 != 0)
             {
-                throw new ArgumentException(string.Format(CultureInfo.CurrentCulture, Messages.PatternNotUnderstood, text));
+                throw new ArgumentException(NotUnderstood(text));
             }
 
             for (int i = 0; i < part.Length; i += 2)
@@ -54,7 +54,7 @@ internal sealed class BytePattern
 
         if (tokens.Count == 0)
         {
-            throw new ArgumentException(string.Format(CultureInfo.CurrentCulture, Messages.PatternNotUnderstood, text));
+            throw new ArgumentException(NotUnderstood(text));
         }
 
         byte[] bytes = new byte[tokens.Count];
@@ -68,7 +68,7 @@ internal sealed class BytePattern
 
             if (!byte.TryParse(tokens[i], NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out bytes[i]))
             {
-                throw new ArgumentException(string.Format(CultureInfo.CurrentCulture, Messages.PatternNotUnderstood, text));
+                throw new ArgumentException(NotUnderstood(text));
             }
 
             mask[i] = true;
@@ -120,4 +120,7 @@ internal sealed class BytePattern
 
         return true;
     }
+
+    private static string NotUnderstood(string text) =>
+        string.Format(CultureInfo.InvariantCulture, "'{0}' is not a byte pattern. Write hex bytes separated by spaces, with ?? for any byte: '4d 5a ?? 00'.", text);
 }
