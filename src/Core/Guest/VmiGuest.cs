@@ -383,8 +383,8 @@ public sealed class VmiGuest : IDisposable
     // ---------------------------------------------------------------- events
 
     /// <summary>
-    /// Waits up to <paramref name="timeout"/> for events and takes at most <paramref name="maxEvents"/>; empty on timeout,
-    /// cancellation or close. The lock is held only while taking, never while waiting. Every event returned must be
+    /// Waits up to <paramref name="timeout"/> for events and takes at most <paramref name="maxEvents"/>; empty on timeout or
+    /// cancellation; <see cref="GuestClosedException"/> when the guest is closed, before or during the wait. The lock is held only while taking, never while waiting. Every event returned must be
     /// answered (<see cref="Answer"/>) or released (<see cref="Release"/>); closing the guest releases what is left.
     /// </summary>
     public IReadOnlyList<VmiPendingEvent> TakeEvents(TimeSpan timeout, int maxEvents, CancellationToken cancellationToken = default)

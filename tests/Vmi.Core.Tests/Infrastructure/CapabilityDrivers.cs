@@ -15,7 +15,7 @@ public sealed class BareDriver : IVmiDriver
 }
 
 /// <summary>Every capability, recording what it was asked.</summary>
-public sealed class FullDriver : SparseDriver, IVmiQueryProtection, IVmiSetProtection, IVmiQueryRegisters, IVmiSetRegisters, IVmiViewControl, IVmiEventControl, IVmiVmControl
+public class FullDriver : SparseDriver, IVmiQueryProtection, IVmiSetProtection, IVmiQueryRegisters, IVmiSetRegisters, IVmiViewControl, IVmiEventControl, IVmiVmControl
 {
     private readonly Registers[] _regs;
     private readonly List<EventMonitor> _monitors = [];
@@ -128,7 +128,16 @@ public sealed class FullDriver : SparseDriver, IVmiQueryProtection, IVmiSetProte
     {
     }
 
+    public int ResetCalls { get; private set; }
+
+    public Exception? ResetFailure { get; set; }
+
     public void ResetState()
     {
+        ResetCalls++;
+        if (ResetFailure is { } f)
+        {
+            throw f;
+        }
     }
 }
