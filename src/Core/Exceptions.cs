@@ -101,7 +101,7 @@ public sealed class CapabilityNotSupportedException(string driverName, VmiCapabi
 }
 
 public sealed class ViewNotFoundException(View view)
-    : VmiException($"View {view} does not exist: create one with New-VmiView (IVmiViewControl.CreateView) first.")
+    : VmiException($"View {view} does not exist: create a view first (IVmiViewControl.CreateView) and use the number it returns.")
 {
     public View View { get; } = view;
 }

@@ -12,7 +12,8 @@ namespace Vmi.Xen;
 /// The Xen driver: an HVM guest on this host, through the Xen libraries. Connecting enables nothing;
 /// the monitor ring and altp2m are set up the first time they are asked for, and everything this session
 /// changed is undone by <see cref="ResetState"/>, which runs on <see cref="Dispose"/>, on process exit and on
-/// SIGTERM/SIGINT. Thread-safe: calls are serialised; waiting for events does not block the others.
+/// SIGTERM/SIGINT. Thread-safe: each call holds the driver's lock from start to end (signal handlers and process exit
+/// restore from other threads); <see cref="WaitForPending"/> holds it only between slices of its wait.
 /// </summary>
 public sealed unsafe class XenDriver :
     IVmiDriver, IVmiRead, IVmiWrite, IVmiQueryProtection, IVmiSetProtection, IVmiQueryRegisters, IVmiSetRegisters,
@@ -106,7 +107,7 @@ public sealed unsafe class XenDriver :
         XenDomainInfo domain = FindDomain(host, selector);
         if (domain.Id == 0)
         {
-            throw new VmiDriverException("Domain 0 is the control domain this runs in, not a guest: connect to an HVM guest (Get-VmiDomain lists them).");
+            throw new VmiDriverException("Domain 0 is the control domain this runs in, not a guest: connect to an HVM guest (the domain list shows them).");
         }
 
         if (!domain.IsHvm)
