@@ -42,33 +42,10 @@ public sealed class SetVmiRegisterCommand : VmiCmdlet
     protected override void ProcessVmiRecord()
     {
         VmiSession session = ActiveSession;
-        var changes = new List<(string Name, ulong Value)>();
+        IReadOnlyList<(string Name, ulong Value)> changes;
         try
         {
-            if (ParameterSetName == OneSet)
-            {
-                changes.Add((Name!, Value));
-            }
-            else
-            {
-                foreach (DictionaryEntry entry in Values!)
-                {
-                    string key = LanguagePrimitives.ConvertTo<string>(entry.Key);
-                    if (!VmiAddressTransformationAttribute.TryConvert(entry.Value, out ulong v))
-                    {
-                        throw new ArgumentException(string.Format(CultureInfo.CurrentCulture, Messages.AddressNotUnderstood, entry.Value));
-                    }
-
-                    changes.Add((key, v));
-                }
-            }
-
-            // Check every name before anything changes.
-            var probe = new Registers();
-            foreach ((string name, ulong value) in changes)
-            {
-                RegisterAccess.Set(probe, name, value);
-            }
+            changes = RegisterAccess.Changes(ParameterSetName == OneSet ? new Hashtable { [Name!] = Value } : Values!);
         }
         catch (ArgumentException e)
         {
