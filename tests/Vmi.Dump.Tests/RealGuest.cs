@@ -154,6 +154,11 @@ public sealed class RealGuestFixture : IDisposable
         // is built again rather than compared against tests written for the new one.
         string scriptHash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(script)));
         string stamp = Path.Combine(dir, "SCRIPT.sha256");
+
+        // Test processes (several test projects, or several checkouts sharing VMI_GUEST_DIR) may want the same guest at
+        // once: one builds it while the others wait, so no process deletes a directory another is writing or reading.
+        Directory.CreateDirectory(outRoot);
+        using FileStream guard = LockFile(Path.Combine(outRoot, $".{variant}.lock"));
         bool fresh = File.Exists(Path.Combine(dir, "DONE")) && File.Exists(stamp) && File.ReadAllText(stamp).Trim() == scriptHash;
         if (!fresh)
         {
@@ -186,6 +191,22 @@ public sealed class RealGuestFixture : IDisposable
         }
 
         return new GuestData(variant, dir);
+    }
+
+    /// <summary>Takes an exclusive lock on <paramref name="path"/> (flock through FileShare.None), waiting up to 30 minutes for another process's build.</summary>
+    private static FileStream LockFile(string path)
+    {
+        for (int i = 0; ; i++)
+        {
+            try
+            {
+                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException) when (i < 1800)
+            {
+                Thread.Sleep(1000);
+            }
+        }
     }
 }
 
