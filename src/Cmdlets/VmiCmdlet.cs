@@ -78,6 +78,18 @@ public abstract class VmiCmdlet : PSCmdlet, IDisposable
     /// <summary>Writes a non-terminating error for one item.</summary>
     protected void WriteVmiError(Exception exception, object? target) => WriteError(VmiErrors.FromException(exception, target));
 
+    /// <summary>The warning that names the pages a zero-fill read could not read (the first 16 of them).</summary>
+    protected void WriteZeroFilledWarning(IReadOnlyCollection<ulong> pages)
+    {
+        if (pages.Count > 0)
+        {
+            const int shown = 16;
+            string list = string.Join(", ", pages.Take(shown).Select(p => "0x" + p.ToString("x", CultureInfo.InvariantCulture)))
+                + (pages.Count > shown ? ", ..." : string.Empty);
+            WriteWarning(string.Format(CultureInfo.CurrentCulture, Messages.ZeroFilled, pages.Count, list));
+        }
+    }
+
     /// <summary>True for the exceptions that describe one bad item (an address, a frame, a vCPU) rather than a broken command.</summary>
     protected static bool IsItemError(Exception e) =>
         e is VmiException or ArgumentException or FormatException or OverflowException or InvalidOperationException or NotSupportedException

@@ -69,11 +69,6 @@ public sealed class ReadVmiMemoryCommand : VmiMemoryCmdlet
 
     private void ReadBytes(VmiSession session, long length)
     {
-        if (Address + (ulong)(length - 1) < Address)
-        {
-            throw new ArgumentOutOfRangeException(nameof(Length), string.Format(CultureInfo.CurrentCulture, Messages.RangeOverflow, Address, length));
-        }
-
         var progress = new ProgressReporter(this, 1, Messages.ProgressRead);
         var unreadable = new List<ulong>();
         try
@@ -88,13 +83,7 @@ public sealed class ReadVmiMemoryCommand : VmiMemoryCmdlet
         finally
         {
             progress.Complete();
-            if (unreadable.Count > 0)
-            {
-                const int shown = 16;
-                string list = string.Join(", ", unreadable.Take(shown).Select(p => "0x" + p.ToString("x", CultureInfo.InvariantCulture)))
-                    + (unreadable.Count > shown ? ", ..." : string.Empty);
-                WriteWarning(string.Format(CultureInfo.CurrentCulture, Messages.ZeroFilled, unreadable.Count, list));
-            }
+            WriteZeroFilledWarning(unreadable);
         }
     }
 
@@ -117,19 +106,11 @@ public sealed class ReadVmiMemoryCommand : VmiMemoryCmdlet
 
     private void ReadIntegers(VmiSession session)
     {
-        int size = As switch
-        {
-            VmiValueType.UInt8 => 1,
-            VmiValueType.UInt16 => 2,
-            VmiValueType.UInt32 => 4,
-            VmiValueType.UInt64 => 8,
-            _ => session.Guest.PointerWidth,
-        };
+        int size = As switch { VmiValueType.UInt8 => 1, VmiValueType.UInt16 => 2, VmiValueType.UInt32 => 4, VmiValueType.UInt64 => 8, _ => session.Guest.PointerWidth };
         for (int i = 0; i < Count; i++)
         {
             StopToken.ThrowIfCancellationRequested();
-            ulong address = Address + (ulong)(i * size);
-            AccessContext ctx = Context(session, address);
+            AccessContext ctx = Context(session, Address + (ulong)(i * size));
             ulong value = session.Guest.ReadUInt(ctx, size);
             WriteObject(As switch
             {
@@ -137,7 +118,7 @@ public sealed class ReadVmiMemoryCommand : VmiMemoryCmdlet
                 VmiValueType.UInt16 => (ushort)value,
                 VmiValueType.UInt32 => (uint)value,
                 VmiValueType.UInt64 => value,
-                _ => new VmiPointer(session, address, value, size, Physical, ctx.Mechanism.Root?.Value),
+                _ => new VmiPointer(session, ctx.Address, value, size, Physical, ctx.Mechanism.Root?.Value),
             });
         }
     }
