@@ -29,6 +29,13 @@ public interface IVmiDriver : IDisposable
     VmiInfo Info { get; }
 }
 
+/// <summary>A memory image that stores less than it declares (the rest reads as zeros).</summary>
+public interface IVmiStoredExtent
+{
+    /// <summary>The end of the last range the image stores.</summary>
+    Pa StoredEnd { get; }
+}
+
 /// <summary>Reading guest frames. The one primitive every read is built on.</summary>
 public interface IVmiRead
 {

@@ -27,7 +27,10 @@ public sealed class XenDriverProvider : IVmiDriverProvider
         XenDomainSelector selector = target.Id is { } id ? XenDomainSelector.ById(id) : XenDomainSelector.ByName(target.Name!);
         XenDriver xen = WithXen(() => XenDriver.Connect(selector, new XenConnectOptions { ReadOnly = target.ReadOnly, ResetOnInterrupt = false }));
         XenDomainInfo d = xen.Domain;
-        return new VmiOpenedDriver(xen, d.Name, string.Format(CultureInfo.InvariantCulture, "Xen domain {0} '{1}'", d.Id, d.Name));
+        return new VmiOpenedDriver(xen, d.Name, string.Format(CultureInfo.InvariantCulture, "Xen domain {0} '{1}'", d.Id, d.Name))
+        {
+            Notice = xen.Notice, // a domain left changed by a killed session: what was undone, or what a read-write connect would undo
+        };
     }
 
     public IReadOnlyList<VmiDomainInfo> ListDomains() =>

@@ -7,7 +7,7 @@ namespace Vmi.PowerShell.Commands;
 /// <summary>
 /// Connects to a guest and returns a session, which becomes the default for the other cmdlets.
 /// Parameter sets: Name and Id (a domain of the hypervisor on this host), Mock (the built-in demo guest), Path (a memory
-/// image, its format picked from its content); each becomes a target the engine's driver registry opens.
+/// image, its format picked from its content) and Qmp (a QEMU VM); each becomes a target the engine's driver registry opens.
 /// </summary>
 [Cmdlet(VerbsCommunications.Connect, "VmiDomain", DefaultParameterSetName = MockSet)]
 [OutputType(typeof(VmiSession))]
@@ -17,6 +17,12 @@ public sealed class ConnectVmiDomainCommand : PSCmdlet
     public const string PathSet = "Path";
     public const string NameSet = "Name";
     public const string IdSet = "Id";
+    public const string QmpSet = "Qmp";
+
+    /// <summary>A QEMU/KVM VM by its QMP socket: a unix socket path (-qmp unix:PATH,server=on,wait=off) or HOST:PORT.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = QmpSet)]
+    [ValidateNotNullOrEmpty]
+    public string? Qmp { get; set; }
 
     /// <summary>A Xen domain by name (as xl list shows it).</summary>
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = NameSet)]
@@ -65,6 +71,11 @@ public sealed class ConnectVmiDomainCommand : PSCmdlet
             VmiOpenedDriver opened = VmiDriverRegistry.Open(Target() with { ReadOnly = ReadOnly });
             guest = new VmiGuest(opened.Driver, new VmiGuestOptions { CacheCapacity = CacheSize, ReadOnly = ReadOnly });
             session = new VmiSession(guest, SessionName ?? opened.Name, opened.Source, VmiSessionRegistry.CurrentRunspaceId);
+            if (opened.Notice is { } notice)
+            {
+                WriteWarning(notice); // e.g. a domain left changed by a killed vmi: what was undone, or what a read-write connect would undo
+            }
+
             VmiSessionRegistry.Add(session);
         }
         catch (Exception e) when (e is VmiException or ArgumentException or IOException or UnauthorizedAccessException or InvalidOperationException)
@@ -82,6 +93,7 @@ public sealed class ConnectVmiDomainCommand : PSCmdlet
         IdSet => VmiTarget.DomainById(Id),
         MockSet => VmiTarget.Builtin("mock"),
         PathSet => VmiTarget.File(GetUnresolvedProviderPathFromPSPath(Path!)) with { Cr3 = Cr3 },
+        QmpSet => VmiTarget.Socket(Qmp!.Contains('/', StringComparison.Ordinal) ? GetUnresolvedProviderPathFromPSPath(Qmp) : Qmp),
         _ => throw new PSNotSupportedException(ParameterSetName),
     };
 }

@@ -76,17 +76,20 @@ public sealed class FindVmiMemoryCommand : VmiMemoryCmdlet
         else if (Physical)
         {
             ulong end = (session.MaxGfn + 1) * session.PageSize;
+            if (session.Guest.StoredEnd is { } stored && stored < end && Address < end)
+            {
+                // An image may declare zero-filled memory far beyond what it stores (ELF p_memsz >> p_filesz): searching
+                // petabytes of zeros would take days, so the default range ends with the stored memory.
+                WriteWarning(string.Format(CultureInfo.CurrentCulture, Messages.SearchSkipsZeroFill, stored, end, end - stored));
+                end = stored;
+            }
+
             length = end > Address ? end - Address : 0;
         }
         else
         {
             ThrowTerminatingError(VmiErrors.InvalidArgument(Messages.RangeRequired, null));
             return;
-        }
-
-        if (length > 0 && Address + (length - 1) < Address)
-        {
-            ThrowTerminatingError(VmiErrors.InvalidArgument(string.Format(CultureInfo.CurrentCulture, Messages.RangeOverflow, Address, length), new Va(Address)));
         }
 
         var progress = new ProgressReporter(this, 2, Messages.ProgressFind);

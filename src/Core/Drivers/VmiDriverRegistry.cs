@@ -67,7 +67,11 @@ public sealed record VmiTarget
 }
 
 /// <summary>A driver opened for a target: the driver, a short name for the session, and what it is connected to.</summary>
-public sealed record VmiOpenedDriver(IVmiDriver Driver, string Name, string Source);
+public sealed record VmiOpenedDriver(IVmiDriver Driver, string Name, string Source)
+{
+    /// <summary>Something the user should know about the target as it was found (a domain left changed by an earlier session).</summary>
+    public string? Notice { get; init; }
+}
 
 /// <summary>One domain of a hypervisor on this host.</summary>
 public sealed record VmiDomainInfo(string Hypervisor, uint Id, string Name, int VcpuCount, ulong MemoryBytes, string State, bool CanIntrospect);

@@ -89,6 +89,9 @@ public sealed class VmiGuest : IDisposable
     public T? GetDriver<T>()
         where T : class, IVmiDriver => _driver as T;
 
+    /// <summary>Where the memory an image stores ends (it may declare zero-filled memory beyond); null for live guests.</summary>
+    public ulong? StoredEnd => _driver is IVmiStoredExtent s ? s.StoredEnd.Value : null;
+
     /// <summary>Cancelled when the guest starts closing.</summary>
     public CancellationToken Closing => _closing.Token;
 
@@ -334,6 +337,25 @@ public sealed class VmiGuest : IDisposable
 
     public void InjectInterrupt(VcpuId vcpu, Interrupt interrupt) => Locked(c => c.InjectInterrupt(vcpu, interrupt));
 
+    /// <summary>Sets a breakpoint owned by the hypervisor side (see <see cref="IVmiBreakpoints"/>).</summary>
+    public VmiBreakpoint SetBreakpoint(BreakpointRequest request) => Locked(c => BreakpointsOf(c, change: true).SetBreakpoint(request));
+
+    /// <summary>Removes a breakpoint; false when there is none with this id.</summary>
+    public bool RemoveBreakpoint(int id) => Locked(c => BreakpointsOf(c, change: true).RemoveBreakpoint(id));
+
+    /// <summary>The breakpoints set and not removed, with their hit counts.</summary>
+    public IReadOnlyList<VmiBreakpoint> Breakpoints => Locked(c => BreakpointsOf(c, change: false).Breakpoints.ToArray());
+
+    private IVmiBreakpoints BreakpointsOf(VmiCore core, bool change)
+    {
+        if (_driver is not IVmiBreakpoints breakpoints)
+        {
+            return core.Breakpoints(); // throws the driver's "not supported"
+        }
+
+        return change && IsReadOnly ? throw new GuestReadOnlyException(_driver.Name, VmiCapability.VmControl) : breakpoints;
+    }
+
     // ---------------------------------------------------------------- caches
 
     public CacheStatistics GfnCacheStatistics => Locked(c => c.GfnCacheStatistics);
@@ -488,8 +510,8 @@ public sealed class VmiGuest : IDisposable
     // ---------------------------------------------------------------- long operations
 
     /// <summary>
-    /// Searches <paramref name="length"/> bytes from <paramref name="start"/> for <paramref name="pattern"/>, page by page
-    /// (one lock round each), yielding hits as found. Unreadable pages are skipped; nothing matches across them.
+    /// Searches <paramref name="length"/> bytes from <paramref name="start"/> for <paramref name="pattern"/>, chunk by chunk
+    /// (<see cref="MemorySearch"/>: one lock hold each), yielding hits as found. Unreadable pages are skipped; nothing matches across them.
     /// </summary>
     public IEnumerable<SearchHit> Search(AccessContext start, ulong length, BytePattern pattern, int maxHits = int.MaxValue,
         IProgress<VmiProgress>? progress = null, CancellationToken cancellationToken = default)
@@ -503,46 +525,24 @@ public sealed class VmiGuest : IDisposable
     private IEnumerable<SearchHit> SearchIterator(AccessContext start, ulong length, BytePattern pattern, int maxHits,
         IProgress<VmiProgress>? progress, CancellationToken cancellationToken)
     {
-        int pageSize = (int)Info.PageSize;
-        int keep = pattern.Length - 1;
-
-        // window = the tail of the previous readable page (up to keep bytes) followed by the current page.
-        byte[] window = new byte[keep + pageSize];
-        int carried = 0;
-        ulong carriedFrom = 0;
-        int hits = 0;
-        ulong done = 0;
-        while (done < length && hits < maxHits)
+        var search = new MemorySearch(pattern, start, length) { MaxHits = maxHits };
+        var hits = new List<SearchHit>();
+        while (!search.Completed)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            ulong address = start.Address + done;
-            int offset = (int)(address & (ulong)(pageSize - 1));
-            int chunk = (int)Math.Min((ulong)(pageSize - offset), length - done);
-            ReadResult r = Read(new AccessContext(address, start.Mechanism), window.AsSpan(carried, chunk), ReadMode.UntilFault);
-            if (r.BytesRead != chunk)
+            hits.Clear();
+            lock (_gate)
             {
-                carried = 0; // nothing matches across an unreadable page
-            }
-            else
-            {
-                int total = carried + chunk;
-                ulong windowStart = carried > 0 ? carriedFrom : address;
-                for (int at = pattern.IndexOf(window.AsSpan(0, total), 0); at >= 0 && hits < maxHits;
-                     at = at + 1 <= total - pattern.Length ? pattern.IndexOf(window.AsSpan(0, total), at + 1) : -1)
-                {
-                    hits++;
-                    yield return new SearchHit(windowStart + (ulong)at, window.AsSpan(at, pattern.Length).ToArray());
-                }
-
-                // Keep the last keep bytes: a match may start there and end in the next page.
-                int tail = Math.Min(keep, total);
-                window.AsSpan(total - tail, tail).CopyTo(window);
-                carriedFrom = windowStart + (ulong)(total - tail);
-                carried = tail;
+                ThrowIfClosed();
+                search.Next(_core, hits); // one chunk: a streaming read and a scan, under one lock hold
             }
 
-            done += (ulong)chunk;
-            progress?.Report(new VmiProgress(done, length));
+            foreach (SearchHit hit in hits)
+            {
+                yield return hit;
+            }
+
+            progress?.Report(new VmiProgress(search.Done, length));
         }
     }
 
@@ -762,9 +762,6 @@ public readonly record struct StringRead(string Text, bool Truncated, int Limit)
 
 /// <summary>How far a long operation has got.</summary>
 public readonly record struct VmiProgress(ulong Done, ulong Total);
-
-/// <summary>One search hit: its address in the searched space and the bytes matched.</summary>
-public sealed record SearchHit(ulong Address, byte[] Bytes);
 
 /// <summary>One chunk of a chunked read: where it starts, its bytes, and the pages zero-filled in it.</summary>
 public sealed record MemoryChunk(ulong Address, byte[] Data, IReadOnlyList<ulong> ZeroFilledPages);
