@@ -14,6 +14,7 @@ public sealed class DriverRegistryTests
         Assert.Contains(providers, p => p.Name == "Mock" && p.Kinds == VmiTargetKinds.Builtin);
         Assert.Contains(providers, p => p.Name == "Dump" && p.Kinds == VmiTargetKinds.File);
         Assert.Contains(providers, p => p.Name == "Xen" && p.Kinds == VmiTargetKinds.Domain);
+        Assert.Contains(providers, p => p.Name == "Qemu" && p.Kinds == VmiTargetKinds.Socket);
     }
 
     [Fact]
@@ -24,6 +25,7 @@ public sealed class DriverRegistryTests
         Assert.Contains("Vmi.Core", referenced);
         Assert.DoesNotContain("Vmi.Xen", referenced);
         Assert.DoesNotContain("Vmi.Mock", referenced);
+        Assert.DoesNotContain("Vmi.Qemu", referenced);
     }
 
     [Fact]
@@ -44,25 +46,25 @@ public sealed class DriverRegistryTests
     [Fact]
     public void ANewKindOfTargetNeedsOnlyAProvider()
     {
-        VmiDriverException none = Assert.Throws<VmiDriverException>(() => VmiDriverRegistry.Open(VmiTarget.Socket("/run/demo.sock")));
-        Assert.Contains("No driver opens the socket /run/demo.sock", none.Message, StringComparison.Ordinal);
+        VmiDriverException none = Assert.Throws<VmiDriverException>(() => VmiDriverRegistry.Open(VmiTarget.Builtin("demo-test")));
+        Assert.Contains("No driver recognised the built-in guest 'demo-test'", none.Message, StringComparison.Ordinal);
 
-        VmiDriverRegistry.Register(new SocketProvider());
-        VmiOpenedDriver opened = VmiDriverRegistry.Open(VmiTarget.Socket("/run/demo.sock"));
+        VmiDriverRegistry.Register(new TestProvider());
+        VmiOpenedDriver opened = VmiDriverRegistry.Open(VmiTarget.Builtin("demo-test"));
         using (opened.Driver)
         {
-            Assert.Equal("demo over a socket", opened.Source);
+            Assert.Equal("a test provider's demo", opened.Source);
         }
     }
 
-    private sealed class SocketProvider : IVmiDriverProvider
+    private sealed class TestProvider : IVmiDriverProvider
     {
-        public string Name => "TestSocket";
+        public string Name => "Test";
 
-        public VmiTargetKinds Kinds => VmiTargetKinds.Socket;
+        public VmiTargetKinds Kinds => VmiTargetKinds.Builtin;
 
         public VmiOpenedDriver? TryOpen(VmiTarget target) =>
-            target.Path == "/run/demo.sock" ? new VmiOpenedDriver(DemoGuest.Create(), "demo", "demo over a socket") : null;
+            target.Name == "demo-test" ? new VmiOpenedDriver(DemoGuest.Create(), "demo", "a test provider's demo") : null;
 
         public IReadOnlyList<VmiDomainInfo> ListDomains() => [];
     }

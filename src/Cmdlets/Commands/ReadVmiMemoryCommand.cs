@@ -69,6 +69,11 @@ public sealed class ReadVmiMemoryCommand : VmiMemoryCmdlet
 
     private void ReadBytes(VmiSession session, long length)
     {
+        if (Address + (ulong)(length - 1) < Address)
+        {
+            throw new ArgumentOutOfRangeException(nameof(Length), string.Format(CultureInfo.CurrentCulture, Messages.RangeOverflow, Address, length));
+        }
+
         var progress = new ProgressReporter(this, 1, Messages.ProgressRead);
         var unreadable = new List<ulong>();
         try
