@@ -55,6 +55,16 @@ public abstract class VmiCmdlet : PSCmdlet, IDisposable
         {
             ThrowTerminatingError(VmiErrors.FromException(e, e.Session));
         }
+        catch (GuestClosedException)
+        {
+            VmiSession? s = Session ?? VmiSessionRegistry.Default;
+            ThrowTerminatingError(VmiErrors.FromException(s is null ? new VmiNoSessionException() : new VmiSessionClosedException(s), s));
+        }
+        catch (GuestReadOnlyException e)
+        {
+            // Nothing in a command that changes the guest can succeed on a read-only session.
+            ThrowTerminatingError(VmiErrors.FromException(e, Session ?? VmiSessionRegistry.Default));
+        }
         catch (OperationCanceledException) when (_stop.IsCancellationRequested)
         {
             throw new PipelineStoppedException();
@@ -68,59 +78,35 @@ public abstract class VmiCmdlet : PSCmdlet, IDisposable
     /// <summary>Writes a non-terminating error for one item.</summary>
     protected void WriteVmiError(Exception exception, object? target) => WriteError(VmiErrors.FromException(exception, target));
 
-    /// <summary>Refuses a change on a read-only session (a terminating error: nothing in the command could succeed).</summary>
-    protected void RequireWritable(VmiSession session, string operation)
+    /// <summary>The warning that names the pages a zero-fill read could not read (the first 16 of them).</summary>
+    protected void WriteZeroFilledWarning(IReadOnlyCollection<ulong> pages)
     {
-        if (session.ReadOnly)
+        if (pages.Count > 0)
         {
-            ThrowTerminatingError(VmiErrors.FromException(new VmiReadOnlyException(session, operation), session));
+            const int shown = 16;
+            string list = string.Join(", ", pages.Take(shown).Select(p => "0x" + p.ToString("x", CultureInfo.InvariantCulture)))
+                + (pages.Count > shown ? ", ..." : string.Empty);
+            WriteWarning(string.Format(CultureInfo.CurrentCulture, Messages.ZeroFilled, pages.Count, list));
         }
     }
 
     /// <summary>True for the exceptions that describe one bad item (an address, a frame, a vCPU) rather than a broken command.</summary>
     protected static bool IsItemError(Exception e) =>
         e is VmiException or ArgumentException or FormatException or OverflowException or InvalidOperationException or NotSupportedException
-        && e is not VmiSessionClosedException;
+        && e is not (VmiSessionClosedException or GuestClosedException or GuestReadOnlyException);
 
     /// <summary>The target text ShouldProcess shows: the guest and what is changed.</summary>
     protected static string Target(VmiSession session, string what) =>
         string.Format(CultureInfo.InvariantCulture, "{0} (session {1}): {2}", session.Name, session.Id, what);
 
     /// <summary>
-    /// The access context for an address: physical, or virtual under <paramref name="cr3"/> (flag bits masked for the
-    /// session's paging mode) or under the CR3 of <paramref name="vcpu"/> (vCPU 0 by default).
-    /// </summary>
-    internal static AccessContext BuildContext(VmiCore core, VmiSession session, ulong address, bool physical, ulong? cr3, ushort? vcpu)
-    {
-        if (physical)
-        {
-            return AccessContext.Direct(new Pa(address));
-        }
-
-        return new AccessContext(address, TranslationMechanism.Paging(ResolveRoot(core, session, cr3, vcpu)));
-    }
-
-    internal static Pa ResolveRoot(VmiCore core, VmiSession session, ulong? cr3, ushort? vcpu)
-    {
-        if (cr3 is { } c)
-        {
-            return Amd64.RootFromCr3(c, core.PagingMode);
-        }
-
-        if (!core.Supports(VmiCapability.QueryRegisters))
-        {
-            throw new VmiNoTranslationRootException(session);
-        }
-
-        return core.GetTranslationRoot(new VcpuId(vcpu ?? 0));
-    }
-
-    /// <summary>
     /// Reports a long operation's progress (call on the pipeline thread). Operations of at least
     /// <see cref="ProgressThreshold"/> bytes show progress from their first step, then a few times a second.
     /// </summary>
-    protected sealed class ProgressReporter(Cmdlet cmdlet, int activityId, string activity) : IProgress<(ulong Done, ulong Total)>
+    protected sealed class ProgressReporter(Cmdlet cmdlet, int activityId, string activity) : IProgress<(ulong Done, ulong Total)>, IProgress<VmiProgress>
     {
+        public void Report(VmiProgress value) => Report((value.Done, value.Total));
+
         public const ulong ProgressThreshold = 1 << 20;
 
         private long _last;

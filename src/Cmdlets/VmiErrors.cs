@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using Vmi.Core;
+using Vmi.Core.Drivers;
 
 namespace Vmi.PowerShell;
 
@@ -27,11 +28,12 @@ public static class VmiErrors
         VmiNoSessionException => (VmiErrorIds.NoSession, ErrorCategory.ResourceUnavailable),
         VmiSessionClosedException => (VmiErrorIds.SessionClosed, ErrorCategory.ResourceUnavailable),
         VmiSessionNotFoundException => (VmiErrorIds.SessionNotFound, ErrorCategory.ObjectNotFound),
-        VmiReadOnlyException => (VmiErrorIds.ReadOnly, ErrorCategory.PermissionDenied),
+        GuestReadOnlyException => (VmiErrorIds.ReadOnly, ErrorCategory.PermissionDenied),
+        GuestClosedException => (VmiErrorIds.SessionClosed, ErrorCategory.ResourceUnavailable),
         PageFaultException => (VmiErrorIds.PageFault, ErrorCategory.ReadError),
         GfnNotPresentException => (VmiErrorIds.GfnNotPresent, ErrorCategory.ReadError),
         NonCanonicalAddressException => (VmiErrorIds.NonCanonical, ErrorCategory.InvalidArgument),
-        RootNotPresentException or VmiNoTranslationRootException => (VmiErrorIds.RootNotPresent, ErrorCategory.InvalidArgument),
+        RootNotPresentException or VmiNoTranslationRootException or NoTranslationRootException => (VmiErrorIds.RootNotPresent, ErrorCategory.InvalidArgument),
         InvalidAddressWidthException => (VmiErrorIds.InvalidAddressWidth, ErrorCategory.InvalidArgument),
         CapabilityNotSupportedException => (VmiErrorIds.NotSupported, ErrorCategory.NotImplemented),
         VcpuNotFoundException => (VmiErrorIds.VcpuNotFound, ErrorCategory.ObjectNotFound),
@@ -39,7 +41,7 @@ public static class VmiErrors
         VmiFormatException => (VmiErrorIds.FormatError, ErrorCategory.InvalidData),
         Vmi.Os.Linux.LinuxIntrospectionException => (VmiErrorIds.OsNotRecognized, ErrorCategory.InvalidData),
         VmiSymbolNotFoundException => (VmiErrorIds.SymbolNotFound, ErrorCategory.ObjectNotFound),
-        VmiXenUnavailableException => (VmiErrorIds.XenUnavailable, ErrorCategory.ResourceUnavailable),
+        VmiDriverUnavailableException u => ("Vmi." + u.DriverName + "Unavailable", ErrorCategory.ResourceUnavailable),
         VmiDriverException => (VmiErrorIds.DriverError, ErrorCategory.DeviceError),
         NotSupportedException => (VmiErrorIds.NotSupported, ErrorCategory.NotImplemented),
         ObjectDisposedException => (VmiErrorIds.SessionClosed, ErrorCategory.ResourceUnavailable),

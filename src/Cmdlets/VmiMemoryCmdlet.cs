@@ -24,15 +24,34 @@ public abstract class VmiMemoryCmdlet : VmiCmdlet
     [ArgumentCompleter(typeof(VmiVcpuCompleter))]
     public ushort? Vcpu { get; set; }
 
-    /// <summary>The access context for <paramref name="address"/> in this record's address space.</summary>
-    private protected AccessContext Context(VmiCore core, VmiSession session, ulong address)
+    /// <summary>The address space this record names.</summary>
+    private protected AddressSpace Space
     {
-        if (Physical && Cr3 is not null)
+        get
         {
-            throw new ArgumentException("-Physical and -Cr3 cannot be used together: -Physical reads guest physical memory, -Cr3 translates virtual addresses. Drop one of them.");
-        }
+            if (Physical && Cr3 is not null)
+            {
+                throw new ArgumentException("-Physical and -Cr3 cannot be used together: -Physical reads guest physical memory, -Cr3 translates virtual addresses. Drop one of them.");
+            }
 
-        return BuildContext(core, session, address, Physical, Cr3, Vcpu);
+            return Physical ? AddressSpace.Physical : AddressSpace.Virtual(Cr3, Vcpu);
+        }
+    }
+
+    /// <summary>The access context for <paramref name="address"/> in this record's address space.</summary>
+    private protected AccessContext Context(VmiSession session, ulong address) => ContextFor(session, Space, address);
+
+    /// <summary>The access context of <paramref name="address"/> in <paramref name="space"/>; a missing root names the parameters that give one.</summary>
+    internal static AccessContext ContextFor(VmiSession session, AddressSpace space, ulong address)
+    {
+        try
+        {
+            return session.Guest.ContextFor(space, address);
+        }
+        catch (NoTranslationRootException e)
+        {
+            throw new VmiNoTranslationRootException(session, e);
+        }
     }
 
     /// <summary>The target object of errors and ShouldProcess: the address, typed (Va prints as hex).</summary>

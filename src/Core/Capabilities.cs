@@ -29,6 +29,13 @@ public interface IVmiDriver : IDisposable
     VmiInfo Info { get; }
 }
 
+/// <summary>A memory image that stores less than it declares (the rest reads as zeros).</summary>
+public interface IVmiStoredExtent
+{
+    /// <summary>The end of the last range the image stores.</summary>
+    Pa StoredEnd { get; }
+}
+
 /// <summary>Reading guest frames. The one primitive every read is built on.</summary>
 public interface IVmiRead
 {
@@ -98,9 +105,40 @@ public interface IVmiViewControl
     void ResetViewGfn(View view, Gfn gfn);
 }
 
-/// <summary>Answers one event. Runs on the thread that called <see cref="IVmiEventControl.WaitForEvents"/>.</summary>
+/// <summary>Answers one event (see <see cref="VmiEventControlExtensions.WaitForEvents"/>).</summary>
 public delegate VmiEventResponse VmiEventHandler(VmiEvent vmiEvent);
 
+/// <summary>
+/// An event a driver has handed out and that is not answered yet: its vCPU waits until it is. Answered exactly
+/// once, through <see cref="IVmiEventControl.Answer"/> or <see cref="IVmiEventControl.Release"/>.
+/// </summary>
+public sealed class VmiPendingEvent
+{
+    private int _answered;
+
+    /// <param name="vmiEvent">The event as the engine shows it.</param>
+    /// <param name="driverState">What the driver needs to answer it (e.g. the ring request it came from).</param>
+    public VmiPendingEvent(VmiEvent vmiEvent, object? driverState = null)
+    {
+        ArgumentNullException.ThrowIfNull(vmiEvent);
+        Event = vmiEvent;
+        DriverState = driverState;
+    }
+
+    public VmiEvent Event { get; }
+
+    public object? DriverState { get; }
+
+    public bool IsAnswered => Volatile.Read(ref _answered) != 0;
+
+    /// <summary>Marks the event answered; false when it already was (a driver then does nothing).</summary>
+    public bool TryMarkAnswered() => Interlocked.Exchange(ref _answered, 1) == 0;
+}
+
+/// <summary>
+/// Events in two phases: take them (the vCPUs wait), then answer each. Nothing runs while a driver call is in
+/// progress, so no caller ever holds a lock while someone else's code runs.
+/// </summary>
 public interface IVmiEventControl
 {
     void EnableMonitor(EventMonitor monitor);
@@ -110,18 +148,95 @@ public interface IVmiEventControl
     /// <summary>The monitors enabled through this driver and not yet disabled.</summary>
     IReadOnlyCollection<EventMonitor> EnabledMonitors { get; }
 
-    /// <summary>Events waiting to be handled.</summary>
+    /// <summary>Events waiting to be taken.</summary>
     int EventsPending { get; }
 
     /// <summary>
-    /// Waits up to <paramref name="timeout"/> for events and hands at most <paramref name="maxEvents"/> pending
-    /// ones to <paramref name="handler"/>, answering each with the handler's response; returns how many were
-    /// handled (0 on timeout or cancellation). Events beyond <paramref name="maxEvents"/> are not taken: they stay
-    /// pending, unanswered, for the next wait. If the handler throws, or <paramref name="cancellationToken"/>
-    /// fires, every event already taken is answered (with <see cref="VmiEventResponse.Continue"/> where the
-    /// handler gave no answer) before this returns or rethrows: no vCPU is left waiting.
+    /// Blocks until events may be pending, <paramref name="timeout"/> passes (<see cref="Timeout.InfiniteTimeSpan"/>:
+    /// never) or <paramref name="cancellationToken"/> fires; true when events are pending. The one member that
+    /// blocks: it is safe to call at the same time as any other member, so the caller need not serialise it.
     /// </summary>
-    int WaitForEvents(TimeSpan timeout, int maxEvents, VmiEventHandler handler, CancellationToken cancellationToken = default);
+    bool WaitForPending(TimeSpan timeout, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Takes at most <paramref name="maxEvents"/> pending events without blocking (none: an empty list). Their vCPUs
+    /// wait until each is answered or released; the events not taken stay pending.
+    /// </summary>
+    IReadOnlyList<VmiPendingEvent> TakeEvents(int maxEvents);
+
+    /// <summary>
+    /// Answers a taken event with <paramref name="response"/> (already validated). An answered event is ignored.
+    /// When the response cannot be carried out the event is released instead and the error thrown.
+    /// </summary>
+    void Answer(VmiPendingEvent pending, VmiEventResponse response);
+
+    /// <summary>Lets a taken event's vCPU go on as if nothing had intercepted it: nobody answered it. An answered event is ignored.</summary>
+    void Release(VmiPendingEvent pending);
+}
+
+/// <summary>The one-call event loop built on the two phases, for code that owns its driver outright.</summary>
+public static class VmiEventControlExtensions
+{
+    /// <summary>
+    /// Waits up to <paramref name="timeout"/> for events, takes at most <paramref name="maxEvents"/> and answers each with
+    /// <paramref name="handler"/>'s response (validated; null is Continue). If the handler throws, its response is invalid,
+    /// or <paramref name="cancellationToken"/> fires, every event taken and not answered is released before this returns
+    /// or rethrows. Returns how many the handler answered.
+    /// </summary>
+    public static int WaitForEvents(this IVmiEventControl events, TimeSpan timeout, int maxEvents, VmiEventHandler handler, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(events);
+        ArgumentNullException.ThrowIfNull(handler);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxEvents, 1);
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return 0;
+        }
+
+        IReadOnlyList<VmiPendingEvent> taken = events.TakeEvents(maxEvents);
+        if (taken.Count == 0)
+        {
+            if (!events.WaitForPending(timeout, cancellationToken) || cancellationToken.IsCancellationRequested)
+            {
+                return 0;
+            }
+
+            taken = events.TakeEvents(maxEvents);
+        }
+
+        int handled = 0;
+        try
+        {
+            foreach (VmiPendingEvent pending in taken)
+            {
+                if (cancellationToken.IsCancellationRequested)
+                {
+                    break;
+                }
+
+                VmiEventResponse response = handler(pending.Event) ?? VmiEventResponse.Continue;
+                response.Validate();
+                events.Answer(pending, response);
+                handled++;
+            }
+        }
+        finally
+        {
+            foreach (VmiPendingEvent pending in taken)
+            {
+                if (!pending.IsAnswered)
+                {
+                    events.Release(pending);
+                }
+            }
+        }
+
+        return handled;
+    }
+
+    /// <inheritdoc cref="WaitForEvents(IVmiEventControl, TimeSpan, int, VmiEventHandler, CancellationToken)"/>
+    public static int WaitForEvents(this IVmiEventControl events, TimeSpan timeout, VmiEventHandler handler, CancellationToken cancellationToken = default) =>
+        WaitForEvents(events, timeout, int.MaxValue, handler, cancellationToken);
 }
 
 public interface IVmiVmControl

@@ -85,7 +85,7 @@ public sealed class CapabilityNotSupportedException(string driverName, VmiCapabi
 
     public VmiCapability Capability { get; } = capability;
 
-    private static string Describe(VmiCapability c) => c switch
+    internal static string Describe(VmiCapability c) => c switch
     {
         VmiCapability.Read => "reading memory",
         VmiCapability.Write => "writing memory",
@@ -101,7 +101,7 @@ public sealed class CapabilityNotSupportedException(string driverName, VmiCapabi
 }
 
 public sealed class ViewNotFoundException(View view)
-    : VmiException($"View {view} does not exist: create one with New-VmiView (IVmiViewControl.CreateView) first.")
+    : VmiException($"View {view} does not exist: create a view first (IVmiViewControl.CreateView) and use the number it returns.")
 {
     public View View { get; } = view;
 }
@@ -131,4 +131,13 @@ public sealed class VmiFormatException(string message, string? source = null, lo
     public string? SourceName { get; } = source;
 
     public long Offset { get; } = offset;
+}
+
+/// <summary>The one place a failed translation becomes an exception.</summary>
+public static class TranslationFault
+{
+    /// <summary>The exception for <paramref name="result"/>, a failed translation of <paramref name="va"/> under <paramref name="root"/>.</summary>
+    public static VmiException ToException(Va va, Pa root, PagingMode mode, in TranslationResult result) => result.Fault == WalkFaultKind.NonCanonical
+        ? new NonCanonicalAddressException(va, mode)
+        : new PageFaultException(va, root, result.FaultLevel, result.Fault);
 }

@@ -69,7 +69,7 @@ public sealed partial class VmiCore : IDisposable
     {
         ArgumentNullException.ThrowIfNull(driver);
         _driver = driver;
-        _read = driver as IVmiRead;
+        _read = driver is ReadOnlyDriver ro && !ro.InnerSupports(VmiCapability.Read) ? null : driver as IVmiRead;
         _write = driver as IVmiWrite;
         _direct = driver as IVmiDirectMemory;
         Info = driver.Info;
@@ -195,7 +195,7 @@ public sealed partial class VmiCore : IDisposable
     /// <summary>Fills whichever of the paging mode and features is not known yet from vCPU 0's registers (one query).</summary>
     private void DetectPaging()
     {
-        Registers? registers = _driver is IVmiQueryRegisters q ? q.GetRegisters(new VcpuId(0)) : null;
+        Registers? registers = Supports(VmiCapability.QueryRegisters) ? ((IVmiQueryRegisters)_driver).GetRegisters(new VcpuId(0)) : null;
         _pagingMode ??= registers?.PagingMode ?? PagingMode.Ia32e;
         _pagingFeatures ??= FeaturesOf(registers);
     }
@@ -215,6 +215,7 @@ public sealed partial class VmiCore : IDisposable
 
     public bool Supports(VmiCapability capability) => capability switch
     {
+        _ when _driver is ReadOnlyDriver ro => capability is VmiCapability.Read or VmiCapability.QueryProtection or VmiCapability.QueryRegisters && ro.InnerSupports(capability),
         VmiCapability.Read => _read is not null,
         VmiCapability.Write => _write is not null,
         VmiCapability.QueryProtection => _driver is IVmiQueryProtection,
@@ -312,7 +313,7 @@ public sealed partial class VmiCore : IDisposable
     private bool TryGetPageSlow(ulong gfn, [NotNullWhen(true)] out MappedPage? page)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        IVmiRead read = _read ?? throw new CapabilityNotSupportedException(_driver.Name, VmiCapability.Read);
+        IVmiRead read = _read ?? throw Missing(VmiCapability.Read);
         if (gfn > Info.MaxGfn.Value || !read.TryMapPage(new Gfn(gfn), out page))
         {
             page = null;
@@ -527,15 +528,8 @@ public sealed partial class VmiCore : IDisposable
     }
 
     [DoesNotReturn]
-    private void ThrowTranslationFault(AddressContext ctx, TranslationResult r)
-    {
-        if (r.Fault == WalkFaultKind.NonCanonical)
-        {
-            throw new NonCanonicalAddressException(ctx.Va, ctx.Mode ?? PagingMode);
-        }
-
-        throw new PageFaultException(ctx.Va, ctx.Root, r.FaultLevel, r.Fault);
-    }
+    private void ThrowTranslationFault(AddressContext ctx, TranslationResult r) =>
+        throw TranslationFault.ToException(ctx.Va, ctx.Root, ctx.Mode ?? PagingMode, r);
 
     /// <summary>Resolves one address to its frame: false (with no throw) when unreachable.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -854,7 +848,7 @@ public sealed partial class VmiCore : IDisposable
     public void Write(AccessContext ctx, ReadOnlySpan<byte> data)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        IVmiWrite write = _write ?? throw new CapabilityNotSupportedException(_driver.Name, VmiCapability.Write);
+        IVmiWrite write = _write ?? throw Missing(VmiCapability.Write);
         CheckRange(ctx.Address, data.Length);
 
         // Resolve all frames first, so that a fault leaves memory untouched.
@@ -950,8 +944,14 @@ public sealed partial class VmiCore : IDisposable
         where T : class
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        return _driver as T ?? throw new CapabilityNotSupportedException(_driver.Name, capability);
+        return _driver as T ?? throw Missing(capability);
     }
+
+    /// <summary>The one place a missing capability becomes an error: read-only (the driver has it, the guest refuses it) or unsupported.</summary>
+    private VmiException Missing(VmiCapability capability) =>
+        _driver is ReadOnlyDriver ro && ro.InnerSupports(capability)
+            ? new GuestReadOnlyException(ro.Name, capability)
+            : new CapabilityNotSupportedException(_driver.Name, capability);
 
     private void CheckVcpu(VcpuId vcpu)
     {
@@ -974,6 +974,9 @@ public sealed partial class VmiCore : IDisposable
         var s = Require<IVmiSetRegisters>(VmiCapability.SetRegisters);
         CheckVcpu(vcpu);
         s.SetRegisters(vcpu, registers);
+
+        // The one rule for register writes: cached translations are keyed by root and paging mode, so a new CR3 or
+        // mode on any vCPU leaves them valid; only vCPU 0's CR4.PSE / EFER.NXE (the features every walk uses) matter.
         if (vcpu.Value == 0)
         {
             if (!_pagingModeSet)
@@ -1044,25 +1047,41 @@ public sealed partial class VmiCore : IDisposable
 
     public int EventsPending => Require<IVmiEventControl>(VmiCapability.EventControl).EventsPending;
 
-    /// <summary>
-    /// Waits for events and answers each with <paramref name="handler"/>'s response (validated first).
-    /// An invalid response or a throwing handler still leaves no vCPU waiting: the driver answers and rethrows.
-    /// </summary>
-    public int WaitForEvents(TimeSpan timeout, VmiEventHandler handler, CancellationToken cancellationToken = default) =>
-        WaitForEvents(timeout, int.MaxValue, handler, cancellationToken);
+    /// <summary>Blocks until events may be pending (see <see cref="IVmiEventControl.WaitForPending"/>); safe without the caller's lock.</summary>
+    public bool WaitForPendingEvents(TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        Require<IVmiEventControl>(VmiCapability.EventControl).WaitForPending(timeout, cancellationToken);
 
-    /// <summary>As <see cref="WaitForEvents(TimeSpan, VmiEventHandler, CancellationToken)"/>, taking at most <paramref name="maxEvents"/>; the rest stay pending.</summary>
-    public int WaitForEvents(TimeSpan timeout, int maxEvents, VmiEventHandler handler, CancellationToken cancellationToken = default)
+    /// <summary>Takes at most <paramref name="maxEvents"/> pending events without blocking; their vCPUs wait for the answers.</summary>
+    public IReadOnlyList<VmiPendingEvent> TakeEvents(int maxEvents)
     {
-        ArgumentNullException.ThrowIfNull(handler);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxEvents, 1);
+        return Require<IVmiEventControl>(VmiCapability.EventControl).TakeEvents(maxEvents);
+    }
+
+    /// <summary>Answers a taken event (the response is validated first; an invalid one releases the event and throws).</summary>
+    public void AnswerEvent(VmiPendingEvent pending, VmiEventResponse? response)
+    {
+        ArgumentNullException.ThrowIfNull(pending);
         var events = Require<IVmiEventControl>(VmiCapability.EventControl);
-        return events.WaitForEvents(timeout, maxEvents, e =>
+        response ??= VmiEventResponse.Continue;
+        try
         {
-            VmiEventResponse response = handler(e) ?? VmiEventResponse.Continue;
             response.Validate();
-            return response;
-        }, cancellationToken);
+        }
+        catch
+        {
+            events.Release(pending);
+            throw;
+        }
+
+        events.Answer(pending, response); // general-purpose registers only: no translation depends on them
+    }
+
+    /// <summary>Lets a taken event's vCPU go on unanswered (Continue).</summary>
+    public void ReleaseEvent(VmiPendingEvent pending)
+    {
+        ArgumentNullException.ThrowIfNull(pending);
+        Require<IVmiEventControl>(VmiCapability.EventControl).Release(pending);
     }
 
     public void Pause() => Require<IVmiVmControl>(VmiCapability.VmControl).Pause();

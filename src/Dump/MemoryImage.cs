@@ -65,7 +65,7 @@ public sealed record MemoryImageOptions
 /// kdump pages decompressed into pooled buffers. Registers come from the image where it carries
 /// them, so virtual addresses translate with no extra input.
 /// </summary>
-public class MemoryImage : IVmiDriver, IVmiRead, IVmcoreinfoSource
+public class MemoryImage : IVmiDriver, IVmiRead, IVmcoreinfoSource, IVmiStoredExtent
 {
     private readonly ImageSource _source;
     private readonly Registers[] _registers;

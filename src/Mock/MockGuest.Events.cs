@@ -93,49 +93,38 @@ public sealed partial class MockGuest
     }
 
     /// <summary>
-    /// Waits up to <paramref name="timeout"/> (<see cref="Timeout.InfiniteTimeSpan"/> for ever, zero to poll) for
-    /// events, takes every event in the ring (at most <paramref name="maxEvents"/>: the rest stay in the ring) and hands each to <paramref name="handler"/> in ring order,
-    /// answering it at once. Returns how many the handler answered (0 on timeout or cancellation). If the
-    /// handler throws or gives an invalid response (see <see cref="VmiEventResponse.Validate"/>, or a view that
-    /// does not exist), that event and every other taken one are answered with Continue, then the exception is
-    /// rethrown. If <paramref name="cancellationToken"/> fires, the events not yet handled are answered with Continue.
+    /// Blocks until the ring holds events, <paramref name="timeout"/> passes (<see cref="Timeout.InfiniteTimeSpan"/> for
+    /// ever, zero to poll) or <paramref name="cancellationToken"/> fires; true when events are pending.
     /// </summary>
-    public int WaitForEvents(TimeSpan timeout, VmiEventHandler handler, CancellationToken cancellationToken = default) =>
-        WaitForEvents(timeout, int.MaxValue, handler, cancellationToken);
-
-    /// <inheritdoc cref="WaitForEvents(TimeSpan, VmiEventHandler, CancellationToken)"/>
-    public int WaitForEvents(TimeSpan timeout, int maxEvents, VmiEventHandler handler, CancellationToken cancellationToken = default)
+    public bool WaitForPending(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(handler);
-        ArgumentOutOfRangeException.ThrowIfLessThan(maxEvents, 1);
         if (timeout < TimeSpan.Zero && timeout != Timeout.InfiniteTimeSpan)
         {
             throw new ArgumentOutOfRangeException(nameof(timeout), timeout, "A timeout is zero (poll), positive, or Timeout.InfiniteTimeSpan.");
         }
 
-        List<PendingEvent> taken;
         using (cancellationToken.Register(static s => ((MockGuest)s!).Wake(), this))
         {
             lock (_gate)
             {
-                Enter(MockOperation.WaitForEvents, timeout);
                 PumpLocked();
                 long start = Environment.TickCount64;
                 while (_ring.Count == 0)
                 {
                     if (cancellationToken.IsCancellationRequested)
                     {
-                        return 0;
+                        return false;
                     }
 
                     ObjectDisposedException.ThrowIf(_disposed, this);
+
                     int wait = Timeout.Infinite;
                     if (timeout != Timeout.InfiniteTimeSpan)
                     {
                         double remaining = timeout.TotalMilliseconds - (Environment.TickCount64 - start);
                         if (remaining <= 0)
                         {
-                            return 0;
+                            return false;
                         }
 
                         wait = (int)Math.Min(Math.Ceiling(remaining), int.MaxValue - 1);
@@ -144,60 +133,82 @@ public sealed partial class MockGuest
                     Monitor.Wait(_gate, wait);
                 }
 
-                if (cancellationToken.IsCancellationRequested)
-                {
-                    return 0; // cancelled before anything was taken: the events stay in the ring
-                }
-
-                taken = new List<PendingEvent>(Math.Min(maxEvents, _ring.Count));
-                while (taken.Count < maxEvents && _ring.TryDequeue(out PendingEvent? next))
-                {
-                    taken.Add(next);
-                }
+                return true;
             }
         }
-
-        int handled = 0;
-        int i = 0;
-        try
-        {
-            for (; i < taken.Count && !cancellationToken.IsCancellationRequested; i++)
-            {
-                VmiEventResponse response = handler(taken[i].Event) ?? VmiEventResponse.Continue;
-                lock (_gate)
-                {
-                    response.Validate();
-                    if (response.View is { } view && !_views.ContainsKey(view.Value))
-                    {
-                        throw new ViewNotFoundException(view);
-                    }
-
-                    AnswerLocked(taken[i], response, MockAnswerSource.Handler);
-                }
-
-                handled++;
-            }
-        }
-        catch
-        {
-            AnswerRest(taken, i);
-            throw;
-        }
-
-        AnswerRest(taken, i);
-        return handled;
     }
 
-    private void AnswerRest(List<PendingEvent> taken, int from)
+    /// <summary>Takes at most <paramref name="maxEvents"/> events from the ring, in ring order; their vCPUs stay blocked until answered.</summary>
+    public IReadOnlyList<VmiPendingEvent> TakeEvents(int maxEvents)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxEvents, 1);
         lock (_gate)
         {
-            for (int j = from; j < taken.Count; j++)
+            Enter(MockOperation.WaitForEvents, maxEvents);
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            PumpLocked();
+            var taken = new List<VmiPendingEvent>(Math.Min(maxEvents, _ring.Count));
+            while (taken.Count < maxEvents && _ring.TryDequeue(out PendingEvent? next))
             {
-                AnswerLocked(taken[j], VmiEventResponse.Continue, MockAnswerSource.Fallback);
+                taken.Add(new VmiPendingEvent(next.Event, next));
+            }
+
+            return taken;
+        }
+    }
+
+    /// <summary>
+    /// Answers a taken event (recorded as <see cref="MockAnswerSource.Handler"/>). An invalid response (see
+    /// <see cref="VmiEventResponse.Validate"/>, or a view that does not exist) releases the event and throws.
+    /// </summary>
+    public void Answer(VmiPendingEvent pending, VmiEventResponse response)
+    {
+        ArgumentNullException.ThrowIfNull(pending);
+        ArgumentNullException.ThrowIfNull(response);
+        PendingEvent mine = Own(pending);
+        lock (_gate)
+        {
+            try
+            {
+                response.Validate();
+                if (response.View is { } view && !_views.ContainsKey(view.Value))
+                {
+                    throw new ViewNotFoundException(view);
+                }
+            }
+            catch
+            {
+                if (pending.TryMarkAnswered())
+                {
+                    AnswerLocked(mine, VmiEventResponse.Continue, MockAnswerSource.Fallback);
+                }
+
+                throw;
+            }
+
+            if (pending.TryMarkAnswered())
+            {
+                AnswerLocked(mine, response, MockAnswerSource.Handler);
             }
         }
     }
+
+    /// <summary>Lets a taken event's vCPU go on with Continue (recorded as <see cref="MockAnswerSource.Fallback"/>).</summary>
+    public void Release(VmiPendingEvent pending)
+    {
+        ArgumentNullException.ThrowIfNull(pending);
+        PendingEvent mine = Own(pending);
+        lock (_gate)
+        {
+            if (pending.TryMarkAnswered())
+            {
+                AnswerLocked(mine, VmiEventResponse.Continue, MockAnswerSource.Fallback);
+            }
+        }
+    }
+
+    private static PendingEvent Own(VmiPendingEvent pending) =>
+        pending.DriverState as PendingEvent ?? throw new ArgumentException("The event was not taken from this mock guest.", nameof(pending));
 
     private void Wake()
     {

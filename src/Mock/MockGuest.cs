@@ -16,7 +16,7 @@ namespace Vmi.Mock;
 /// <item>Views: view 0 always exists with RWX unless set. <see cref="CreateView"/> makes views 1 to 9 whose
 /// frames all start with the given access; <see cref="SwitchToView"/> moves every vCPU (as Xen's domain-wide
 /// switch does); an event response moves one vCPU. A view some vCPU is in cannot be destroyed.</item>
-/// <item>Events behave like a hypervisor ring: see <see cref="Raise"/> and <see cref="WaitForEvents"/>.</item>
+/// <item>Events behave like a hypervisor ring: see <see cref="Raise"/> and <see cref="TakeEvents"/>.</item>
 /// <item>Every capability call is logged in <see cref="Calls"/>; <see cref="FailNext"/> makes the next matching call throw.</item>
 /// </list>
 /// Thread-safe: one thread may wait for events while others raise them or use the other capabilities.
@@ -427,7 +427,7 @@ public sealed partial class MockGuest :
                 }
             }
 
-            throw new VmiException($"All {MaxViews - 1} views are in use: remove one (Remove-VmiView) before creating another.");
+            throw new VmiException($"All {MaxViews - 1} views are in use: destroy one before creating another.");
         }
     }
 
@@ -446,7 +446,7 @@ public sealed partial class MockGuest :
             {
                 if (v.View == view)
                 {
-                    throw new VmiException($"View {view} is in use by a vCPU: switch to another view (Switch-VmiView 0) before removing it.");
+                    throw new VmiException($"View {view} is in use by a vCPU: switch its vCPUs to another view (view 0) before destroying it.");
                 }
             }
 
@@ -477,7 +477,7 @@ public sealed partial class MockGuest :
             Enter(MockOperation.ChangeViewGfn, view, oldGfn, newGfn);
             if (view == View.Default)
             {
-                throw new VmiException("Frames cannot be remapped in the default view 0: create a view (New-VmiView) and remap there.");
+                throw new VmiException("Frames cannot be remapped in the default view 0: create a view and remap there.");
             }
 
             ViewState state = GetView(view);

@@ -42,10 +42,10 @@ public sealed record MockCall(MockOperation Operation, IReadOnlyList<object?> Ar
 /// <summary>Who gave the answer to an event.</summary>
 public enum MockAnswerSource
 {
-    /// <summary>The handler passed to WaitForEvents.</summary>
+    /// <summary>An answer given through Answer (the handler's response).</summary>
     Handler,
 
-    /// <summary>WaitForEvents answered with Continue because the handler threw, gave an invalid response, or the wait was cancelled.</summary>
+    /// <summary>Released with Continue: nobody answered (the handler threw, gave an invalid response, the wait was cancelled, the guest closed).</summary>
     Fallback,
 
     /// <summary>ResetState released the vCPU.</summary>

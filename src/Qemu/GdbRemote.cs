@@ -159,6 +159,35 @@ public sealed class GdbRemote : IDisposable
         }
     }
 
+    /// <summary>Waits up to <paramref name="timeout"/> until a stop reply is queued, without taking it; true when one is.</summary>
+    public bool WaitForStop(TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        DateTime deadline = timeout == System.Threading.Timeout.InfiniteTimeSpan ? DateTime.MaxValue : DateTime.UtcNow + timeout;
+        while (true)
+        {
+            lock (_io)
+            {
+                if (_stops.Count > 0)
+                {
+                    return true;
+                }
+
+                DateTime slice = DateTime.UtcNow + TimeSpan.FromMilliseconds(50);
+                string? packet = ReceiveLocked(slice < deadline ? slice : deadline);
+                if (packet is not null && GdbStopReply.IsStopReply(packet))
+                {
+                    _stops.Enqueue(GdbStopReply.Parse(packet));
+                    continue;
+                }
+            }
+
+            if (cancellationToken.IsCancellationRequested || DateTime.UtcNow >= deadline)
+            {
+                return false;
+            }
+        }
+    }
+
     /// <summary>Takes the oldest stop reply, waiting up to <paramref name="timeout"/> for one to arrive.</summary>
     public bool TryTakeStop(TimeSpan timeout, out GdbStopReply? stop, CancellationToken cancellationToken = default)
     {

@@ -912,24 +912,18 @@ public sealed unsafe class QemuDriver :
 
     public void DisableMonitor(EventMonitor monitor) => _monitors.Remove(monitor);
 
-    public int WaitForEvents(TimeSpan timeout, int maxEvents, VmiEventHandler handler, CancellationToken cancellationToken = default)
+    /// <summary>Waits for a stop reply from the gdbstub without taking it (safe beside every other call: the stub's socket has its own lock).</summary>
+    public bool WaitForPending(TimeSpan timeout, CancellationToken cancellationToken = default) => _gdb.WaitForStop(timeout, cancellationToken);
+
+    /// <summary>
+    /// Takes the next event, if a stop reply is queued: QEMU stops the whole VM at an event, so there is at most one until
+    /// it is answered. Stops that are not events (pauses, filtered or foreign traps) are consumed on the way.
+    /// </summary>
+    public IReadOnlyList<VmiPendingEvent> TakeEvents(int maxEvents)
     {
-        ArgumentNullException.ThrowIfNull(handler);
-        DateTime deadline = timeout == System.Threading.Timeout.InfiniteTimeSpan ? DateTime.MaxValue : DateTime.UtcNow + timeout;
-        int handled = 0;
-        while (handled < maxEvents && !cancellationToken.IsCancellationRequested)
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxEvents, 1);
+        while (!_inEvent && _gdb.TryTakeStop(TimeSpan.Zero, out GdbStopReply? stop) && stop is not null)
         {
-            TimeSpan left = deadline == DateTime.MaxValue ? System.Threading.Timeout.InfiniteTimeSpan : deadline - DateTime.UtcNow;
-            if (left != System.Threading.Timeout.InfiniteTimeSpan && left <= TimeSpan.Zero)
-            {
-                break;
-            }
-
-            if (!_gdb.TryTakeStop(left, out GdbStopReply? stop, cancellationToken) || stop is null)
-            {
-                break;
-            }
-
             if (stop.Kind is 'W' or 'X')
             {
                 throw new VmiDriverException($"The VM ended ({stop.Raw}).");
@@ -981,31 +975,50 @@ public sealed unsafe class QemuDriver :
                 continue;
             }
 
+            _inEvent = true; // the VM stays stopped until the answer
             var evt = new VmiEvent(vcpu, View.Default, VmiEventFlags.VcpuPaused, regs, reason);
-            VmiEventResponse response;
-            _inEvent = true;
-            try
-            {
-                response = handler(evt) ?? VmiEventResponse.Continue;
-            }
-            finally
-            {
-                _inEvent = false;
-            }
-
-            handled++;
-            try
-            {
-                Apply(vcpu, thread, regs, response);
-            }
-            finally
-            {
-                RunIfNotPaused();
-            }
+            return [new VmiPendingEvent(evt, new TakenStop(vcpu, thread, regs))];
         }
 
-        return handled;
+        return [];
     }
+
+    /// <summary>Carries out the response (registers, single-step) and lets the VM run on, unless this session paused it.</summary>
+    public void Answer(VmiPendingEvent pending, VmiEventResponse response)
+    {
+        ArgumentNullException.ThrowIfNull(pending);
+        ArgumentNullException.ThrowIfNull(response);
+        if (pending.DriverState is not TakenStop taken || !pending.TryMarkAnswered())
+        {
+            return;
+        }
+
+        _inEvent = false;
+        try
+        {
+            Apply(taken.Vcpu, taken.Thread, taken.Registers, response);
+        }
+        finally
+        {
+            RunIfNotPaused();
+        }
+    }
+
+    /// <summary>Lets the VM run on from a taken event with nothing changed.</summary>
+    public void Release(VmiPendingEvent pending)
+    {
+        ArgumentNullException.ThrowIfNull(pending);
+        if (pending.DriverState is not TakenStop || !pending.TryMarkAnswered())
+        {
+            return;
+        }
+
+        _inEvent = false;
+        RunIfNotPaused();
+    }
+
+    /// <summary>Where an event stopped the VM: what its answer needs.</summary>
+    private sealed record TakenStop(VcpuId Vcpu, string Thread, Registers Registers);
 
     private void RunIfNotPaused()
     {

@@ -12,7 +12,8 @@ namespace Vmi.Xen;
 /// The Xen driver: an HVM guest on this host, through the Xen libraries. Connecting enables nothing;
 /// the monitor ring and altp2m are set up the first time they are asked for, and everything this session
 /// changed is undone by <see cref="ResetState"/>, which runs on <see cref="Dispose"/>, on process exit and on
-/// SIGTERM/SIGINT. Thread-safe: calls are serialised; waiting for events does not block the others.
+/// SIGTERM/SIGINT. Thread-safe: each call holds the driver's lock from start to end (signal handlers and process exit
+/// restore from other threads); <see cref="WaitForPending"/> holds it only between slices of its wait.
 /// </summary>
 public sealed unsafe class XenDriver :
     IVmiDriver, IVmiRead, IVmiWrite, IVmiQueryProtection, IVmiSetProtection, IVmiQueryRegisters, IVmiSetRegisters,
@@ -45,9 +46,6 @@ public sealed unsafe class XenDriver :
     private bool _pageWalkEventsDisabled;
     private int _pauses;
     private bool _disposed;
-
-    /// <summary>The thread whose event handler is running now, with <see cref="_gate"/> released; null when none is.</summary>
-    private Thread? _handlerThread;
 
     internal XenDriver(IXenHost host, XenDomainInfo domain, XenConnectOptions options, bool hookProcessExit)
     {
@@ -126,7 +124,7 @@ public sealed unsafe class XenDriver :
         XenDomainInfo domain = FindDomain(host, selector);
         if (domain.Id == 0)
         {
-            throw new VmiDriverException("Domain 0 is the control domain this runs in, not a guest: connect to an HVM guest (Get-VmiDomain lists them).");
+            throw new VmiDriverException("Domain 0 is the control domain this runs in, not a guest: connect to an HVM guest (the domain list shows them).");
         }
 
         if (!domain.IsHvm)
@@ -687,116 +685,89 @@ public sealed unsafe class XenDriver :
         _singlestepVcpus.Remove(vcpu);
     }
 
-    public int WaitForEvents(TimeSpan timeout, VmiEventHandler handler, CancellationToken cancellationToken = default) =>
-        WaitForEvents(timeout, int.MaxValue, handler, cancellationToken);
-
-    /// <summary>Waits for events and handles at most <paramref name="maxEvents"/> of them; the rest stay unconsumed in the ring.</summary>
-    public int WaitForEvents(TimeSpan timeout, int maxEvents, VmiEventHandler handler, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Waits for the event channel to signal, in slices, honouring <paramref name="cancellationToken"/>; true when requests
+    /// are waiting. Holds the driver's lock only between slices, so every other call goes on meanwhile.
+    /// </summary>
+    public bool WaitForPending(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(handler);
-        ArgumentOutOfRangeException.ThrowIfLessThan(maxEvents, 1);
         IXenMonitorChannel channel;
         lock (_gate)
         {
-            WaitWhileAHandlerRuns();
             ThrowIfDisposed();
             channel = _channel ?? throw new InvalidOperationException(
-                "No event source is enabled: enable a monitor (Enable-VmiMonitor) or restrict memory access (Set-VmiMemoryAccess) before waiting for events.");
-            int handled = ProcessLocked(handler, maxEvents, cancellationToken);
-            if (handled > 0)
+                "No event source is enabled: enable a monitor or restrict memory access before waiting for events.");
+            if (_processor!.Pending > 0)
             {
-                return handled;
+                return true;
             }
         }
 
-        long deadline = Environment.TickCount64 + (long)Math.Max(0, timeout.TotalMilliseconds);
+        long deadline = timeout == Timeout.InfiniteTimeSpan ? long.MaxValue : Environment.TickCount64 + (long)Math.Max(0, timeout.TotalMilliseconds);
         while (!cancellationToken.IsCancellationRequested)
         {
             long left = deadline - Environment.TickCount64;
             if (left <= 0)
             {
-                return 0;
+                return false;
             }
 
             bool signalled = channel.Wait((int)Math.Min(left, WaitSliceMs));
             lock (_gate)
             {
-                WaitWhileAHandlerRuns();
                 if (_disposed || !ReferenceEquals(channel, _channel))
                 {
-                    return 0; // reset or disposed meanwhile: nothing left to wait for
+                    return false; // reset or disposed meanwhile: nothing left to wait for
                 }
 
-                if (signalled || _processor!.Pending > 0)
+                if ((signalled || _processor!.Pending > 0) && (_processor!.Pending > 0 || _processor.Ring.FinalCheckForRequests()))
                 {
-                    int handled = ProcessLocked(handler, maxEvents, cancellationToken);
-                    if (handled > 0)
-                    {
-                        return handled;
-                    }
+                    return true;
                 }
             }
         }
 
-        return 0;
+        return false;
     }
 
-    private int ProcessLocked(VmiEventHandler handler, int maxEvents, CancellationToken cancellationToken)
+    /// <summary>Takes at most <paramref name="maxEvents"/> requests from the ring without blocking; the rest stay unconsumed.</summary>
+    public IReadOnlyList<VmiPendingEvent> TakeEvents(int maxEvents)
     {
-        int before = _singlestepVcpus.Count;
-        try
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxEvents, 1);
+        lock (_gate)
         {
-            return _processor!.Process(
-                e =>
-                {
-                    VmiEventResponse response = RunHandlerUnlocked(handler, e) ?? VmiEventResponse.Continue;
-                    if ((response.Flags & VmiEventResponseFlags.ToggleSinglestep) != 0)
-                    {
-                        _singlestepVcpus.Add(e.Vcpu.Value); // Xen may have turned it on: the reset turns it off
-                    }
-
-                    return response;
-                },
-                maxEvents,
-                cancellationToken);
+            ThrowIfDisposed();
+            VmEventProcessor processor = _processor ?? throw new InvalidOperationException(
+                "No event source is enabled: enable a monitor or restrict memory access before waiting for events.");
+            return processor.Take(maxEvents);
         }
-        finally
+    }
+
+    /// <summary>Puts the response for a taken event into the ring and kicks Xen. Ignored once answered or after a reset.</summary>
+    public void Answer(VmiPendingEvent pending, VmiEventResponse response)
+    {
+        lock (_gate)
         {
-            if (_singlestepVcpus.Count != before)
+            if (_processor is null)
             {
-                SaveRecord();
+                return; // no ring: the reset answered it
+            }
+
+            bool toggles = response is not null && (response.Flags & VmiEventResponseFlags.ToggleSinglestep) != 0 && !pending.IsAnswered;
+            _processor.Answer(pending, response!);
+            if (toggles && _singlestepVcpus.Add(pending.Event.Vcpu.Value))
+            {
+                SaveRecord(); // Xen may have turned single-stepping on: the reset turns it off
             }
         }
     }
 
-    /// <summary>
-    /// Runs the handler with the driver's lock released, so that what the handler waits for (a PowerShell pipeline, other
-    /// threads reading memory and registers through this driver) can use the driver meanwhile. The ring stays this
-    /// thread's: other threads' waits, <see cref="ResetState"/> and <see cref="Dispose"/> wait until the handler returns.
-    /// </summary>
-    private VmiEventResponse RunHandlerUnlocked(VmiEventHandler handler, VmiEvent vmiEvent)
+    /// <summary>Answers a taken event with Continue.</summary>
+    public void Release(VmiPendingEvent pending)
     {
-        Thread? previous = _handlerThread;
-        _handlerThread = Thread.CurrentThread;
-        Monitor.Exit(_gate);
-        try
+        lock (_gate)
         {
-            return handler(vmiEvent);
-        }
-        finally
-        {
-            Monitor.Enter(_gate);
-            _handlerThread = previous;
-            Monitor.PulseAll(_gate);
-        }
-    }
-
-    /// <summary>Under <see cref="_gate"/>: waits while another thread's event handler runs (the ring is in use).</summary>
-    private void WaitWhileAHandlerRuns()
-    {
-        while (_handlerThread is { } t && t != Thread.CurrentThread)
-        {
-            Monitor.Wait(_gate);
+            _processor?.Release(pending);
         }
     }
 
@@ -1160,7 +1131,6 @@ public sealed unsafe class XenDriver :
     {
         lock (_gate)
         {
-            WaitWhileAHandlerRuns();
             if (_disposed)
             {
                 return;
@@ -1389,7 +1359,6 @@ public sealed unsafe class XenDriver :
     {
         lock (_gate)
         {
-            WaitWhileAHandlerRuns();
             if (_disposed)
             {
                 return;

@@ -103,8 +103,7 @@ public class EventTests
     {
         var driver = new FullDriver();
         driver.Queue.Add(new VmiEvent(new VcpuId(0), View.Default, VmiEventFlags.VcpuPaused, new Registers(), new GuestRequestReason()));
-        using var core = new VmiCore(driver);
-        Assert.Throws<ArgumentException>(() => core.WaitForEvents(TimeSpan.Zero, _ => new VmiEventResponse(VmiEventResponseFlags.ToggleFastSinglestep)));
+        Assert.Throws<ArgumentException>(() => driver.WaitForEvents(TimeSpan.Zero, _ => new VmiEventResponse(VmiEventResponseFlags.ToggleFastSinglestep)));
         Assert.Single(driver.Responses);
         Assert.Equal(0, driver.EventsPending);
     }
@@ -114,8 +113,7 @@ public class EventTests
     {
         var driver = new FullDriver();
         driver.Queue.Add(new VmiEvent(new VcpuId(1), View.Default, VmiEventFlags.VcpuPaused, new Registers(), new CpuidReason(1, 0, 2)));
-        using var core = new VmiCore(driver);
-        Assert.Equal(1, core.WaitForEvents(TimeSpan.Zero, _ => null!));
+        Assert.Equal(1, driver.WaitForEvents(TimeSpan.Zero, _ => null!));
         Assert.Same(VmiEventResponse.Continue, Assert.Single(driver.Responses));
     }
 }

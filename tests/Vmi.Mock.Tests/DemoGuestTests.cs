@@ -201,11 +201,11 @@ public sealed class DemoGuestTests : IDisposable
     public void Scripted_events_arrive_only_when_their_monitors_are_enabled()
     {
         Assert.Equal(0, _core.EventsPending);
-        Assert.Equal(0, _core.WaitForEvents(TimeSpan.Zero, _ => VmiEventResponse.Continue));
+        Assert.Equal(0, _guest.WaitForEvents(TimeSpan.Zero, _ => VmiEventResponse.Continue));
 
         _core.EnableMonitor(EventMonitor.ControlRegisterWrite(ControlRegister.Cr3));
         var seen = new List<VmiEvent>();
-        Assert.Equal(1, _core.WaitForEvents(TimeSpan.FromSeconds(5), e => { seen.Add(e); return VmiEventResponse.Continue; }));
+        Assert.Equal(1, _guest.WaitForEvents(TimeSpan.FromSeconds(5), e => { seen.Add(e); return VmiEventResponse.Continue; }));
         var cr3 = Assert.IsType<ControlRegisterWriteReason>(seen[0].Reason);
         Assert.Equal((ushort)L.Cr3WriteVcpu, seen[0].Vcpu.Value);
         Assert.Equal(L.ProcessACr3, cr3.NewValue);
@@ -214,7 +214,7 @@ public sealed class DemoGuestTests : IDisposable
 
         _core.EnableMonitor(EventMonitor.Breakpoint);
         seen.Clear();
-        Assert.Equal(1, _core.WaitForEvents(TimeSpan.FromSeconds(5), e => { seen.Add(e); return VmiEventResponse.ReinjectInterrupt; }));
+        Assert.Equal(1, _guest.WaitForEvents(TimeSpan.FromSeconds(5), e => { seen.Add(e); return VmiEventResponse.ReinjectInterrupt; }));
         var bp = Assert.IsType<SoftwareBreakpointReason>(seen[0].Reason);
         Assert.Equal(new Va(L.BreakpointVa), bp.Va);
         Assert.Equal(Amd64.GfnFromPa(new Pa(L.KernelTextPa)), bp.Gfn);
@@ -222,7 +222,7 @@ public sealed class DemoGuestTests : IDisposable
 
         _core.SetMemoryAccess(Amd64.GfnFromPa(new Pa(L.WatchedPa)), View.Default, MemoryAccess.R);
         seen.Clear();
-        Assert.Equal(1, _core.WaitForEvents(TimeSpan.FromSeconds(5), e => { seen.Add(e); return VmiEventResponse.Continue; }));
+        Assert.Equal(1, _guest.WaitForEvents(TimeSpan.FromSeconds(5), e => { seen.Add(e); return VmiEventResponse.Continue; }));
         var ma = Assert.IsType<MemoryAccessReason>(seen[0].Reason);
         Assert.Equal(new Pa(L.WatchedWritePa), ma.Pa);
         Assert.Equal(new Va(L.WatchedWriteVa), ma.Gla);
@@ -230,13 +230,13 @@ public sealed class DemoGuestTests : IDisposable
 
         _core.EnableMonitor(EventMonitor.MsrWrite(L.LstarMsr));
         seen.Clear();
-        Assert.Equal(1, _core.WaitForEvents(TimeSpan.FromSeconds(5), e => { seen.Add(e); return VmiEventResponse.Deny; }));
+        Assert.Equal(1, _guest.WaitForEvents(TimeSpan.FromSeconds(5), e => { seen.Add(e); return VmiEventResponse.Deny; }));
         var msr = Assert.IsType<MsrWriteReason>(seen[0].Reason);
         Assert.Equal(L.HookedSyscallEntryVa, msr.NewValue);
         Assert.Equal(L.SyscallEntryVa, _core.GetRegisters((ushort)L.LstarWriteVcpu).MsrLstar);
 
         Assert.Equal(0, _guest.ScriptedEventsRemaining);
-        Assert.Equal(0, _core.WaitForEvents(TimeSpan.FromMilliseconds(20), _ => VmiEventResponse.Continue));
+        Assert.Equal(0, _guest.WaitForEvents(TimeSpan.FromMilliseconds(20), _ => VmiEventResponse.Continue));
     }
 
     [Fact]

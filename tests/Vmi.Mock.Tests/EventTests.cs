@@ -214,15 +214,26 @@ public sealed class EventTests
     }
 
     [Fact]
-    public void VmiCore_waits_through_the_mock_with_the_same_guarantees()
+    public void The_guest_object_takes_and_answers_through_the_mock_and_closing_releases_what_is_left()
     {
         MockGuest guest = Guest();
-        using var core = new VmiCore(guest);
+        var vmi = new VmiGuest(guest);
         guest.Raise(Event(0, new GuestRequestReason()));
         guest.Raise(Event(1, new GuestRequestReason()));
-        Assert.Throws<TimeoutException>(() => core.WaitForEvents(Long, _ => throw new TimeoutException()));
-        Assert.Equal(2, guest.Responses.Count);
-        Assert.Equal(0, core.EventsPending);
+        IReadOnlyList<VmiPendingEvent> taken = vmi.TakeEvents(Long, 10);
+        Assert.Equal(2, taken.Count);
+        Assert.Equal(0, vmi.EventsPending);
+        Assert.True(guest.IsVcpuBlocked(0) && guest.IsVcpuBlocked(1)); // taken, not answered: both vCPUs wait
+
+        Assert.True(vmi.Answer(taken[0], VmiEventResponse.Deny));
+        Assert.False(vmi.Answer(taken[0], VmiEventResponse.Continue)); // answered once only
+        Assert.False(guest.IsVcpuBlocked(0));
+
+        Assert.True(vmi.Close());
+        Assert.False(vmi.Answer(taken[1], VmiEventResponse.Deny)); // the close released it
+        Assert.Equal([MockAnswerSource.Handler, MockAnswerSource.Fallback], guest.Responses.Select(a => a.Source));
+        Assert.True(guest.IsDisposed);
+        Assert.Throws<GuestClosedException>(() => vmi.TakeEvents(TimeSpan.Zero, 1));
     }
 
     [Fact]

@@ -11,7 +11,7 @@ public sealed class CapabilityTests : IDisposable
 
     public CapabilityTests()
     {
-        var session = new VmiSession(new VmiCore(new ReadOnlyDriver()), "bare", "a test driver", readOnly: false, _host.Runspace.InstanceId);
+        var session = new VmiSession(new VmiGuest(new ReadOnlyDriver()), "bare", "a test driver", _host.Runspace.InstanceId);
         VmiSessionRegistry.Add(session);
         _host.Runspace.SessionStateProxy.SetVariable("s", session);
     }

@@ -25,7 +25,7 @@ public sealed class ImageCmdletTests : MockSessionTest, IDisposable
         Assert.True(saved.DataBytes > 0 && saved.DataBytes % 4096 == 0);
         Assert.True(saved.Ranges > 0);
         Assert.Equal([System.IO.Path.GetFileName(path)], Directory.GetFiles(_dir).Select(System.IO.Path.GetFileName)); // no temporary file left
-        Registers mockRegs = Session.Core.GetRegisters(new Vmi.Core.VcpuId(0));
+        Registers mockRegs = Session.Guest.GetRegisters(new Vmi.Core.VcpuId(0));
 
         // ELF carries the registers; LiME and raw take -Cr3.
         string cr3 = format == "ElfCore" ? string.Empty : $" -Cr3 {Hex(mockRegs.Cr3)}";
@@ -37,8 +37,8 @@ public sealed class ImageCmdletTests : MockSessionTest, IDisposable
             Assert.Equal(DemoGuestLayout.VcpuCount, image.VcpuCount);
             for (int v = 0; v < DemoGuestLayout.VcpuCount; v++)
             {
-                Registers expected = Session.Core.GetRegisters(new Vmi.Core.VcpuId((ushort)v));
-                Registers actual = image.Core.GetRegisters(new Vmi.Core.VcpuId((ushort)v));
+                Registers expected = Session.Guest.GetRegisters(new Vmi.Core.VcpuId((ushort)v));
+                Registers actual = image.Guest.GetRegisters(new Vmi.Core.VcpuId((ushort)v));
                 Assert.Equal(expected.Cr3, actual.Cr3);
                 Assert.Equal(expected.Rip, actual.Rip);
                 Assert.Equal(expected.Rsp, actual.Rsp);
@@ -52,7 +52,7 @@ public sealed class ImageCmdletTests : MockSessionTest, IDisposable
         string path = File("guest.elf");
         Host.RunClean($"Save-VmiMemory '{path}' | Out-Null");
         VmiSession image = Host.Get<VmiSession>($"Connect-VmiDomain -Path '{path}' -Cr3 0x5000");
-        Assert.Equal(0x5000UL, image.Core.GetRegisters(new Vmi.Core.VcpuId(0)).Cr3);
+        Assert.Equal(0x5000UL, image.Guest.GetRegisters(new Vmi.Core.VcpuId(0)).Cr3);
     }
 
     [Fact]

@@ -18,7 +18,7 @@ public abstract class MockSessionTest : IDisposable
     protected VmiSession Session { get; }
 
     /// <summary>The mock driver behind the session: its call log, pause count and responses show what the cmdlets did.</summary>
-    protected MockGuest Guest => (MockGuest)Session.Core.Driver;
+    protected MockGuest Guest => Session.Guest.GetDriver<MockGuest>()!;
 
     protected static string Hex(ulong value) => "0x" + value.ToString("x", CultureInfo.InvariantCulture);
 

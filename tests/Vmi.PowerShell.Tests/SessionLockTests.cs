@@ -7,8 +7,8 @@ using Vmi.Mock;
 namespace Vmi.PowerShell.Tests;
 
 /// <summary>
-/// The session's gates against a driver that, like Xen's, holds its own lock while the event handler runs and
-/// takes it again to restore the guest.
+/// Disconnect from another runspace while a taken event's record is in the pipeline, against a driver that, like
+/// Xen's, has its own lock around every call: nothing holds a lock while the pipeline runs, so nothing deadlocks.
 /// </summary>
 public sealed class SessionLockTests : IDisposable
 {
@@ -19,7 +19,7 @@ public sealed class SessionLockTests : IDisposable
 
     public SessionLockTests()
     {
-        _session = new VmiSession(new VmiCore(_driver), "locking", "a driver that locks around its handler", readOnly: false, _waiter.Runspace.InstanceId);
+        _session = new VmiSession(new VmiGuest(_driver), "locking", "a driver with its own lock", _waiter.Runspace.InstanceId);
         VmiSessionRegistry.Add(_session);
         _waiter.Runspace.SessionStateProxy.SetVariable("s", _session);
         _other.Runspace.SessionStateProxy.SetVariable("s", _session);
@@ -40,7 +40,7 @@ public sealed class SessionLockTests : IDisposable
             """), TaskCreationOptions.LongRunning);
         Assert.True(_driver.InHandler.Wait(TimeSpan.FromSeconds(30)), "no event reached the handler");
 
-        // The record is in the pipeline: the session lock is free, the driver's own lock is not.
+        // The record is in the pipeline: the event is taken and not answered; no lock is held.
         Task disconnecting = Task.Factory.StartNew(() => _other.Run("Disconnect-VmiDomain -Session $s"), TaskCreationOptions.LongRunning);
         Task both = Task.WhenAll(waiting, disconnecting);
         Assert.True(await Task.WhenAny(both, Task.Delay(TimeSpan.FromSeconds(60))) == both, "Disconnect-VmiDomain and Wait-VmiEvent deadlocked");
@@ -84,15 +84,35 @@ public sealed class SessionLockTests : IDisposable
             }
         }
 
-        public int WaitForEvents(TimeSpan timeout, int maxEvents, VmiEventHandler handler, CancellationToken cancellationToken = default)
+        public bool WaitForPending(TimeSpan timeout, CancellationToken cancellationToken = default) => guest.WaitForPending(timeout, cancellationToken);
+
+        public IReadOnlyList<VmiPendingEvent> TakeEvents(int maxEvents)
         {
             lock (_lock)
             {
-                return guest.WaitForEvents(timeout, maxEvents, e =>
+                IReadOnlyList<VmiPendingEvent> taken = guest.TakeEvents(maxEvents);
+                if (taken.Count > 0)
                 {
                     InHandler.Set();
-                    return handler(e);
-                }, cancellationToken);
+                }
+
+                return taken;
+            }
+        }
+
+        public void Answer(VmiPendingEvent pending, VmiEventResponse response)
+        {
+            lock (_lock)
+            {
+                guest.Answer(pending, response);
+            }
+        }
+
+        public void Release(VmiPendingEvent pending)
+        {
+            lock (_lock)
+            {
+                guest.Release(pending);
             }
         }
 
@@ -145,7 +165,7 @@ public sealed class DisconnectInsideTheEventPipelineTests : IDisposable
 
     public DisconnectInsideTheEventPipelineTests()
     {
-        _session = new VmiSession(new VmiCore(_guest), "inside", "the demo guest", readOnly: false, _host.Runspace.InstanceId);
+        _session = new VmiSession(new VmiGuest(_guest), "inside", "the demo guest", _host.Runspace.InstanceId);
         VmiSessionRegistry.Add(_session);
         _host.Runspace.SessionStateProxy.SetVariable("s", _session);
     }
@@ -153,7 +173,7 @@ public sealed class DisconnectInsideTheEventPipelineTests : IDisposable
     public void Dispose() => _host.Dispose();
 
     [Fact]
-    public void TheRestoreWaitsUntilTheDriverHasAnsweredTheEventInTheHandler()
+    public void ClosingReleasesTheTakenEventBeforeItRestores()
     {
         using var ps = System.Management.Automation.PowerShell.Create();
         ps.Runspace = _host.Runspace;
@@ -163,13 +183,13 @@ public sealed class DisconnectInsideTheEventPipelineTests : IDisposable
             """);
         ps.Invoke();
 
-        // The event was answered by the wait (its handler found the session closed), not torn out from under it by
-        // the restore: with a Xen ring, restoring first would unmap the ring the answer is then written into.
+        // The close released the event the wait had taken (no answer was set on it) before it restored the guest; the
+        // wait's own answer afterwards found it released and wrote nothing (with a Xen ring: into a ring already gone).
         MockEventAnswer answer = Assert.Single(_guest.Responses);
         Assert.IsType<ControlRegisterWriteReason>(answer.Event.Reason);
         Assert.Equal(MockAnswerSource.Fallback, answer.Source);
 
-        // And the restore did run, once the wait had ended: the guest is restored and released.
+        // And the restore did run: the guest is restored and released.
         Assert.Equal(VmiSessionState.Closed, _session.State);
         Assert.Contains(_guest.Calls, c => c.ToString()!.Contains("ResetState", StringComparison.Ordinal));
         Assert.Empty(_guest.EnabledMonitors);

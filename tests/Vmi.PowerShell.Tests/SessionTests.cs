@@ -178,7 +178,7 @@ public class SessionTests : MockSessionTest
     public void AReadOnlySessionRefusesEveryChange(string command)
     {
         VmiSession ro = Host.Get<VmiSession>("Connect-VmiDomain -Mock -ReadOnly");
-        var guest = (MockGuest)ro.Core.Driver;
+        var guest = ro.Guest.GetDriver<MockGuest>()!;
         guest.ClearCalls();
         ErrorRecord e = Host.RunFailing(command);
         Assert.StartsWith(VmiErrorIds.ReadOnly + ",", e.FullyQualifiedErrorId, StringComparison.Ordinal);

@@ -148,7 +148,7 @@ public class ShellTests
         p.BeginErrorReadLine();
         string Output() { lock (output) { return output.ToString(); } }
 
-        p.StandardInput.WriteLine("$s = Connect-VmiDomain -Mock; $g = $s.Core.Driver; Enable-VmiMonitor Cr3, Breakpoint");
+        p.StandardInput.WriteLine("$s = Connect-VmiDomain -Mock; $g = $s.Guest.GetDriver[Vmi.Mock.MockGuest](); Enable-VmiMonitor Cr3, Breakpoint");
         p.StandardInput.WriteLine("Wait-VmiEvent | ForEach-Object { 'got ' + $_.Reason; while ($true) { $null = 1 } }");
         p.StandardInput.Flush();
         // A line that starts with "got " is the handler's output (the host echoes the input line, after its prompt).

@@ -1,3 +1,4 @@
+using Vmi.Core.Drivers;
 using System.Management.Automation;
 
 namespace Vmi.PowerShell.Tests;
@@ -35,7 +36,7 @@ public sealed class XenCmdletTests : IDisposable
         Assert.StartsWith(VmiErrorIds.XenUnavailable + ",", e.FullyQualifiedErrorId, StringComparison.Ordinal);
         Assert.Equal(ErrorCategory.ResourceUnavailable, e.CategoryInfo.Category);
         Assert.Contains("/dev/xen/privcmd is missing", e.Exception.Message, StringComparison.Ordinal);
-        Assert.IsType<VmiXenUnavailableException>(e.Exception);
+        Assert.Equal("Xen", Assert.IsType<VmiDriverUnavailableException>(e.Exception).DriverName);
         Assert.Empty(VmiSessionRegistry.Current);
     }
 

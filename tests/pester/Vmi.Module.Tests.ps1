@@ -121,14 +121,14 @@ Describe 'Wait-VmiEvent' {
     It 'answers every event when the pipeline fails' {
         Enable-VmiMonitor Cr3, Breakpoint
         { Wait-VmiEvent -Timeout 5 | ForEach-Object { throw 'boom' } } | Should -Throw 'boom'
-        (Get-VmiSession -Default).Core.Driver.EventsPending | Should -Be 0
+        (Get-VmiSession -Default).Guest.EventsPending | Should -Be 0
     }
 }
 
 Describe 'Disconnect-VmiDomain' {
     It 'restores the guest' {
         $s = Connect-VmiDomain -Mock
-        $guest = $s.Core.Driver
+        $guest = $s.Guest.GetDriver[Vmi.Mock.MockGuest]()
         Suspend-VmiDomain
         Enable-VmiMonitor Cr3
         Disconnect-VmiDomain

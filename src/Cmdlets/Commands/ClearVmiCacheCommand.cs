@@ -33,27 +33,24 @@ public sealed class ClearVmiCacheCommand : VmiCmdlet
             return;
         }
 
-        session.Use(core =>
+        if (Cache is VmiCacheKind.All or VmiCacheKind.Gfn)
         {
-            if (Cache is VmiCacheKind.All or VmiCacheKind.Gfn)
-            {
-                core.FlushGfnCache();
-            }
+            session.Guest.FlushGfnCache();
+        }
 
-            if (Cache is VmiCacheKind.All or VmiCacheKind.V2P)
-            {
-                core.FlushV2PCache();
-            }
+        if (Cache is VmiCacheKind.All or VmiCacheKind.V2P)
+        {
+            session.Guest.FlushV2PCache();
+        }
 
-            if (ResetStatistics)
-            {
-                core.ResetCacheStatistics();
-            }
-        });
+        if (ResetStatistics)
+        {
+            session.Guest.ResetCacheStatistics();
+        }
         if (PassThru)
         {
-            WriteObject(session.Use(core => new VmiCacheInfo(session, "Gfn", core.GfnCacheStatistics)));
-            WriteObject(session.Use(core => new VmiCacheInfo(session, "V2P", core.V2PCacheStatistics)));
+            WriteObject(new VmiCacheInfo(session, "Gfn", session.Guest.GfnCacheStatistics));
+            WriteObject(new VmiCacheInfo(session, "V2P", session.Guest.V2PCacheStatistics));
         }
     }
 }

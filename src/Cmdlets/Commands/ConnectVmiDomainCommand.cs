@@ -1,12 +1,13 @@
 using System.Management.Automation;
 using Vmi.Core;
+using Vmi.Core.Drivers;
 
 namespace Vmi.PowerShell.Commands;
 
 /// <summary>
 /// Connects to a guest and returns a session, which becomes the default for the other cmdlets.
-/// Parameter sets: Name and Id (a Xen domain on this host), Mock (the built-in demo guest) and Path (a memory image,
-/// its format picked from its content), each creating its driver in <see cref="CreateDriver"/>.
+/// Parameter sets: Name and Id (a domain of the hypervisor on this host), Mock (the built-in demo guest), Path (a memory
+/// image, its format picked from its content) and Qmp (a QEMU VM); each becomes a target the engine's driver registry opens.
 /// </summary>
 [Cmdlet(VerbsCommunications.Connect, "VmiDomain", DefaultParameterSetName = MockSet)]
 [OutputType(typeof(VmiSession))]
@@ -63,67 +64,36 @@ public sealed class ConnectVmiDomainCommand : PSCmdlet
 
     protected override void ProcessRecord()
     {
-        IVmiDriver? driver = null;
-        VmiCore? core = null;
+        VmiGuest? guest = null;
         VmiSession? session = null;
-        string source = ParameterSetName;
         try
         {
-            (driver, string name, source) = CreateDriver();
-            core = new VmiCore(driver, CacheSize);
-            session = new VmiSession(core, SessionName ?? name, source, ReadOnly, VmiSessionRegistry.CurrentRunspaceId);
-            VmiSessionRegistry.Add(session);
-        }
-        catch (Exception e) when (e is VmiException or ArgumentException or IOException or UnauthorizedAccessException or DllNotFoundException or InvalidOperationException)
-        {
-            // Clean up on partial failure: whatever was opened is released before the error is reported.
-            if (core is not null)
+            VmiOpenedDriver opened = VmiDriverRegistry.Open(Target() with { ReadOnly = ReadOnly });
+            guest = new VmiGuest(opened.Driver, new VmiGuestOptions { CacheCapacity = CacheSize, ReadOnly = ReadOnly });
+            session = new VmiSession(guest, SessionName ?? opened.Name, opened.Source, VmiSessionRegistry.CurrentRunspaceId);
+            if (opened.Notice is { } notice)
             {
-                core.Dispose();
-            }
-            else
-            {
-                driver?.Dispose();
+                WriteWarning(notice); // e.g. a domain left changed by a killed vmi: what was undone, or what a read-write connect would undo
             }
 
-            ThrowTerminatingError(VmiErrors.FromException(e, source));
+            VmiSessionRegistry.Add(session);
+        }
+        catch (Exception e) when (e is VmiException or ArgumentException or IOException or UnauthorizedAccessException or InvalidOperationException)
+        {
+            guest?.Dispose(); // clean up on partial failure (the guest disposes its driver when it cannot be built)
+            ThrowTerminatingError(VmiErrors.FromException(e, ParameterSetName));
         }
 
         WriteObject(session);
     }
 
-    private (IVmiDriver Driver, string Name, string Source) CreateImage()
+    private VmiTarget Target() => ParameterSetName switch
     {
-        string path = GetUnresolvedProviderPathFromPSPath(Path!);
-        Vmi.Dump.MemoryImage image = DriverFactory.OpenImage(path, Cr3);
-        return (image, System.IO.Path.GetFileName(path), $"{image.Name} {path}");
-    }
-
-    private (IVmiDriver Driver, string Name, string Source) CreateXen(Vmi.Xen.XenDomainSelector selector)
-    {
-        Vmi.Xen.XenDriver xen = DriverFactory.ConnectXen(selector, ReadOnly);
-        Vmi.Xen.XenDomainInfo d = xen.Domain;
-        if (xen.Notice is { } notice)
-        {
-            WriteWarning(notice); // a domain left changed by a killed vmi: what was undone, or what a read-write connect would undo
-        }
-
-        return (xen, d.Name, string.Format(System.Globalization.CultureInfo.InvariantCulture, "Xen domain {0} '{1}'", d.Id, d.Name));
-    }
-
-    private (IVmiDriver Driver, string Name, string Source) CreateQemu()
-    {
-        Vmi.Qemu.QemuDriver qemu = DriverFactory.ConnectQemu(Qmp!.Contains('/', StringComparison.Ordinal) ? GetUnresolvedProviderPathFromPSPath(Qmp) : Qmp, ReadOnly);
-        return (qemu, System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(Qmp)) ?? "qemu", qemu.Description);
-    }
-
-    private (IVmiDriver Driver, string Name, string Source) CreateDriver() => ParameterSetName switch
-    {
-        NameSet => CreateXen(Vmi.Xen.XenDomainSelector.ByName(Name!)),
-        IdSet => CreateXen(Vmi.Xen.XenDomainSelector.ById(Id)),
-        MockSet => (DriverFactory.CreateMock(), "mock", Messages.MockSource),
-        PathSet => CreateImage(),
-        QmpSet => CreateQemu(),
+        NameSet => VmiTarget.DomainByName(Name!),
+        IdSet => VmiTarget.DomainById(Id),
+        MockSet => VmiTarget.Builtin("mock"),
+        PathSet => VmiTarget.File(GetUnresolvedProviderPathFromPSPath(Path!)) with { Cr3 = Cr3 },
+        QmpSet => VmiTarget.Socket(Qmp!.Contains('/', StringComparison.Ordinal) ? GetUnresolvedProviderPathFromPSPath(Qmp) : Qmp),
         _ => throw new PSNotSupportedException(ParameterSetName),
     };
 }

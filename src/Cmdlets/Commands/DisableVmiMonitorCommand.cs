@@ -26,13 +26,12 @@ public sealed class DisableVmiMonitorCommand : VmiCmdlet
     protected override void ProcessVmiRecord()
     {
         VmiSession session = ActiveSession;
-        RequireWritable(session, "disable event monitors");
         var monitors = new List<(EventMonitor Monitor, object Target)>();
         if (All)
         {
             try
             {
-                monitors.AddRange(session.Use(core => core.EnabledMonitors.ToArray()).Select(m => (m, (object)m.ToString())));
+                monitors.AddRange(session.Guest.EnabledMonitors.Select(m => (m, (object)m.ToString())));
             }
             catch (Exception e) when (IsItemError(e))
             {
@@ -64,7 +63,7 @@ public sealed class DisableVmiMonitorCommand : VmiCmdlet
 
             try
             {
-                session.Use(core => core.DisableMonitor(monitor));
+                session.Guest.DisableMonitor(monitor);
                 if (PassThru)
                 {
                     WriteObject(new VmiMonitorInfo(session, monitor, false));

@@ -21,7 +21,6 @@ public sealed class EnableVmiMonitorCommand : VmiCmdlet
     protected override void ProcessVmiRecord()
     {
         VmiSession session = ActiveSession;
-        RequireWritable(session, "enable event monitors");
         foreach (string text in Monitor!)
         {
             if (!EventMonitor.TryParse(text, out EventMonitor monitor))
@@ -37,7 +36,7 @@ public sealed class EnableVmiMonitorCommand : VmiCmdlet
 
             try
             {
-                session.Use(core => core.EnableMonitor(monitor));
+                session.Guest.EnableMonitor(monitor);
                 if (PassThru)
                 {
                     WriteObject(new VmiMonitorInfo(session, monitor, true));

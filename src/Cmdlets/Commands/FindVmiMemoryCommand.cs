@@ -59,10 +59,7 @@ public sealed class FindVmiMemoryCommand : VmiMemoryCmdlet
             {
                 StringSet => BytePattern.FromString(String!, new UTF8Encoding(false)),
                 WStringSet => BytePattern.FromString(WString!, new UnicodeEncoding(false, false)),
-                _ => Pattern is PSObject { BaseObject: byte[] b } ? BytePattern.FromBytes(b)
-                    : Pattern is byte[] bytes ? BytePattern.FromBytes(bytes)
-                    : Pattern is object[] items && items.Length > 0 ? BytePattern.FromBytes(items.Select(i => LanguagePrimitives.ConvertTo<byte>(i)).ToArray())
-                    : BytePattern.Parse(LanguagePrimitives.ConvertTo<string>(Pattern)),
+                _ => PatternArgument.ToPattern(Pattern),
             };
         }
         catch (Exception e) when (e is ArgumentException or PSInvalidCastException)
@@ -71,7 +68,6 @@ public sealed class FindVmiMemoryCommand : VmiMemoryCmdlet
             return;
         }
 
-        ulong start = Address;
         ulong length;
         if (MyInvocation.BoundParameters.ContainsKey(nameof(Length)))
         {
@@ -80,8 +76,7 @@ public sealed class FindVmiMemoryCommand : VmiMemoryCmdlet
         else if (Physical)
         {
             ulong end = (session.MaxGfn + 1) * session.PageSize;
-            ulong stored = session.Use(core => core.Driver is Vmi.Dump.MemoryImage image ? image.StoredEnd.Value : end);
-            if (stored < end && start < end)
+            if (session.Guest.StoredEnd is { } stored && stored < end && Address < end)
             {
                 // An image may declare zero-filled memory far beyond what it stores (ELF p_memsz >> p_filesz): searching
                 // petabytes of zeros would take days, so the default range ends with the stored memory.
@@ -89,7 +84,7 @@ public sealed class FindVmiMemoryCommand : VmiMemoryCmdlet
                 end = stored;
             }
 
-            length = end > start ? end - start : 0;
+            length = end > Address ? end - Address : 0;
         }
         else
         {
@@ -97,47 +92,18 @@ public sealed class FindVmiMemoryCommand : VmiMemoryCmdlet
             return;
         }
 
-        if (length > 0 && start + (length - 1) < start)
-        {
-            ThrowTerminatingError(VmiErrors.InvalidArgument(string.Format(CultureInfo.CurrentCulture, Messages.RangeOverflow, start, length), new Va(start)));
-        }
-
-        try
-        {
-            Search(session, pattern, start, length);
-        }
-        catch (Exception e) when (IsItemError(e))
-        {
-            WriteVmiError(e, AddressTarget(start));
-        }
-    }
-
-    private void Search(VmiSession session, BytePattern pattern, ulong start, ulong length)
-    {
-        // The engine searches chunk by chunk (a streaming read and a vectorised scan each); the session's lock is
-        // taken once per chunk and hits are written as each chunk yields them.
-        (AccessContext ctx, ulong? cr3) = session.Use(core =>
-        {
-            AccessContext c = Context(core, session, start);
-            return (c, c.Mechanism.Root?.Value);
-        });
-        var search = new MemorySearch(pattern, ctx, length) { MaxHits = First };
-        var hits = new List<SearchHit>();
         var progress = new ProgressReporter(this, 2, Messages.ProgressFind);
         try
         {
-            while (!search.Completed)
+            AccessContext start = Context(session, Address);
+            foreach (SearchHit hit in session.Guest.Search(start, length, pattern, First, progress, StopToken))
             {
-                StopToken.ThrowIfCancellationRequested();
-                hits.Clear();
-                session.Use(core => search.Next(core, hits));
-                foreach (SearchHit hit in hits)
-                {
-                    WriteObject(new VmiMemoryMatch(session, hit.Address, Physical, cr3, hit.Bytes, pattern.Text));
-                }
-
-                progress.Report((search.Done, length));
+                WriteObject(new VmiMemoryMatch(session, hit.Address, Physical, start.Mechanism.Root?.Value, hit.Bytes, pattern.Text));
             }
+        }
+        catch (Exception e) when (IsItemError(e))
+        {
+            WriteVmiError(e, AddressTarget(Address));
         }
         finally
         {

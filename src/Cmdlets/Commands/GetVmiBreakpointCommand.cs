@@ -17,7 +17,7 @@ public sealed class GetVmiBreakpointCommand : VmiCmdlet
         VmiSession session = ActiveSession;
         try
         {
-            foreach (VmiBreakpoint bp in session.Use(core => core.Breakpoints().Breakpoints))
+            foreach (VmiBreakpoint bp in session.Guest.Breakpoints)
             {
                 if (Id is null || Id.Contains(bp.Id))
                 {

@@ -10,9 +10,7 @@ public sealed class GetVmiCacheCommand : VmiCmdlet
     protected override void ProcessVmiRecord()
     {
         VmiSession session = ActiveSession;
-        (VmiCacheInfo gfn, VmiCacheInfo v2p) = session.Use(core =>
-            (new VmiCacheInfo(session, "Gfn", core.GfnCacheStatistics), new VmiCacheInfo(session, "V2P", core.V2PCacheStatistics)));
-        WriteObject(gfn);
-        WriteObject(v2p);
+        WriteObject(new VmiCacheInfo(session, "Gfn", session.Guest.GfnCacheStatistics));
+        WriteObject(new VmiCacheInfo(session, "V2P", session.Guest.V2PCacheStatistics));
     }
 }

@@ -1,10 +1,10 @@
 using System.Management.Automation;
 using Vmi.Core;
-using Vmi.Xen;
+using Vmi.Core.Drivers;
 
 namespace Vmi.PowerShell.Commands;
 
-/// <summary>Lists the Xen domains on this host: id, name, vCPUs, memory, state. Filters by name (wildcards) and id.</summary>
+/// <summary>Lists the domains of the hypervisors on this host: id, name, vCPUs, memory, state. Filters by name (wildcards) and id.</summary>
 [Cmdlet(VerbsCommon.Get, "VmiDomain")]
 [OutputType(typeof(VmiDomain))]
 public sealed class GetVmiDomainCommand : PSCmdlet
@@ -22,20 +22,20 @@ public sealed class GetVmiDomainCommand : PSCmdlet
 
     protected override void EndProcessing()
     {
-        IReadOnlyList<XenDomainInfo> domains;
+        IReadOnlyList<VmiDomainInfo> domains;
         try
         {
-            domains = DriverFactory.ListXenDomains();
+            domains = VmiDriverRegistry.ListDomains();
         }
         catch (VmiException e)
         {
             // No Xen here (or it refused to list): nothing in the command can succeed.
-            ThrowTerminatingError(VmiErrors.FromException(e, "Xen"));
+            ThrowTerminatingError(VmiErrors.FromException(e, null));
             return;
         }
 
         WildcardPattern[]? patterns = Name?.Select(n => WildcardPattern.Get(n, WildcardOptions.IgnoreCase)).ToArray();
-        foreach (XenDomainInfo d in domains)
+        foreach (VmiDomainInfo d in domains)
         {
             if ((patterns is null || patterns.Any(p => p.IsMatch(d.Name))) && (Id is null || Id.Contains(d.Id)))
             {

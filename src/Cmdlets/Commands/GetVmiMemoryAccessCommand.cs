@@ -34,7 +34,7 @@ public sealed class GetVmiMemoryAccessCommand : VmiCmdlet
                 ulong gfn = first + i;
                 try
                 {
-                    MemoryAccess access = session.Use(core => core.GetMemoryAccess(new Gfn(gfn), new View(View)));
+                    MemoryAccess access = session.Guest.GetMemoryAccess(new Gfn(gfn), new View(View));
                     WriteObject(new VmiPageAccess(session, gfn, View, access));
                 }
                 catch (Exception e) when (IsItemError(e))

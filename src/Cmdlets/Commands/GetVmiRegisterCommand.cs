@@ -39,7 +39,7 @@ public sealed class GetVmiRegisterCommand : VmiCmdlet
         {
             try
             {
-                Registers registers = session.Use(core => core.GetRegisters(new VcpuId(vcpu)));
+                Registers registers = session.Guest.GetRegisters(new VcpuId(vcpu));
                 if (names is null)
                 {
                     WriteObject(new VmiVcpuRegisters(session, vcpu, registers));

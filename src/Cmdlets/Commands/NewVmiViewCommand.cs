@@ -16,7 +16,6 @@ public sealed class NewVmiViewCommand : VmiCmdlet
     protected override void ProcessVmiRecord()
     {
         VmiSession session = ActiveSession;
-        RequireWritable(session, "create a view");
         if (!ShouldProcess(Target(session, string.Format(CultureInfo.InvariantCulture, "new view with default access {0}", DefaultAccess)), "Create view"))
         {
             return;
@@ -24,7 +23,7 @@ public sealed class NewVmiViewCommand : VmiCmdlet
 
         try
         {
-            View view = session.Use(core => core.CreateView(DefaultAccess));
+            View view = session.Guest.CreateView(DefaultAccess);
             WriteObject(new VmiViewInfo(session, view.Value, DefaultAccess));
         }
         catch (Exception e) when (IsItemError(e))

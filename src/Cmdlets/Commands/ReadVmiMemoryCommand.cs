@@ -75,47 +75,20 @@ public sealed class ReadVmiMemoryCommand : VmiMemoryCmdlet
         }
 
         var progress = new ProgressReporter(this, 1, Messages.ProgressRead);
-        long done = 0;
         var unreadable = new List<ulong>();
         try
         {
-            while (done < length)
+            AccessContext start = Context(session, Address);
+            foreach (MemoryChunk chunk in session.Guest.ReadChunks(start, (ulong)length, ChunkSize, ZeroFill, progress, StopToken))
             {
-                StopToken.ThrowIfCancellationRequested();
-                int chunk = (int)Math.Min(ChunkSize, length - done);
-                ulong address = Address + (ulong)done;
-                byte[] buffer = new byte[chunk];
-                (ulong? cr3, IReadOnlyList<ulong> zeroed) = session.Use(core =>
-                {
-                    AccessContext ctx = Context(core, session, address);
-                    IReadOnlyList<ulong> pages = [];
-                    if (ZeroFill)
-                    {
-                        pages = core.Read(ctx, buffer, ReadMode.ZeroFill).UnreadablePages;
-                    }
-                    else
-                    {
-                        core.Read(ctx, buffer);
-                    }
-
-                    return (ctx.Mechanism.Root?.Value, pages);
-                });
-                unreadable.AddRange(zeroed);
-                WriteObject(new VmiMemoryRecord(session, address, Physical, cr3, buffer, zeroed));
-                done += chunk;
-                progress.Report(((ulong)done, (ulong)length));
+                unreadable.AddRange(chunk.ZeroFilledPages);
+                WriteObject(new VmiMemoryRecord(session, chunk.Address, Physical, start.Mechanism.Root?.Value, chunk.Data, chunk.ZeroFilledPages));
             }
         }
         finally
         {
             progress.Complete();
-            if (unreadable.Count > 0)
-            {
-                const int shown = 16;
-                string list = string.Join(", ", unreadable.Take(shown).Select(p => "0x" + p.ToString("x", CultureInfo.InvariantCulture)))
-                    + (unreadable.Count > shown ? ", ..." : string.Empty);
-                WriteWarning(string.Format(CultureInfo.CurrentCulture, Messages.ZeroFilled, unreadable.Count, list));
-            }
+            WriteZeroFilledWarning(unreadable);
         }
     }
 
@@ -126,53 +99,32 @@ public sealed class ReadVmiMemoryCommand : VmiMemoryCmdlet
             throw new ArgumentOutOfRangeException(nameof(Length), string.Format(CultureInfo.CurrentCulture, Messages.LengthTooLarge, As, limit, int.MaxValue));
         }
 
-        (string text, bool truncated, int used) = session.Use(core =>
-        {
-            AccessContext ctx = Context(core, session, Address);
-            int max = (int?)limit ?? core.StringLimit;
-            string s = As == VmiValueType.String
-                ? core.ReadString(ctx, max, out bool t)
-                : core.ReadWString(ctx, max, out t);
-            return (s, t, max);
-        });
-        if (truncated)
+        StringRead read = session.Guest.ReadString(Context(session, Address), (int?)limit, wide: As == VmiValueType.WString);
+        if (read.Truncated)
         {
             WriteWarning(string.Format(CultureInfo.CurrentCulture,
-                "The string at 0x{0:x} has no terminator within {1} bytes; it was cut there. Give a larger -Length to read further.", Address, used));
+                "The string at 0x{0:x} has no terminator within {1} bytes; it was cut there. Give a larger -Length to read further.", Address, read.Limit));
         }
 
-        WriteObject(text);
+        WriteObject(read.Text);
     }
 
     private void ReadIntegers(VmiSession session)
     {
+        int size = As switch { VmiValueType.UInt8 => 1, VmiValueType.UInt16 => 2, VmiValueType.UInt32 => 4, VmiValueType.UInt64 => 8, _ => session.Guest.PointerWidth };
         for (int i = 0; i < Count; i++)
         {
             StopToken.ThrowIfCancellationRequested();
-            object value = session.Use<object>(core =>
+            AccessContext ctx = Context(session, Address + (ulong)(i * size));
+            ulong value = session.Guest.ReadUInt(ctx, size);
+            WriteObject(As switch
             {
-                int size = As switch
-                {
-                    VmiValueType.UInt8 => 1,
-                    VmiValueType.UInt16 => 2,
-                    VmiValueType.UInt32 => 4,
-                    VmiValueType.UInt64 => 8,
-                    _ => PointerWidth(core),
-                };
-                ulong address = Address + (ulong)(i * size);
-                AccessContext ctx = Context(core, session, address);
-                return As switch
-                {
-                    VmiValueType.UInt8 => core.ReadU8(ctx),
-                    VmiValueType.UInt16 => core.ReadU16(ctx),
-                    VmiValueType.UInt32 => core.ReadU32(ctx),
-                    VmiValueType.UInt64 => core.ReadU64(ctx),
-                    _ => new VmiPointer(session, address, core.ReadAddress(ctx, size), size, Physical, ctx.Mechanism.Root?.Value),
-                };
+                VmiValueType.UInt8 => (object)(byte)value,
+                VmiValueType.UInt16 => (ushort)value,
+                VmiValueType.UInt32 => (uint)value,
+                VmiValueType.UInt64 => value,
+                _ => new VmiPointer(session, ctx.Address, value, size, Physical, ctx.Mechanism.Root?.Value),
             });
-            WriteObject(value);
         }
     }
-
-    internal static int PointerWidth(VmiCore core) => core.PagingMode is PagingMode.Ia32e or PagingMode.Ia32eLa57 ? 8 : 4;
 }

@@ -15,7 +15,6 @@ public sealed class RemoveVmiBreakpointCommand : VmiCmdlet
     protected override void ProcessVmiRecord()
     {
         VmiSession session = ActiveSession;
-        RequireWritable(session, "remove a breakpoint");
         foreach (int id in Id!)
         {
             if (!ShouldProcess(Target(session, string.Format(CultureInfo.InvariantCulture, "breakpoint {0}", id)), "Remove breakpoint"))
@@ -25,7 +24,7 @@ public sealed class RemoveVmiBreakpointCommand : VmiCmdlet
 
             try
             {
-                if (!session.Use(core => core.Breakpoints().RemoveBreakpoint(id)))
+                if (!session.Guest.RemoveBreakpoint(id))
                 {
                     WriteError(VmiErrors.InvalidArgument(string.Format(CultureInfo.InvariantCulture, "The session has no breakpoint {0}: Get-VmiBreakpoint lists them.", id), id));
                 }

@@ -16,7 +16,6 @@ public sealed class RemoveVmiViewCommand : VmiCmdlet
     protected override void ProcessVmiRecord()
     {
         VmiSession session = ActiveSession;
-        RequireWritable(session, "destroy a view");
         foreach (ushort view in View!)
         {
             if (!ShouldProcess(Target(session, string.Format(CultureInfo.InvariantCulture, "view {0}", view)), "Destroy view"))
@@ -26,7 +25,7 @@ public sealed class RemoveVmiViewCommand : VmiCmdlet
 
             try
             {
-                session.Use(core => core.DestroyView(new View(view)));
+                session.Guest.DestroyView(new View(view));
             }
             catch (Exception e) when (IsItemError(e))
             {

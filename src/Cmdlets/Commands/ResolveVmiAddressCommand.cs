@@ -39,28 +39,17 @@ public sealed class ResolveVmiAddressCommand : VmiCmdlet
         VmiSession session = ActiveSession;
         try
         {
-            object result = session.Use<object>(core =>
-            {
-                Pa root = ResolveRoot(core, session, Cr3, Vcpu);
-                var ctx = new AddressContext(new Va(Address), root);
-                if (Detailed)
-                {
-                    return new VmiPageWalk(session, core.WalkAddress(ctx));
-                }
+            Pa root = VmiMemoryCmdlet.ContextFor(session, AddressSpace.Virtual(Cr3, Vcpu), Address).Mechanism.Root!.Value;
 
-                // A walk (not the V2P cache, which keeps no flags) gives the page size and the effective flags.
-                PageWalk walk = core.WalkAddress(ctx);
-                if (!walk.Result.Success)
-                {
-                    throw FaultOf(walk.Va, walk.Root, walk.Mode, walk.Result);
-                }
-
-                return new VmiTranslation(session, Address, root.Value, walk.Mode, walk.Result);
-            });
+            // A walk (not the V2P cache, which keeps no flags) gives the page size and the effective flags.
+            PageWalk walk = session.Guest.WalkAddress(new AddressContext(new Va(Address), root));
+            object result = Detailed ? new VmiPageWalk(session, walk)
+                : walk.Result.Success ? new VmiTranslation(session, Address, root.Value, walk.Mode, walk.Result)
+                : throw TranslationFault.ToException(walk.Va, walk.Root, walk.Mode, walk.Result);
             WriteObject(result);
-            if (result is VmiPageWalk { Success: false } failed)
+            if (Detailed && !walk.Result.Success)
             {
-                WriteVmiError(FaultOf(new Va(failed.Va), new Pa(failed.Cr3), failed.PagingMode, new TranslationResult(default, default, default, failed.Fault, failed.FaultLevel)), new Va(Address));
+                WriteVmiError(TranslationFault.ToException(walk.Va, walk.Root, walk.Mode, walk.Result), new Va(Address));
             }
         }
         catch (Exception e) when (IsItemError(e))
@@ -68,8 +57,4 @@ public sealed class ResolveVmiAddressCommand : VmiCmdlet
             WriteVmiError(e, new Va(Address));
         }
     }
-
-    private static VmiException FaultOf(Va va, Pa root, PagingMode mode, TranslationResult r) => r.Fault == WalkFaultKind.NonCanonical
-        ? new NonCanonicalAddressException(va, mode)
-        : new PageFaultException(va, root, r.FaultLevel, r.Fault);
 }

@@ -13,7 +13,6 @@ public sealed class ResumeVmiDomainCommand : VmiCmdlet
     protected override void ProcessVmiRecord()
     {
         VmiSession session = ActiveSession;
-        RequireWritable(session, "resume the guest");
         if (!ShouldProcess(Target(session, "all vCPUs"), "Resume guest"))
         {
             return;
@@ -21,7 +20,7 @@ public sealed class ResumeVmiDomainCommand : VmiCmdlet
 
         try
         {
-            session.Use(core => core.Resume());
+            session.Guest.Resume();
             if (PassThru)
             {
                 WriteObject(session);

@@ -59,15 +59,10 @@ public sealed class SaveVmiMemoryCommand : VmiCmdlet
             return;
         }
 
-        if (Pause)
-        {
-            RequireWritable(session, "pause the guest");
-        }
-
         var progress = new ProgressReporter(this, 7, $"Save-VmiMemory {path}");
         try
         {
-            ImageFileResult result = session.Use(core =>
+            ImageFileResult result = session.Guest.Exclusive(core =>
             {
                 using VmiPauseGuard? guard = Pause ? core.PauseGuard() : null;
                 return ImageFileWriter.Write(core, path, Format, Force, new Adapter(progress), StopToken);

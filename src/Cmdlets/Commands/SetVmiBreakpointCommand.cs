@@ -34,7 +34,6 @@ public sealed class SetVmiBreakpointCommand : VmiCmdlet
     protected override void ProcessVmiRecord()
     {
         VmiSession session = ActiveSession;
-        RequireWritable(session, "set a breakpoint");
         foreach (ulong address in Address!)
         {
             if (!ShouldProcess(Target(session, string.Format(CultureInfo.InvariantCulture, "0x{0:x}", address)), "Set breakpoint"))
@@ -48,7 +47,7 @@ public sealed class SetVmiBreakpointCommand : VmiCmdlet
             };
             try
             {
-                WriteObject(new VmiBreakpointInfo(session, session.Use(core => core.Breakpoints().SetBreakpoint(request))));
+                WriteObject(new VmiBreakpointInfo(session, session.Guest.SetBreakpoint(request)));
             }
             catch (Exception e) when (IsItemError(e))
             {

@@ -39,7 +39,6 @@ public sealed class SetVmiMemoryAccessCommand : VmiCmdlet
     protected override void ProcessVmiRecord()
     {
         VmiSession session = ActiveSession;
-        RequireWritable(session, "change memory access");
         MemoryAccessOptions options = IgnorePageWalkUpdates ? MemoryAccessOptions.IgnorePageWalkUpdates : MemoryAccessOptions.None;
         foreach (ulong gfn in Gfn!)
         {
@@ -53,22 +52,12 @@ public sealed class SetVmiMemoryAccessCommand : VmiCmdlet
 
             try
             {
-                session.Use(core =>
-                {
-                    if (Count == 1)
-                    {
-                        core.SetMemoryAccess(new Gfn(gfn), new View(View), Access, options);
-                    }
-                    else
-                    {
-                        core.SetMemoryAccess(new Gfn(gfn), Count, new View(View), Access, options);
-                    }
-                });
+                session.Guest.SetMemoryAccess(new Gfn(gfn), Count, new View(View), Access, options);
                 if (PassThru)
                 {
                     for (ulong i = 0; i < Count; i++)
                     {
-                        WriteObject(new VmiPageAccess(session, gfn + i, View, session.Use(core => core.GetMemoryAccess(new Gfn(gfn + i), new View(View)))));
+                        WriteObject(new VmiPageAccess(session, gfn + i, View, session.Guest.GetMemoryAccess(new Gfn(gfn + i), new View(View))));
                     }
                 }
             }

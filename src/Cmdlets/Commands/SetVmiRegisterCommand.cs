@@ -42,34 +42,10 @@ public sealed class SetVmiRegisterCommand : VmiCmdlet
     protected override void ProcessVmiRecord()
     {
         VmiSession session = ActiveSession;
-        RequireWritable(session, "set registers");
-        var changes = new List<(string Name, ulong Value)>();
+        IReadOnlyList<(string Name, ulong Value)> changes;
         try
         {
-            if (ParameterSetName == OneSet)
-            {
-                changes.Add((Name!, Value));
-            }
-            else
-            {
-                foreach (DictionaryEntry entry in Values!)
-                {
-                    string key = LanguagePrimitives.ConvertTo<string>(entry.Key);
-                    if (!VmiAddressTransformationAttribute.TryConvert(entry.Value, out ulong v))
-                    {
-                        throw new ArgumentException(string.Format(CultureInfo.CurrentCulture, Messages.AddressNotUnderstood, entry.Value));
-                    }
-
-                    changes.Add((key, v));
-                }
-            }
-
-            // Check every name before anything changes.
-            var probe = new Registers();
-            foreach ((string name, ulong value) in changes)
-            {
-                RegisterAccess.Set(probe, name, value);
-            }
+            changes = RegisterAccess.Changes(ParameterSetName == OneSet ? new Hashtable { [Name!] = Value } : Values!);
         }
         catch (ArgumentException e)
         {
@@ -86,25 +62,16 @@ public sealed class SetVmiRegisterCommand : VmiCmdlet
 
         try
         {
-            Registers after = session.Use(core =>
+            session.Guest.UpdateRegisters(new VcpuId(Vcpu), registers =>
             {
-                Registers registers = core.GetRegisters(new VcpuId(Vcpu));
                 foreach ((string name, ulong value) in changes)
                 {
                     RegisterAccess.Set(registers, name, value);
                 }
-
-                core.SetRegisters(new VcpuId(Vcpu), registers);
-                if (changes.Any(c => RegisterAccess.Canonical(c.Name) is "Cr3" or "Cr0" or "Cr4" or "MsrEfer"))
-                {
-                    core.FlushV2PCache(); // translations under the old paging state are stale
-                }
-
-                return PassThru ? core.GetRegisters(new VcpuId(Vcpu)) : registers;
             });
             if (PassThru)
             {
-                WriteObject(new VmiVcpuRegisters(session, Vcpu, after));
+                WriteObject(new VmiVcpuRegisters(session, Vcpu, session.Guest.GetRegisters(new VcpuId(Vcpu))));
             }
         }
         catch (Exception e) when (IsItemError(e))

@@ -36,7 +36,6 @@ public sealed class SetVmiViewGfnCommand : VmiCmdlet
     protected override void ProcessVmiRecord()
     {
         VmiSession session = ActiveSession;
-        RequireWritable(session, "remap frames in a view");
         string what = Reset
             ? string.Format(CultureInfo.InvariantCulture, "view {0}: GFN 0x{1:x} back to itself", View, Gfn)
             : string.Format(CultureInfo.InvariantCulture, "view {0}: GFN 0x{1:x} -> GFN 0x{2:x}", View, Gfn, NewGfn);
@@ -47,17 +46,14 @@ public sealed class SetVmiViewGfnCommand : VmiCmdlet
 
         try
         {
-            session.Use(core =>
+            if (Reset)
             {
-                if (Reset)
-                {
-                    core.ResetViewGfn(new View(View), new Gfn(Gfn));
-                }
-                else
-                {
-                    core.ChangeViewGfn(new View(View), new Gfn(Gfn), new Gfn(NewGfn));
-                }
-            });
+                session.Guest.ResetViewGfn(new View(View), new Gfn(Gfn));
+            }
+            else
+            {
+                session.Guest.ChangeViewGfn(new View(View), new Gfn(Gfn), new Gfn(NewGfn));
+            }
         }
         catch (Exception e) when (IsItemError(e))
         {

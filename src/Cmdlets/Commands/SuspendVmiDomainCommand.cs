@@ -13,7 +13,6 @@ public sealed class SuspendVmiDomainCommand : VmiCmdlet
     protected override void ProcessVmiRecord()
     {
         VmiSession session = ActiveSession;
-        RequireWritable(session, "pause the guest");
         if (!ShouldProcess(Target(session, "all vCPUs"), "Pause guest"))
         {
             return;
@@ -21,7 +20,7 @@ public sealed class SuspendVmiDomainCommand : VmiCmdlet
 
         try
         {
-            session.Use(core => core.Pause());
+            session.Guest.Pause();
             if (PassThru)
             {
                 WriteObject(session);

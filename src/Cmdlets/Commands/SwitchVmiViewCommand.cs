@@ -16,7 +16,6 @@ public sealed class SwitchVmiViewCommand : VmiCmdlet
     protected override void ProcessVmiRecord()
     {
         VmiSession session = ActiveSession;
-        RequireWritable(session, "switch views");
         if (!ShouldProcess(Target(session, string.Format(CultureInfo.InvariantCulture, "switch to view {0}", View)), "Switch view"))
         {
             return;
@@ -24,7 +23,7 @@ public sealed class SwitchVmiViewCommand : VmiCmdlet
 
         try
         {
-            session.Use(core => core.SwitchToView(new View(View)));
+            session.Guest.SwitchToView(new View(View));
         }
         catch (Exception e) when (IsItemError(e))
         {

@@ -56,7 +56,7 @@ public sealed class WaitVmiEventCommand : VmiCmdlet
 
                 // Take no more than -Count still allows: events beyond it stay pending for the next wait.
                 int max = (int)Math.Min(Count - _written, int.MaxValue);
-                _session.WaitForEvents(wait, max, Handle, StopToken);
+                Handle(_session.Guest.TakeEvents(wait, max, StopToken));
             }
         }
         catch (Exception e) when (IsItemError(e))
@@ -71,34 +71,64 @@ public sealed class WaitVmiEventCommand : VmiCmdlet
         }
     }
 
-    private VmiEventResponse Handle(VmiEvent e)
+    /// <summary>
+    /// Writes each taken event's record and answers it with what the pipeline set (no lock is held meanwhile). However
+    /// this ends — Ctrl+C, a downstream error — every event taken is answered: with the response set on its record, else released.
+    /// </summary>
+    private void Handle(IReadOnlyList<VmiPendingEvent> taken)
     {
-        VmiEventRecord record = VmiEventRecord.Create(_session!, e, ++_written);
-
-        // The rest of the pipeline runs now, on this thread, and may set the response on the record.
-        WriteObject(record);
-
-        VmiEventResponse response = record.ToResponse();
+        VmiGuest guest = _session!.Guest;
+        VmiEventRecord? current = null;
         try
         {
-            response.Validate();
-            if (response.View is { } view && !_session!.Use(core => ViewExists(core, view)))
+            foreach (VmiPendingEvent pending in taken)
             {
-                // Checked here, so that a mistyped view is one bad answer, not the end of the whole wait.
-                throw new ViewNotFoundException(view);
+                current = VmiEventRecord.Create(_session, pending.Event, ++_written);
+                WriteObject(current); // the rest of the pipeline runs now, on this thread, and may set the response
+                Answer(guest, pending, current);
+                current = null;
             }
+        }
+        finally
+        {
+            foreach (VmiPendingEvent pending in taken)
+            {
+                if (current is not null && ReferenceEquals(pending.Event, current.Event) && current.ToResponse() != VmiEventResponse.Continue)
+                {
+                    TryAnswer(guest, pending, current.ToResponse());
+                }
+                else
+                {
+                    guest.Release(pending); // false when already answered
+                }
+            }
+        }
+    }
+
+    private void Answer(VmiGuest guest, VmiPendingEvent pending, VmiEventRecord record)
+    {
+        try
+        {
+            guest.Answer(pending, record.ToResponse());
         }
         catch (Exception invalid) when (invalid is ArgumentException or ViewNotFoundException)
         {
+            // One bad answer, not the end of the wait: the guest released the event (Continue).
             WriteError(new ErrorRecord(
                 new ArgumentException(string.Format(CultureInfo.CurrentCulture, Messages.EventResponseInvalid, record.Reason, invalid.Message), invalid),
                 VmiErrorIds.InvalidResponse, ErrorCategory.InvalidArgument, record));
-            return VmiEventResponse.Continue;
         }
-
-        return response;
     }
 
-    private static bool ViewExists(VmiCore core, View view) =>
-        core.Supports(VmiCapability.ViewControl) && (view == core.DefaultView || core.Views.Contains(view));
+    private static void TryAnswer(VmiGuest guest, VmiPendingEvent pending, VmiEventResponse response)
+    {
+        try
+        {
+            guest.Answer(pending, response);
+        }
+        catch (Exception e) when (e is ArgumentException or VmiException)
+        {
+            guest.Release(pending); // the command is ending anyway; the guest must not wait
+        }
+    }
 }

@@ -47,72 +47,25 @@ public sealed class WriteVmiMemoryCommand : VmiMemoryCmdlet
     protected override void ProcessVmiRecord()
     {
         VmiSession session = ActiveSession;
-        RequireWritable(session, "write guest memory");
         try
         {
-            byte[] data = ParameterSetName == BytesSet ? Bytes! : Encode(session);
+            byte[] data = ParameterSetName == BytesSet ? Bytes! : VmiValueEncoding.Encode(Value!, As, NoTerminator, () => session.Guest.PointerWidth);
             string what = string.Format(CultureInfo.InvariantCulture, "{0} byte(s) at {1} 0x{2:x}", data.Length, Physical ? "PA" : "VA", Address);
             if (!ShouldProcess(Target(session, what), "Write guest memory"))
             {
                 return;
             }
 
-            VmiMemoryRecord? written = session.Use(core =>
+            AccessContext ctx = Context(session, Address);
+            session.Guest.Write(ctx, data);
+            if (PassThru)
             {
-                AccessContext ctx = Context(core, session, Address);
-                core.Write(ctx, data);
-                return PassThru
-                    ? new VmiMemoryRecord(session, Address, Physical, ctx.Mechanism.Root?.Value, core.ReadBytes(ctx, data.Length))
-                    : null;
-            });
-            if (written is not null)
-            {
-                WriteObject(written);
+                WriteObject(new VmiMemoryRecord(session, Address, Physical, ctx.Mechanism.Root?.Value, session.Guest.ReadBytes(ctx, data.Length)));
             }
         }
         catch (Exception e) when (IsItemError(e))
         {
             WriteVmiError(e, AddressTarget(Address));
-        }
-    }
-
-    private byte[] Encode(VmiSession session)
-    {
-        object value = Value is PSObject pso ? pso.BaseObject : Value!;
-        switch (As)
-        {
-            case VmiValueType.String:
-            case VmiValueType.WString:
-                string text = value as string ?? LanguagePrimitives.ConvertTo<string>(value);
-                Encoding encoding = As == VmiValueType.String ? new UTF8Encoding(false) : new UnicodeEncoding(false, false);
-                byte[] body = encoding.GetBytes(text);
-                int terminator = NoTerminator ? 0 : As == VmiValueType.String ? 1 : 2;
-                byte[] withNul = new byte[body.Length + terminator];
-                body.CopyTo(withNul, 0);
-                return withNul;
-            default:
-                if (!VmiAddressTransformationAttribute.TryConvert(value, out ulong number))
-                {
-                    throw new ArgumentException(string.Format(CultureInfo.CurrentCulture, Messages.AddressNotUnderstood, value));
-                }
-
-                int size = As switch
-                {
-                    VmiValueType.UInt8 => 1,
-                    VmiValueType.UInt16 => 2,
-                    VmiValueType.UInt32 => 4,
-                    VmiValueType.UInt64 => 8,
-                    _ => session.Use(ReadVmiMemoryCommand.PointerWidth),
-                };
-                if (size < 8 && number >> (size * 8) != 0)
-                {
-                    // A negative Int32 literal (0xffffffff parses as -1) is already narrowed by the transformation.
-                    throw new ArgumentOutOfRangeException(nameof(Value), string.Format(CultureInfo.CurrentCulture, Messages.ValueTooLarge, number, As == VmiValueType.Pointer ? $"{size}-byte pointer" : As.ToString()));
-                }
-
-                byte[] bytes = new byte[8];
-                BinaryPrimitives.WriteUInt64LittleEndian(bytes, number);
-                return bytes[..size];
         }
     }
 }

@@ -13,12 +13,9 @@ public sealed class VmiViewCompleter : VmiCompleter
             return [];
         }
 
-        return session.Use(core =>
-        {
-            View defaultView = core.DefaultView;
-            return new[] { (defaultView.ToString(), "the default view") }
-                .Concat(core.Views.Order().Select(v => (v.ToString(), string.Format(CultureInfo.InvariantCulture, "view {0} of {1}", v, session.Name))))
-                .ToArray();
-        });
+        VmiGuest guest = session.Guest;
+        return new[] { (guest.DefaultView.ToString(), "the default view") }
+            .Concat(guest.Views.Order().Select(v => (v.ToString(), string.Format(CultureInfo.InvariantCulture, "view {0} of {1}", v, session.Name))))
+            .ToArray();
     }
 }

@@ -20,12 +20,12 @@ internal static class LinuxSessions
             return kernel;
         }
 
-        kernel = session.Use(core => LinuxKernel.Open(Memory(core)));
+        kernel = session.Guest.Exclusive(core => LinuxKernel.Open(Memory(session, core)));
         return s_kernels.GetValue(session, _ => kernel);
     }
 
-    /// <summary>The guest memory the kernel reads through; used only inside <see cref="VmiSession.Use{T}"/>.</summary>
-    public static IGuestMemory Memory(VmiCore core) => new CoreGuestMemory(core, (core.Driver as IVmcoreinfoSource)?.Vmcoreinfo);
+    /// <summary>The guest memory the kernel reads through; used only inside <see cref="VmiGuest.Exclusive{T}"/> (the guest's lock held).</summary>
+    public static IGuestMemory Memory(VmiSession session, VmiCore core) => new CoreGuestMemory(core, session.Guest.GetDriver<IVmiDriver>() is IVmcoreinfoSource s ? s.Vmcoreinfo : null);
 }
 
 /// <summary>No kernel symbol matched a name given without wildcards.</summary>

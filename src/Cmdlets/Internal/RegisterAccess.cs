@@ -29,6 +29,26 @@ internal static class RegisterAccess
 
     public static object Get(Registers registers, string name) => Properties[Canonical(name)].GetValue(registers)!;
 
+    /// <summary>The changes a table of register names and values asks for, every name and value checked before anything changes.</summary>
+    public static IReadOnlyList<(string Name, ulong Value)> Changes(System.Collections.IDictionary values)
+    {
+        var changes = new List<(string Name, ulong Value)>();
+        var probe = new Registers();
+        foreach (System.Collections.DictionaryEntry entry in values)
+        {
+            string key = System.Management.Automation.LanguagePrimitives.ConvertTo<string>(entry.Key);
+            if (!VmiAddressTransformationAttribute.TryConvert(entry.Value, out ulong v))
+            {
+                throw new ArgumentException(string.Format(System.Globalization.CultureInfo.CurrentCulture, Messages.AddressNotUnderstood, entry.Value));
+            }
+
+            Set(probe, key, v);
+            changes.Add((key, v));
+        }
+
+        return changes;
+    }
+
     public static void Set(Registers registers, string name, ulong value)
     {
         PropertyInfo p = Properties[Canonical(name)];

@@ -21,14 +21,6 @@ internal static class Messages
 
     internal static string SessionNotUnderstood => Get(nameof(SessionNotUnderstood));
 
-    internal static string ReadOnlySession => Get(nameof(ReadOnlySession));
-
-    internal static string RestoreFailed => Get(nameof(RestoreFailed));
-
-    internal static string ResumeFailed => Get(nameof(ResumeFailed));
-
-    internal static string DisposeFailed => Get(nameof(DisposeFailed));
-
     internal static string AddressNotUnderstood => Get(nameof(AddressNotUnderstood));
 
     internal static string NoTranslationRoot => Get(nameof(NoTranslationRoot));
@@ -36,8 +28,6 @@ internal static class Messages
     internal static string ZeroFilled => Get(nameof(ZeroFilled));
 
     internal static string LengthTooLarge => Get(nameof(LengthTooLarge));
-
-    internal static string PatternNotUnderstood => Get(nameof(PatternNotUnderstood));
 
     internal static string RangeRequired => Get(nameof(RangeRequired));
 
@@ -60,8 +50,6 @@ internal static class Messages
     internal static string ProgressFind => Get(nameof(ProgressFind));
 
     internal static string ProgressStatus => Get(nameof(ProgressStatus));
-
-    internal static string MockSource => Get(nameof(MockSource));
 
     internal static string SearchSkipsZeroFill => Get(nameof(SearchSkipsZeroFill));
 

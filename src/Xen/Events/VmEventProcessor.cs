@@ -6,25 +6,135 @@ using Vmi.Xen.Native;
 namespace Vmi.Xen.Events;
 
 /// <summary>
-/// Takes requests from a <see cref="VmEventRing"/> one at a time, hands each to the handler and puts its
-/// answer back, so that every request taken is answered on every path: a handler that throws, a response
-/// that cannot be carried out, a request of another interface version, cancellation. Xen is notified once
-/// per batch, from a finally block.
+/// The two phases of the vm_event ring: <see cref="Take"/> consumes requests (their vCPUs stay paused) and hands them out
+/// as <see cref="VmiPendingEvent"/>s; <see cref="Answer"/> and <see cref="Release"/> put each one's response back. Every
+/// request taken is answered on every path: a response that cannot be carried out, a request of another interface
+/// version, teardown (<see cref="DrainAndContinue"/> answers what is still outstanding). Not thread-safe: the driver
+/// serialises calls.
 /// </summary>
 internal sealed class VmEventProcessor(VmEventRing ring, Action<VcpuId, Interrupt> reinject)
 {
+    private readonly HashSet<VmiPendingEvent> _outstanding = [];
+
     public VmEventRing Ring { get; } = ring;
 
     /// <summary>Requests waiting in the ring.</summary>
     public int Pending => Ring.UnconsumedRequests;
+
+    /// <summary>Events taken and not yet answered.</summary>
+    public int Outstanding => _outstanding.Count;
+
+    /// <summary>
+    /// Takes at most <paramref name="maxEvents"/> waiting requests. A request of another interface version is answered at
+    /// once (so its vCPU goes on) and throws; the requests taken before it in this call are released first.
+    /// </summary>
+    public IReadOnlyList<VmiPendingEvent> Take(int maxEvents)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxEvents, 1);
+        var taken = new List<VmiPendingEvent>();
+        while (taken.Count < maxEvents && (Ring.UnconsumedRequests > 0 || Ring.FinalCheckForRequests()))
+        {
+            if (!Ring.TryTakeRequest(out VmEventSt request))
+            {
+                break;
+            }
+
+            if (request.Version != VmEventAbi.InterfaceVersion)
+            {
+                Ring.PutResponse(VmEventTranslator.MismatchResponse(request));
+                foreach (VmiPendingEvent t in taken)
+                {
+                    t.TryMarkAnswered();
+                    Put(t, VmEventTranslator.ContinueResponse(Request(t)));
+                }
+
+                Ring.Notify();
+                throw new VmiDriverException(string.Format(
+                    CultureInfo.InvariantCulture,
+                    "Xen sent a vm_event request of interface version {0} (vCPU {1}, reason {2}); this driver reads version {3} (Xen 4.15 to 4.22). " +
+                    "The vCPU was released unanswered otherwise. Use a Vmi.Xen build for this Xen release.",
+                    request.Version, request.VcpuId, request.Reason, VmEventAbi.InterfaceVersion));
+            }
+
+            var pending = new VmiPendingEvent(VmEventTranslator.ToEvent(request), new RequestBox(request));
+            _outstanding.Add(pending);
+            taken.Add(pending);
+        }
+
+        return taken;
+    }
+
+    /// <summary>
+    /// Puts <paramref name="response"/> for a taken event (and re-injects its interrupt when asked); Xen is kicked unless
+    /// <paramref name="notify"/> is false. A response that cannot be carried out answers Continue and throws.
+    /// </summary>
+    public void Answer(VmiPendingEvent pending, VmiEventResponse response, bool notify = true)
+    {
+        ArgumentNullException.ThrowIfNull(pending);
+        ArgumentNullException.ThrowIfNull(response);
+        VmEventSt request = Request(pending);
+        if (!_outstanding.Contains(pending) || !pending.TryMarkAnswered())
+        {
+            return;
+        }
+
+        VmEventSt rsp;
+        Exception? failure = null;
+        try
+        {
+            rsp = VmEventTranslator.ToResponse(request, response);
+            if ((response.Flags & VmiEventResponseFlags.ReinjectInterrupt) != 0)
+            {
+                Interrupt interrupt = VmEventTranslator.ReinjectionFor(request)
+                    ?? throw new ArgumentException($"ReinjectInterrupt answers breakpoint and debug-exception events only; this event's reason is {request.Reason}.");
+                reinject(new VcpuId((ushort)request.VcpuId), interrupt);
+            }
+        }
+#pragma warning disable CA1031 // the request must be answered whatever went wrong; the failure is rethrown below
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            failure = ex;
+            rsp = VmEventTranslator.ContinueResponse(request);
+        }
+
+        Put(pending, rsp);
+        if (notify || failure is not null)
+        {
+            Ring.Notify();
+        }
+
+        if (failure is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
+        }
+    }
+
+    /// <summary>Answers a taken event with Continue: nobody answered it.</summary>
+    public void Release(VmiPendingEvent pending, bool notify = true)
+    {
+        ArgumentNullException.ThrowIfNull(pending);
+        VmEventSt request = Request(pending);
+        if (!_outstanding.Contains(pending) || !pending.TryMarkAnswered())
+        {
+            return;
+        }
+
+        Put(pending, VmEventTranslator.ContinueResponse(request));
+        if (notify)
+        {
+            Ring.Notify();
+        }
+    }
 
     /// <summary>Handles every waiting request (and those that arrive meanwhile); returns how many were handled.</summary>
     public int Process(VmiEventHandler handler, CancellationToken cancellationToken = default) =>
         Process(handler, int.MaxValue, cancellationToken);
 
     /// <summary>
-    /// Handles waiting requests (and those that arrive meanwhile), at most <paramref name="maxEvents"/>; the rest stay
-    /// unconsumed in the ring for the next call. Returns how many were handled.
+    /// Takes and answers waiting requests one at a time (and those that arrive meanwhile), at most
+    /// <paramref name="maxEvents"/>; the rest stay unconsumed. If the handler throws, its event is released and the
+    /// exception rethrown. Xen is kicked once per batch. Returns how many were handled.
     /// </summary>
     public int Process(VmiEventHandler handler, int maxEvents, CancellationToken cancellationToken = default)
     {
@@ -34,15 +144,25 @@ internal sealed class VmEventProcessor(VmEventRing ring, Action<VcpuId, Interrup
         bool answered = false;
         try
         {
-            while (handled < maxEvents && !cancellationToken.IsCancellationRequested && (Ring.UnconsumedRequests > 0 || Ring.FinalCheckForRequests()))
+            while (handled < maxEvents && !cancellationToken.IsCancellationRequested)
             {
-                if (!Ring.TryTakeRequest(out VmEventSt request))
+                IReadOnlyList<VmiPendingEvent> one = Take(1);
+                if (one.Count == 0)
                 {
                     break;
                 }
 
                 answered = true;
-                Handle(request, handler);
+                VmiPendingEvent pending = one[0];
+                try
+                {
+                    Answer(pending, handler(pending.Event) ?? VmiEventResponse.Continue, notify: false);
+                }
+                finally
+                {
+                    Release(pending, notify: false);
+                }
+
                 handled++;
             }
         }
@@ -57,12 +177,22 @@ internal sealed class VmEventProcessor(VmEventRing ring, Action<VcpuId, Interrup
         return handled;
     }
 
-    /// <summary>Answers every waiting request with "continue" (teardown: no vCPU may stay paused). Returns how many.</summary>
+    /// <summary>Answers every outstanding event and every waiting request with "continue" (teardown: no vCPU may stay paused). Returns how many.</summary>
     public int DrainAndContinue()
     {
         int n = 0;
         try
         {
+            foreach (VmiPendingEvent pending in _outstanding.ToArray())
+            {
+                if (pending.TryMarkAnswered())
+                {
+                    Put(pending, VmEventTranslator.ContinueResponse(Request(pending)));
+                    n++;
+                }
+            }
+
+            _outstanding.Clear();
             while (Ring.TryTakeRequest(out VmEventSt request) || (Ring.FinalCheckForRequests() && Ring.TryTakeRequest(out request)))
             {
                 Ring.PutResponse(request.Version == VmEventAbi.InterfaceVersion ? VmEventTranslator.ContinueResponse(request) : VmEventTranslator.MismatchResponse(request));
@@ -80,43 +210,18 @@ internal sealed class VmEventProcessor(VmEventRing ring, Action<VcpuId, Interrup
         return n;
     }
 
-    private void Handle(in VmEventSt request, VmiEventHandler handler)
+    private void Put(VmiPendingEvent pending, in VmEventSt response)
     {
-        if (request.Version != VmEventAbi.InterfaceVersion)
-        {
-            Ring.PutResponse(VmEventTranslator.MismatchResponse(request));
-            throw new VmiDriverException(string.Format(
-                CultureInfo.InvariantCulture,
-                "Xen sent a vm_event request of interface version {0} (vCPU {1}, reason {2}); this driver reads version {3} (Xen 4.15 to 4.22). " +
-                "The vCPU was released unanswered otherwise. Use a Vmi.Xen build for this Xen release.",
-                request.Version, request.VcpuId, request.Reason, VmEventAbi.InterfaceVersion));
-        }
+        _outstanding.Remove(pending);
+        Ring.PutResponse(response);
+    }
 
-        VmEventSt rsp;
-        Exception? failure = null;
-        try
-        {
-            VmiEventResponse response = handler(VmEventTranslator.ToEvent(request)) ?? VmiEventResponse.Continue;
-            rsp = VmEventTranslator.ToResponse(request, response);
-            if ((response.Flags & VmiEventResponseFlags.ReinjectInterrupt) != 0)
-            {
-                Interrupt interrupt = VmEventTranslator.ReinjectionFor(request)
-                    ?? throw new ArgumentException($"ReinjectInterrupt answers breakpoint and debug-exception events only; this event's reason is {request.Reason}.");
-                reinject(new VcpuId((ushort)request.VcpuId), interrupt);
-            }
-        }
-#pragma warning disable CA1031 // the request must be answered whatever went wrong; the failure is rethrown below
-        catch (Exception ex)
-#pragma warning restore CA1031
-        {
-            failure = ex;
-            rsp = VmEventTranslator.ContinueResponse(request);
-        }
+    private static VmEventSt Request(VmiPendingEvent pending) =>
+        (pending.DriverState as RequestBox ?? throw new ArgumentException("The event was not taken from this Xen ring.", nameof(pending))).Request;
 
-        Ring.PutResponse(rsp);
-        if (failure is not null)
-        {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
-        }
+    /// <summary>The ring request an event came from (a struct, boxed once).</summary>
+    private sealed class RequestBox(VmEventSt request)
+    {
+        public VmEventSt Request { get; } = request;
     }
 }

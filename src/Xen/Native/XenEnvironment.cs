@@ -19,7 +19,7 @@ internal static class XenEnvironment
         {
             throw new VmiDriverException(
                 "The Xen driver runs in dom0 of a Xen host, which runs Linux; this machine runs " +
-                System.Runtime.InteropServices.RuntimeInformation.OSDescription + ". Open a memory image (Connect-VmiDomain -Path) or the mock guest instead.");
+                System.Runtime.InteropServices.RuntimeInformation.OSDescription + ". Open a memory image or the mock guest instead.");
         }
 
         string privcmd = Path.Combine(root, PrivcmdPath);

@@ -15,7 +15,7 @@ public sealed class BareDriver : IVmiDriver
 }
 
 /// <summary>Every capability, recording what it was asked.</summary>
-public sealed class FullDriver : SparseDriver, IVmiQueryProtection, IVmiSetProtection, IVmiQueryRegisters, IVmiSetRegisters, IVmiViewControl, IVmiEventControl, IVmiVmControl
+public class FullDriver : SparseDriver, IVmiQueryProtection, IVmiSetProtection, IVmiQueryRegisters, IVmiSetRegisters, IVmiViewControl, IVmiEventControl, IVmiVmControl
 {
     private readonly Registers[] _regs;
     private readonly List<EventMonitor> _monitors = [];
@@ -75,27 +75,34 @@ public sealed class FullDriver : SparseDriver, IVmiQueryProtection, IVmiSetProte
 
     public int EventsPending => Queue.Count;
 
-    public int WaitForEvents(TimeSpan timeout, int maxEvents, VmiEventHandler handler, CancellationToken cancellationToken = default)
-    {
-        int n = 0;
-        while (Queue.Count > 0 && n < maxEvents)
-        {
-            VmiEvent e = Queue[0];
-            Queue.RemoveAt(0);
-            try
-            {
-                Responses.Add(handler(e));
-            }
-            catch
-            {
-                Responses.Add(VmiEventResponse.Continue); // no vCPU left waiting
-                throw;
-            }
+    public bool WaitForPending(TimeSpan timeout, CancellationToken cancellationToken = default) => Queue.Count > 0;
 
-            n++;
+    public IReadOnlyList<VmiPendingEvent> TakeEvents(int maxEvents)
+    {
+        var taken = new List<VmiPendingEvent>();
+        while (Queue.Count > 0 && taken.Count < maxEvents)
+        {
+            taken.Add(new VmiPendingEvent(Queue[0]));
+            Queue.RemoveAt(0);
         }
 
-        return n;
+        return taken;
+    }
+
+    public void Answer(VmiPendingEvent pending, VmiEventResponse response)
+    {
+        if (pending.TryMarkAnswered())
+        {
+            Responses.Add(response);
+        }
+    }
+
+    public void Release(VmiPendingEvent pending)
+    {
+        if (pending.TryMarkAnswered())
+        {
+            Responses.Add(VmiEventResponse.Continue); // no vCPU left waiting
+        }
     }
 
     public void Pause() => Pauses++;
@@ -121,7 +128,16 @@ public sealed class FullDriver : SparseDriver, IVmiQueryProtection, IVmiSetProte
     {
     }
 
+    public int ResetCalls { get; private set; }
+
+    public Exception? ResetFailure { get; set; }
+
     public void ResetState()
     {
+        ResetCalls++;
+        if (ResetFailure is { } f)
+        {
+            throw f;
+        }
     }
 }

@@ -244,30 +244,27 @@ public sealed class XenDriverTests : IDisposable
     }
 
     [Fact]
-    public async Task While_the_handler_runs_other_threads_use_the_driver_and_a_reset_waits_for_the_answer()
+    public async Task Between_take_and_answer_the_driver_is_free_and_a_reset_answers_the_taken_event_before_the_ring_goes()
     {
         XenDriver d = Connect();
         d.EnableMonitor(EventMonitor.Breakpoint);
         var channel = _xen.Channel!;
         channel.Put(XenRingSimulator.Request(1, VmEventAbi.ReasonSoftwareBreakpoint));
-        Task? reset = null;
-        int n = d.WaitForEvents(TimeSpan.FromSeconds(5), _ =>
-        {
-            // What a PowerShell pipeline does with the record: another thread reads registers through the driver.
-            Task<Registers> read = Task.Run(() => d.GetRegisters(new VcpuId(0)));
-            Assert.True(read.Wait(TimeSpan.FromSeconds(30)), "the driver stayed locked while the handler ran");
+        VmiPendingEvent taken = Assert.Single(d.TakeEvents(8));
+        Assert.Empty(channel.Responses); // taken, not answered: the vCPU waits
 
-            // A restore from another thread waits until this event is answered, then tears the ring down.
-            reset = Task.Run(d.ResetState);
-            Assert.False(reset.Wait(TimeSpan.FromMilliseconds(200)));
-            return VmiEventResponse.Deny;
-        });
+        // What a PowerShell pipeline does with the record: another thread reads registers through the driver.
+        await Task.Run(() => d.GetRegisters(new VcpuId(0))).WaitAsync(TimeSpan.FromSeconds(30));
 
-        Assert.Equal(1, n);
-        await reset!.WaitAsync(TimeSpan.FromSeconds(30));
-        VmEventSt rsp = Assert.Single(channel.Responses); // answered before the ring was torn down
+        // A restore (another thread, a signal) answers the taken event with Continue, then tears the ring down.
+        await Task.Run(d.ResetState).WaitAsync(TimeSpan.FromSeconds(30));
+        VmEventSt rsp = Assert.Single(channel.Responses);
         Assert.Equal(1u, rsp.VcpuId);
+        Assert.Equal(VmEventAbi.FlagVcpuPaused, rsp.Flags);
         Assert.Contains("DisableMonitorRing", _xen.Calls);
+
+        d.Answer(taken, VmiEventResponse.Deny); // too late: ignored, nothing written into a ring that is gone
+        Assert.Single(channel.Responses);
     }
 
     [Fact]

@@ -30,9 +30,9 @@ Describe 'Protect-Cr3' {
 
     It 'answers every event it took and leaves no monitor on' {
         $null = Protect-Cr3 -Allowed $Layout::KernelCr3
-        $guest = $session.Core.Driver          # the Vmi.Mock.MockGuest behind the session
+        $guest = $session.Guest.GetDriver[Vmi.Mock.MockGuest]()         # the Vmi.Mock.MockGuest behind the session
         $guest.EventsPending | Should -Be 0
         $guest.Responses[-1].Response.Flags | Should -Be 'Deny'
-        Get-VmiSession -Default | ForEach-Object { $_.Core.Driver.EnabledMonitors } | Should -BeNullOrEmpty
+        Get-VmiSession -Default | ForEach-Object { $_.Guest.GetDriver[Vmi.Mock.MockGuest]().EnabledMonitors } | Should -BeNullOrEmpty
     }
 }

@@ -14,7 +14,7 @@ BeforeAll {
 Describe 'Test-SyscallHook' {
     BeforeEach {
         $session = Connect-VmiDomain -Mock
-        $guest = $session.Core.Driver   # the Vmi.Mock.MockGuest behind the session
+        $guest = $session.Guest.GetDriver[Vmi.Mock.MockGuest]()  # the Vmi.Mock.MockGuest behind the session
     }
     AfterEach { Disconnect-VmiDomain -Session $session }
 
