@@ -58,10 +58,7 @@ public sealed class FindVmiMemoryCommand : VmiMemoryCmdlet
             {
                 StringSet => BytePattern.FromString(String!, new UTF8Encoding(false)),
                 WStringSet => BytePattern.FromString(WString!, new UnicodeEncoding(false, false)),
-                _ => Pattern is PSObject { BaseObject: byte[] b } ? BytePattern.FromBytes(b)
-                    : Pattern is byte[] bytes ? BytePattern.FromBytes(bytes)
-                    : Pattern is object[] items && items.Length > 0 ? BytePattern.FromBytes(items.Select(i => LanguagePrimitives.ConvertTo<byte>(i)).ToArray())
-                    : BytePattern.Parse(LanguagePrimitives.ConvertTo<string>(Pattern)),
+                _ => BytePattern.FromObject(Pattern!),
             };
         }
         catch (Exception e) when (e is ArgumentException or PSInvalidCastException)

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Management.Automation;
 using System.Text;
 
 namespace Vmi.PowerShell;
@@ -31,6 +32,59 @@ internal sealed class BytePattern
 
     public static BytePattern FromBytes(byte[] bytes) =>
         new(bytes, Enumerable.Repeat(true, bytes.Length).ToArray(), string.Join(' ', bytes.Select(b => b.ToString("x2", CultureInfo.InvariantCulture))));
+
+    /// <summary>
+    /// What -Pattern was given: bytes (a byte array, or an array of numbers), one number (a byte value: 0x48 is the
+    /// byte 0x48, never the text "72" read as hex), or hex text with ?? wildcards.
+    /// </summary>
+    public static BytePattern FromObject(object value)
+    {
+        object v = value is PSObject ps ? ps.BaseObject : value;
+        switch (v)
+        {
+            case byte[] bytes:
+                return bytes.Length > 0 ? FromBytes(bytes) : throw new ArgumentException(string.Format(CultureInfo.CurrentCulture, Messages.PatternNotUnderstood, string.Empty));
+            case string text:
+                return Parse(text);
+            case object[] items when items.Length > 0:
+                return FromBytes(items.Select(ToByte).ToArray());
+            case object[]:
+                throw new ArgumentException(string.Format(CultureInfo.CurrentCulture, Messages.PatternNotUnderstood, "@()"));
+            default:
+                if (IsNumber(v))
+                {
+                    return FromBytes([ToByte(v)]);
+                }
+
+                return Parse(LanguagePrimitives.ConvertTo<string>(v));
+        }
+    }
+
+    private static bool IsNumber(object v) => v is byte or sbyte or short or ushort or int or uint or long or ulong or System.Numerics.BigInteger or decimal or double or float;
+
+    /// <summary>One element of a byte pattern: a number 0-255 (or a byte as two hex digits, "4d").</summary>
+    private static byte ToByte(object item)
+    {
+        object v = item is PSObject ps ? ps.BaseObject : item;
+        if (v is string s)
+        {
+            string t = s.StartsWith("0x", StringComparison.OrdinalIgnoreCase) ? s[2..] : s;
+            return t.Length is 1 or 2 && byte.TryParse(t, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out byte h)
+                ? h
+                : throw new ArgumentException(string.Format(CultureInfo.CurrentCulture, Messages.PatternByteOutOfRange, s));
+        }
+
+        if (IsNumber(v))
+        {
+            decimal d = v is double or float ? (decimal)Convert.ToDouble(v, CultureInfo.InvariantCulture) : v is System.Numerics.BigInteger bi ? (bi >= 0 && bi <= 255 ? (decimal)(int)bi : -1) : Convert.ToDecimal(v, CultureInfo.InvariantCulture);
+            if (d >= 0 && d <= 255 && decimal.Truncate(d) == d)
+            {
+                return (byte)d;
+            }
+        }
+
+        throw new ArgumentException(string.Format(CultureInfo.CurrentCulture, Messages.PatternByteOutOfRange, item));
+    }
 
     public static BytePattern FromString(string text, Encoding encoding) => new(encoding.GetBytes(text), Enumerable.Repeat(true, encoding.GetByteCount(text)).ToArray(), text);
 
