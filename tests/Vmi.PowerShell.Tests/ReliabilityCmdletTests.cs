@@ -21,7 +21,7 @@ public sealed class ReliabilityCmdletTests : MockSessionTest
 
     [Theory]
     [InlineData("300")]
-    [InlineData("-1")]
+    [InlineData("(-1)")]
     [InlineData("@(1, 256)")]
     public void A_number_that_is_not_a_byte_is_refused_clearly(string pattern)
     {
@@ -47,7 +47,7 @@ public sealed class TypedAddressTests : MockSessionTest
     {
         VmiPageAccess a = Host.Get<VmiPageAccess>("Get-VmiMemoryAccess ([Vmi.Core.Pa]0x1234567)");
         Assert.Equal(0x1234UL, a.Gfn);
-        ErrorRecord e = Host.RunFailing("Get-VmiMemoryAccess ([Vmi.Core.Va]0xffffffff82000000)");
+        ErrorRecord e = Host.RunFailing("Get-VmiMemoryAccess ([Vmi.Core.Va]::new(4096))");
         Assert.Contains("has no frame until it is translated", e.Exception.Message, StringComparison.Ordinal);
     }
 
