@@ -693,6 +693,7 @@ public sealed partial class MockGuest :
 
             _allocatedGfns.Clear();
             _pauseCount = 0;
+            ClearBreakpointsLocked();
             ReleaseAllLocked(MockAnswerSource.ResetState);
         }
     }
@@ -707,6 +708,7 @@ public sealed partial class MockGuest :
             }
 
             Enter(MockOperation.Dispose);
+            ClearBreakpointsLocked();
             ReleaseAllLocked(MockAnswerSource.Dispose);
             _disposed = true;
             WriteState();
