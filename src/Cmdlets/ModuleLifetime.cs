@@ -6,9 +6,9 @@ namespace Vmi.PowerShell;
 
 /// <summary>
 /// Runs when the module is imported and removed: Remove-Module closes (and restores) the runspace's sessions.
-/// On the first connect it also registers for the signals that end a process by default (SIGTERM, SIGHUP, SIGQUIT,
-/// and SIGINT when standard input is not a terminal), in vmi and in pwsh alike: .NET raises no ProcessExit for them,
-/// so without this a `kill`, a dropped ssh session or a Ctrl+C in a pipe would leave guests paused and trapped.
+/// On the first connect it also registers for the signals that end a process by default (SIGTERM, SIGHUP, SIGQUIT),
+/// in vmi and in pwsh alike: .NET raises no ProcessExit for them, so without this a `kill` or a dropped ssh session
+/// would leave guests paused and trapped.
 /// </summary>
 public sealed class ModuleLifetime : IModuleAssemblyInitializer, IModuleAssemblyCleanup
 {
@@ -53,7 +53,9 @@ public sealed class ModuleLifetime : IModuleAssemblyInitializer, IModuleAssembly
             return;
         }
 
-        foreach (PosixSignal signal in (PosixSignal[])[PosixSignal.SIGTERM, PosixSignal.SIGHUP, PosixSignal.SIGQUIT, PosixSignal.SIGINT])
+        // SIGINT is left to the host: vmi and pwsh treat it as Ctrl+C and stop the running command, also with standard
+        // input redirected (a handler here runs before theirs and cannot know whether they will go on).
+        foreach (PosixSignal signal in (PosixSignal[])[PosixSignal.SIGTERM, PosixSignal.SIGHUP, PosixSignal.SIGQUIT])
         {
             s_registrations.Add(PosixSignalRegistration.Create(signal, OnSignal));
         }
@@ -64,16 +66,10 @@ public sealed class ModuleLifetime : IModuleAssemblyInitializer, IModuleAssembly
     /// destroyed, breakpoints removed, vCPUs resumed) and acquisitions still writing have their temporary files
     /// removed, then the process exits with 128 + the signal number, as the signal would have ended it. A second
     /// signal while that runs ends the process at once (the default action), so a restore that hangs cannot keep it
-    /// alive. SIGINT with standard input at a terminal is Ctrl+C at the prompt: PowerShell stops the running command
-    /// and the sessions stay open, as always.
+    /// alive.
     /// </summary>
     private static void OnSignal(PosixSignalContext context)
     {
-        if (context.Signal == PosixSignal.SIGINT && !Console.IsInputRedirected)
-        {
-            return;
-        }
-
         if (Interlocked.Exchange(ref s_signalled, 1) != 0)
         {
             context.Cancel = false; // the second signal: the default action ends the process now
@@ -85,7 +81,6 @@ public sealed class ModuleLifetime : IModuleAssemblyInitializer, IModuleAssembly
         int code = 128 + signal switch
         {
             PosixSignal.SIGHUP => 1,
-            PosixSignal.SIGINT => 2,
             PosixSignal.SIGQUIT => 3,
             _ => 15,
         };
