@@ -154,6 +154,7 @@ public static class VmiSessionRegistry
         if (Interlocked.Exchange(ref s_processHooked, 1) == 0)
         {
             AppDomain.CurrentDomain.ProcessExit += static (_, _) => CloseAll();
+            ModuleLifetime.RegisterSignals();
         }
     }
 }

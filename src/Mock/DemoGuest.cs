@@ -96,6 +96,8 @@ public static class DemoGuest
         guest.ScriptBreakpoint((ushort)L.BreakpointVcpu, new Va(L.BreakpointVa));
         guest.ScriptMemoryAccess((ushort)L.MemoryAccessVcpu, new Pa(L.WatchedWritePa), MemoryAccess.W, new Va(L.WatchedWriteVa));
         guest.ScriptMsrWrite((ushort)L.LstarWriteVcpu, L.LstarMsr, L.HookedSyscallEntryVa);
+        // A test hook: watch the guest's state from outside the process (see MockGuest.StateFile).
+        guest.StateFile = Environment.GetEnvironmentVariable("VMI_MOCK_STATE_FILE") is { Length: > 0 } stateFile ? stateFile : null;
         return guest;
     }
 

@@ -146,10 +146,38 @@ public sealed partial class MockGuest :
         }
     }
 
+    /// <summary>
+    /// When set, the guest's restorable state (pauses, restricted frames, monitors, views, disposed) is written to this
+    /// file at every capability call and at dispose, so that a test can watch it from outside the process (e.g. that a
+    /// signal restored the guest before the process ended). One line: <c>paused=1 restricted=2 monitors=1 views=1 disposed=False</c>.
+    /// </summary>
+    public string? StateFile { get; set; }
+
+    /// <summary>The state line <see cref="StateFile"/> receives. Call under <see cref="_gate"/>.</summary>
+    private string StateLine()
+    {
+        int restricted = _views.Values.Sum(v => v.Access.Count(kv => kv.Value != MemoryAccess.RWX));
+        return $"paused={_pauseCount} restricted={restricted} monitors={_monitors.Count} views={_views.Count - 1} disposed={_disposed}";
+    }
+
+    /// <summary>Writes the state line (write then rename: a reader never sees half a line). Call under <see cref="_gate"/>.</summary>
+    private void WriteState()
+    {
+        if (StateFile is not { } file)
+        {
+            return;
+        }
+
+        string temp = file + ".tmp";
+        File.WriteAllText(temp, StateLine() + "\n");
+        File.Move(temp, file, overwrite: true);
+    }
+
     /// <summary>Logs the call, then throws if a fault is registered for it. Call under <see cref="_gate"/>.</summary>
     private void Enter(MockOperation operation, params object?[] arguments)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        WriteState(); // the state the previous call left
         var call = new MockCall(operation, arguments);
         if (_calls.Count >= CallLogCapacity)
         {
@@ -683,6 +711,7 @@ public sealed partial class MockGuest :
             ClearBreakpointsLocked();
             ReleaseAllLocked(MockAnswerSource.Dispose);
             _disposed = true;
+            WriteState();
             Monitor.PulseAll(_gate);
         }
     }

@@ -59,7 +59,7 @@ public sealed class FindVmiMemoryCommand : VmiMemoryCmdlet
             {
                 StringSet => BytePattern.FromString(String!, new UTF8Encoding(false)),
                 WStringSet => BytePattern.FromString(WString!, new UnicodeEncoding(false, false)),
-                _ => PatternArgument.ToPattern(Pattern),
+                _ => PatternInput.FromObject(Pattern!),
             };
         }
         catch (Exception e) when (e is ArgumentException or PSInvalidCastException)

@@ -10,7 +10,7 @@ public sealed class GetVmiMemoryAccessCommand : VmiCmdlet
 {
     /// <summary>Guest frame numbers (physical address >> 12).</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
-    [VmiAddressTransformation]
+    [VmiAddressTransformation(Frame = true)]
     public ulong[]? Gfn { get; set; }
 
     /// <summary>Frames from each -Gfn (a range).</summary>
@@ -28,6 +28,14 @@ public sealed class GetVmiMemoryAccessCommand : VmiCmdlet
         VmiSession session = ActiveSession;
         foreach (ulong first in Gfn!)
         {
+            // The whole range first (as Set-VmiMemoryAccess does): one clear error, never one per frame or a wrap to frame 0.
+            ulong max = session.MaxGfn;
+            if (first > max || Count - 1 > max - first)
+            {
+                WriteError(VmiErrors.InvalidArgument(string.Format(System.Globalization.CultureInfo.CurrentCulture, Messages.GfnRangeOutOfBounds, first, Count, max), new Gfn(first)));
+                continue;
+            }
+
             for (ulong i = 0; i < Count; i++)
             {
                 StopToken.ThrowIfCancellationRequested();

@@ -13,9 +13,36 @@ namespace Vmi.PowerShell;
 [AttributeUsage(AttributeTargets.Property | AttributeTargets.Field)]
 public sealed class VmiAddressTransformationAttribute : ArgumentTransformationAttribute
 {
+    /// <summary>
+    /// True for parameters that take frame numbers (-Gfn): a <see cref="Gfn"/> is its frame, a <see cref="Pa"/> the
+    /// frame that holds it, and a <see cref="Va"/> is refused (it has no frame until translated). False (byte
+    /// addresses): a <see cref="Gfn"/> is refused, never read as the byte address of the same number.
+    /// </summary>
+    public bool Frame { get; set; }
+
     public override object Transform(EngineIntrinsics engineIntrinsics, object inputData)
     {
         object? value = Unwrap(inputData);
+        CheckTyped(value);
+        if (value is not string && value is IEnumerable typed)
+        {
+            foreach (object? item in typed)
+            {
+                CheckTyped(Unwrap(item));
+            }
+        }
+
+        if (Frame)
+        {
+            value = value is Pa pa ? new Gfn(pa.Value >> 12) : value;
+            if (value is not string && value is IEnumerable items)
+            {
+                value = items.Cast<object?>().Select(i => Unwrap(i) is Pa p ? new Gfn(p.Value >> 12) : i).ToArray();
+            }
+
+            inputData = value!;
+        }
+
         if (value is null)
         {
             return null!; // the binder reports a null for a mandatory address; optional ones (-Cr3) take it as "not given"
@@ -39,6 +66,20 @@ public sealed class VmiAddressTransformationAttribute : ArgumentTransformationAt
         }
 
         return Convert(value);
+    }
+
+    /// <summary>Typed addresses keep their meaning: refused where they would silently become another kind of address.</summary>
+    private void CheckTyped(object? value)
+    {
+        if (Frame && value is Va va)
+        {
+            throw new ArgumentTransformationMetadataException(string.Format(CultureInfo.CurrentCulture, Messages.VaIsNotAFrame, va));
+        }
+
+        if (!Frame && value is Gfn gfn)
+        {
+            throw new ArgumentTransformationMetadataException(string.Format(CultureInfo.CurrentCulture, Messages.GfnIsNotAnAddress, gfn, gfn.Value << 12));
+        }
     }
 
     private static bool IsAddressLike(object value) =>

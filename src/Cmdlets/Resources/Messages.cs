@@ -54,4 +54,12 @@ internal static class Messages
     internal static string SearchSkipsZeroFill => Get(nameof(SearchSkipsZeroFill));
 
     internal static string SaveTargetExists => Get(nameof(SaveTargetExists));
+
+    internal static string PatternByteOutOfRange => Get(nameof(PatternByteOutOfRange));
+
+    internal static string VaIsNotAFrame => Get(nameof(VaIsNotAFrame));
+
+    internal static string GfnIsNotAnAddress => Get(nameof(GfnIsNotAnAddress));
+
+    internal static string GfnRangeOutOfBounds => Get(nameof(GfnRangeOutOfBounds));
 }
