@@ -125,4 +125,18 @@ public class ShellUxTests
             File.Delete(file);
         }
     }
+
+    [Theory]
+    [InlineData("Get-VmiRegister -Vcpu 0 | Format-List", "Rip            : 0xffffffff81000100", "Cr3            : 0x100000")]
+    [InlineData("Enable-VmiMonitor Cr3; Wait-VmiEvent -Count 1 -Timeout 10 | Format-List", "Rip         : 0xffffffff81000100", "Cr3         : 0x100000")]
+    public void ListViewsShowAddressesAndRegistersInHex(string command, string line1, string line2)
+    {
+        using var host = new PowerShellHost();
+        host.RunClean("$null = Connect-VmiDomain -Mock");
+        string shown = string.Concat(host.Run(command + " | Out-String -Width 120"));
+        Assert.True(host.LastErrors.Count == 0, string.Join("\n", host.LastErrors));
+        Assert.Contains(line1, shown, StringComparison.Ordinal);
+        Assert.Contains(line2, shown, StringComparison.Ordinal);
+        Assert.DoesNotContain("18446744071578845440", shown, StringComparison.Ordinal); // 0xffffffff81000100 in decimal
+    }
 }
