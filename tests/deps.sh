@@ -35,6 +35,10 @@ install() {
 }
 
 install "${base[@]}"
+# The Xen lab (tests/xen-lab) only when it is asked for.
+if [ "${VMI_XENLAB:-0}" = 1 ]; then
+  install debootstrap e2fsprogs
+fi
 
 # crash needs the debug symbols of the kernel the guest boots: the newest in /boot (tests/guest/build-guest.sh),
 # known only once linux-image-amd64 is installed.

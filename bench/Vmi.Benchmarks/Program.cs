@@ -6,6 +6,11 @@ internal static class Program
 {
     private static void Main(string[] args)
     {
+        if (args is ["--peer", ..])
+        {
+            Environment.Exit(PeerHarness.Run(args[1..]));
+        }
+
         if (args is ["--cpu-time"])
         {
             CpuTimeHarness.Run();

@@ -37,6 +37,8 @@ public static class VmiErrors
         VcpuNotFoundException => (VmiErrorIds.VcpuNotFound, ErrorCategory.ObjectNotFound),
         ViewNotFoundException => (VmiErrorIds.ViewNotFound, ErrorCategory.ObjectNotFound),
         VmiFormatException => (VmiErrorIds.FormatError, ErrorCategory.InvalidData),
+        Vmi.Os.Linux.LinuxIntrospectionException => (VmiErrorIds.OsNotRecognized, ErrorCategory.InvalidData),
+        VmiSymbolNotFoundException => (VmiErrorIds.SymbolNotFound, ErrorCategory.ObjectNotFound),
         VmiXenUnavailableException => (VmiErrorIds.XenUnavailable, ErrorCategory.ResourceUnavailable),
         VmiDriverException => (VmiErrorIds.DriverError, ErrorCategory.DeviceError),
         NotSupportedException => (VmiErrorIds.NotSupported, ErrorCategory.NotImplemented),

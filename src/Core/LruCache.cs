@@ -253,6 +253,19 @@ internal sealed class LruCache<TKey, TValue>
         }
     }
 
+    /// <summary>Makes <paramref name="key"/> the most recently used entry without counting a hit; false if it is not cached.</summary>
+    public bool Touch(in TKey key)
+    {
+        int i = Find(key);
+        if (i < 0)
+        {
+            return false;
+        }
+
+        MoveToHead(i);
+        return true;
+    }
+
     public bool Remove(in TKey key)
     {
         int i = Find(key);
@@ -286,7 +299,23 @@ internal sealed class LruCache<TKey, TValue>
         return doomed.Count;
     }
 
+    /// <summary>
+    /// Removes every entry. Costs O(live entries) when few are live (a flush right after a few inserts, as a
+    /// write to a page table causes, touches only those), and one sweep of the arrays when many are.
+    /// </summary>
     public void Clear()
+    {
+        if (_count <= (Capacity >> 3) + 8)
+        {
+            ClearLive();
+        }
+        else
+        {
+            ClearAll();
+        }
+    }
+
+    private void ClearAll()
     {
         if (_onRemove is not null)
         {
@@ -297,9 +326,52 @@ internal sealed class LruCache<TKey, TValue>
         }
 
         Array.Clear(_index);
-        _count = 0;
-        Array.Clear(_nodes);
+        Array.Clear(_nodes, 0, _used);
         Array.Clear(_hints);
+
+        _count = 0;
+        _head = _tail = _free = -1;
+        _used = 0;
+    }
+
+    /// <summary>
+    /// Clears only what the live entries occupy. First every entry's index cell is found while the probe runs are
+    /// intact (its position kept in the node's Prev link, which is discarded anyway), then the cells are zeroed:
+    /// zeroing in one pass would cut the probe runs of entries not yet found.
+    /// </summary>
+    private void ClearLive()
+    {
+        int mask = _index.Length - 1;
+        for (int i = _head; i >= 0; i = _nodes[i].Next)
+        {
+            int at = Home(_nodes[i].Key);
+            while (_index[at] != i + 1)
+            {
+                at = (at + 1) & mask;
+            }
+
+            _nodes[i].Prev = at;
+        }
+
+        for (int i = _head; i >= 0;)
+        {
+            ref Node n = ref _nodes[i];
+            _index[n.Prev] = 0;
+            ref int hint = ref _hints[HintIndex(n.Key)];
+            if (hint == i + 1)
+            {
+                hint = 0;
+            }
+
+            TValue value = n.Value;
+            int next = n.Next;
+            n = default;
+            _onRemove?.Invoke(value);
+            i = next;
+        }
+
+        // Slots on the free list were cleared when they were freed (RemoveAt): nothing refers to them.
+        _count = 0;
         _head = _tail = _free = -1;
         _used = 0;
     }

@@ -32,6 +32,9 @@ public unsafe class MappedPage : IDisposable
 
     public Gfn Gfn { get; }
 
+    /// <summary>The mapping's address for a page backed by native memory (null for an array, or once disposed).</summary>
+    internal byte* Pointer => _pointer;
+
     public int Length => _length;
 
     /// <summary>True for pages whose bytes are the live guest memory (writes by others show through).</summary>

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
@@ -35,7 +36,7 @@ public sealed record ReadResult(int BytesRead, ulong? FaultAddress, IReadOnlyLis
 /// The engine: a driver plus a page cache and a translation cache, and every read, write and
 /// translation built once on the driver's page primitive. Used by one thread at a time.
 /// </summary>
-public sealed class VmiCore : IDisposable
+public sealed partial class VmiCore : IDisposable
 {
     public const int DefaultCacheCapacity = 8192;
     public const int DefaultStringLimit = 64 * 1024;
@@ -43,10 +44,13 @@ public sealed class VmiCore : IDisposable
     private readonly IVmiDriver _driver;
     private readonly IVmiRead? _read;
     private readonly IVmiWrite? _write;
+    private readonly IVmiDirectMemory? _direct;
     private readonly LruCache<ulong, MappedPage> _pages;
     private readonly LruCache<V2PKey, ulong> _v2p;
     private readonly ulong[] _tableFilter = new ulong[64]; // 4096-bit filter of GFNs that hold cached page tables
     private readonly Amd64.WalkShortcut[] _shortcuts = new Amd64.WalkShortcut[64]; // upper levels of recent walks, per 2 MiB region
+    private ulong _shortcutsFilled; // bit i: _shortcuts[i] may be valid (a flush clears only these)
+    private ulong _tableWordsSet;   // bit i: _tableFilter[i] may be non-zero (a flush clears only these)
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int ShortcutIndex(ulong root, ulong va) => (int)(((va >> 21) ^ (root >> 12)) & 63);
@@ -67,6 +71,7 @@ public sealed class VmiCore : IDisposable
         _driver = driver;
         _read = driver as IVmiRead;
         _write = driver as IVmiWrite;
+        _direct = driver as IVmiDirectMemory;
         Info = driver.Info;
         if (Info.PageSize != Amd64.PageSize || Info.PageShift != Amd64.PageShift)
         {
@@ -79,7 +84,7 @@ public sealed class VmiCore : IDisposable
         _pageShift = Info.PageShift;
         _pageMask = Info.PageSize - 1;
         _physicalAddressWidth = Info.PhysicalAddressWidth;
-        _pages = new LruCache<ulong, MappedPage>("Page (GFN)", cacheCapacity, static p => p.Dispose());
+        _pages = new LruCache<ulong, MappedPage>("Page (GFN)", cacheCapacity, ReleasePage);
         _v2p = new LruCache<V2PKey, ulong>("V2P", cacheCapacity);
     }
 
@@ -140,16 +145,8 @@ public sealed class VmiCore : IDisposable
     /// </summary>
     public PagingMode PagingMode
     {
-        get
-        {
-            if (_pagingMode is { } m)
-            {
-                return m;
-            }
-
-            DetectPaging();
-            return _pagingMode!.Value;
-        }
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => _pagingMode ?? DetectedPagingMode();
         set
         {
             _pagingMode = value;
@@ -186,6 +183,13 @@ public sealed class VmiCore : IDisposable
             _pagingFeaturesSet = true;
             ChangePagingFeatures(value);
         }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private PagingMode DetectedPagingMode()
+    {
+        DetectPaging();
+        return _pagingMode!.Value;
     }
 
     /// <summary>Fills whichever of the paging mode and features is not known yet from vCPU 0's registers (one query).</summary>
@@ -227,7 +231,14 @@ public sealed class VmiCore : IDisposable
 
     // ---------------------------------------------------------------- caches
 
-    public CacheStatistics GfnCacheStatistics => _pages.Statistics(_pagesEnabled);
+    public CacheStatistics GfnCacheStatistics
+    {
+        get
+        {
+            CacheStatistics s = _pages.Statistics(_pagesEnabled);
+            return s with { Hits = s.Hits + _frontHits }; // hits in the page front are hits of this cache
+        }
+    }
 
     public CacheStatistics V2PCacheStatistics => _v2p.Statistics(_v2pEnabled);
 
@@ -243,7 +254,11 @@ public sealed class VmiCore : IDisposable
         _pages.Clear();
     }
 
-    public void ResizeGfnCache(int capacity) => _pages.Resize(capacity);
+    public void ResizeGfnCache(int capacity)
+    {
+        SyncFront();
+        _pages.Resize(capacity);
+    }
 
     public void FlushGfnCache() => _pages.Clear();
 
@@ -259,11 +274,22 @@ public sealed class VmiCore : IDisposable
 
     public void ResizeV2PCache(int capacity) => _v2p.Resize(capacity);
 
+    /// <summary>Forgets every cached translation. Costs O(cached entries), not O(budget): writes to page tables call it.</summary>
     public void FlushV2PCache()
     {
         _v2p.Clear();
-        Array.Clear(_shortcuts);
-        Array.Clear(_tableFilter);
+        for (ulong m = _shortcutsFilled; m != 0; m &= m - 1)
+        {
+            _shortcuts[BitOperations.TrailingZeroCount(m)] = default;
+        }
+
+        for (ulong m = _tableWordsSet; m != 0; m &= m - 1)
+        {
+            _tableFilter[BitOperations.TrailingZeroCount(m)] = 0;
+        }
+
+        _shortcutsFilled = 0;
+        _tableWordsSet = 0;
     }
 
     /// <summary>Forgets the cached translation of the page holding <paramref name="ctx"/>'s address.</summary>
@@ -276,23 +302,12 @@ public sealed class VmiCore : IDisposable
 
     public void ResetCacheStatistics()
     {
+        _frontHits = 0;
         _pages.ResetStatistics();
         _v2p.ResetStatistics();
     }
 
     // ---------------------------------------------------------------- pages
-
-    /// <summary>The page holding <paramref name="gfn"/>, from the cache or the driver; false if the frame has no backing.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool TryGetPage(ulong gfn, [NotNullWhen(true)] out MappedPage? page)
-    {
-        if (_pagesEnabled && _pages.TryGet(gfn, out page))
-        {
-            return true;
-        }
-
-        return TryGetPageSlow(gfn, out page);
-    }
 
     private bool TryGetPageSlow(ulong gfn, [NotNullWhen(true)] out MappedPage? page)
     {
@@ -312,7 +327,13 @@ public sealed class VmiCore : IDisposable
 
         if (_pagesEnabled)
         {
+            if (_pages.Count >= _pages.Capacity)
+            {
+                SyncFront(); // the eviction below must not take a page that is in use through the front
+            }
+
             _pages.AddNew(gfn, page);
+            SetFront(gfn, page);
         }
         else
         {
@@ -333,12 +354,12 @@ public sealed class VmiCore : IDisposable
             throw new ArgumentException($"The destination holds {destination.Length} bytes; a page is {Info.PageSize}.", nameof(destination));
         }
 
-        if (!TryGetPage(gfn.Value, out MappedPage? page))
+        if (!TryGetPage(gfn.Value, out ReadOnlySpan<byte> page))
         {
             return false;
         }
 
-        page.Span.CopyTo(destination);
+        page.CopyTo(destination);
         return true;
     }
 
@@ -367,13 +388,13 @@ public sealed class VmiCore : IDisposable
         {
             ulong gfn = pa >> core._pageShift;
             core.NoteTable(gfn);
-            if (!core.TryGetPage(gfn, out MappedPage? page))
+            if (!core.TryGetPage(gfn, out ReadOnlySpan<byte> page))
             {
                 value = 0;
                 return false;
             }
 
-            value = BinaryPrimitives.ReadUInt64LittleEndian(page.Span[(int)(pa & core._pageMask)..]);
+            value = BinaryPrimitives.ReadUInt64LittleEndian(page[(int)(pa & core._pageMask)..]);
             return true;
         }
 
@@ -381,19 +402,24 @@ public sealed class VmiCore : IDisposable
         {
             ulong gfn = pa >> core._pageShift;
             core.NoteTable(gfn);
-            if (!core.TryGetPage(gfn, out MappedPage? page))
+            if (!core.TryGetPage(gfn, out ReadOnlySpan<byte> page))
             {
                 value = 0;
                 return false;
             }
 
-            value = BinaryPrimitives.ReadUInt32LittleEndian(page.Span[(int)(pa & core._pageMask)..]);
+            value = BinaryPrimitives.ReadUInt32LittleEndian(page[(int)(pa & core._pageMask)..]);
             return true;
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void NoteTable(ulong gfn) => _tableFilter[(gfn >> 6) & 63] |= 1UL << (int)(gfn & 63);
+    private void NoteTable(ulong gfn)
+    {
+        int word = (int)((gfn >> 6) & 63);
+        _tableFilter[word] |= 1UL << (int)(gfn & 63);
+        _tableWordsSet |= 1UL << word;
+    }
 
     private bool MayHoldTable(ulong gfn) => (_tableFilter[(gfn >> 6) & 63] & (1UL << (int)(gfn & 63))) != 0;
 
@@ -423,8 +449,10 @@ public sealed class VmiCore : IDisposable
         }
 
         PagingFeatures features = PagingFeatures;
-        ref Amd64.WalkShortcut shortcut = ref _shortcuts[ShortcutIndex(ctx.Root.Value, ctx.Va.Value)];
+        int slot = ShortcutIndex(ctx.Root.Value, ctx.Va.Value);
+        ref Amd64.WalkShortcut shortcut = ref _shortcuts[slot];
         TranslationResult r = Amd64.TranslateWithShortcut(ref reader, mode, ctx.Root, ctx.Va, PhysicalAddressWidth, features, ref shortcut);
+        _shortcutsFilled |= 1UL << slot;
         if (r.Success)
         {
             _v2p.AddNew(key, Pack(r, _pageMask));
@@ -554,6 +582,12 @@ public sealed class VmiCore : IDisposable
     /// <summary>Fills <paramref name="buffer"/> from guest memory, across any number of pages; throws at the first unreadable page.</summary>
     public void Read(AccessContext ctx, Span<byte> buffer)
     {
+        if (buffer.Length >= (int)Amd64.PageSize)
+        {
+            ReadStreaming(ctx, buffer); // a page or more: as runs, straight from the driver's mapping
+            return;
+        }
+
         CheckRange(ctx.Address, buffer.Length);
         int done = 0;
         while (done < buffer.Length)
@@ -562,13 +596,13 @@ public sealed class VmiCore : IDisposable
             int offset = (int)(address & _pageMask);
             int chunk = Math.Min((int)Info.PageSize - offset, buffer.Length - done);
             bool translated = TryResolve(ctx, address, out ulong pa, out TranslationResult fault);
-            if (!translated || !TryGetPage(pa >> _pageShift, out MappedPage? page))
+            if (!translated || !TryGetPage(pa >> _pageShift, out ReadOnlySpan<byte> page))
             {
                 ThrowUnreadable(ctx, address, pa, fault, translated);
                 return;
             }
 
-            page.Span.Slice(offset, chunk).CopyTo(buffer.Slice(done, chunk));
+            page.Slice(offset, chunk).CopyTo(buffer.Slice(done, chunk));
             done += chunk;
         }
     }
@@ -582,6 +616,11 @@ public sealed class VmiCore : IDisposable
             return new ReadResult(buffer.Length, null, []);
         }
 
+        if (buffer.Length >= (int)Amd64.PageSize)
+        {
+            return ReadStreaming(ctx, buffer, mode);
+        }
+
         CheckRange(ctx.Address, buffer.Length);
         List<ulong>? unreadable = null;
         int done = 0;
@@ -590,9 +629,9 @@ public sealed class VmiCore : IDisposable
             ulong address = ctx.Address + (ulong)done;
             int offset = (int)(address & _pageMask);
             int chunk = Math.Min((int)Info.PageSize - offset, buffer.Length - done);
-            if (TryResolve(ctx, address, out ulong pa, out _) && TryGetPage(pa >> _pageShift, out MappedPage? page))
+            if (TryResolve(ctx, address, out ulong pa, out _) && TryGetPage(pa >> _pageShift, out ReadOnlySpan<byte> page))
             {
-                page.Span.Slice(offset, chunk).CopyTo(buffer.Slice(done, chunk));
+                page.Slice(offset, chunk).CopyTo(buffer.Slice(done, chunk));
             }
             else if (mode == ReadMode.UntilFault)
             {
@@ -618,46 +657,48 @@ public sealed class VmiCore : IDisposable
         return data;
     }
 
-    /// <summary>The fast path for small reads inside one page: one translation, one page lookup.</summary>
+    /// <summary>
+    /// The fast path for small reads inside one page: one translation, one page lookup, no copy. False when the read
+    /// crosses a page or cannot be made (the caller's slow path then reads, and throws, as <see cref="Read(AccessContext, Span{byte})"/> does).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private ReadOnlySpan<byte> SmallRead(in AccessContext ctx, int size, Span<byte> scratch)
+    private bool TryReadInPage(in AccessContext ctx, int size, out ReadOnlySpan<byte> data)
     {
         ulong address = ctx.Address;
         int offset = (int)(address & _pageMask);
-        if (offset + size <= (int)Info.PageSize
+        if (offset + size <= (int)Amd64.PageSize
             && TryResolve(ctx, address, out ulong pa, out _)
-            && TryGetPage(pa >> _pageShift, out MappedPage? page))
+            && TryGetPage(pa >> _pageShift, out ReadOnlySpan<byte> page))
         {
-            return page.Span.Slice(offset, size);
+            data = page.Slice(offset, size);
+            return true;
         }
 
-        Read(ctx, scratch[..size]);
-        return scratch[..size];
+        data = default;
+        return false;
     }
 
-    public byte ReadU8(AccessContext ctx)
-    {
-        Span<byte> s = stackalloc byte[1];
-        return SmallRead(ctx, 1, s)[0];
-    }
-
-    public ushort ReadU16(AccessContext ctx)
-    {
-        Span<byte> s = stackalloc byte[2];
-        return BinaryPrimitives.ReadUInt16LittleEndian(SmallRead(ctx, 2, s));
-    }
-
-    public uint ReadU32(AccessContext ctx)
-    {
-        Span<byte> s = stackalloc byte[4];
-        return BinaryPrimitives.ReadUInt32LittleEndian(SmallRead(ctx, 4, s));
-    }
-
-    public ulong ReadU64(AccessContext ctx)
+    /// <summary>A small read through a stack buffer, out of line so the fast path's frame stays small.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ulong ReadSmallSlow(in AccessContext ctx, int size)
     {
         Span<byte> s = stackalloc byte[8];
-        return BinaryPrimitives.ReadUInt64LittleEndian(SmallRead(ctx, 8, s));
+        s.Clear();
+        Read(ctx, s[..size]);
+        return BinaryPrimitives.ReadUInt64LittleEndian(s);
     }
+
+    public byte ReadU8(AccessContext ctx) =>
+        TryReadInPage(ctx, 1, out ReadOnlySpan<byte> s) ? s[0] : (byte)ReadSmallSlow(ctx, 1);
+
+    public ushort ReadU16(AccessContext ctx) =>
+        TryReadInPage(ctx, 2, out ReadOnlySpan<byte> s) ? BinaryPrimitives.ReadUInt16LittleEndian(s) : (ushort)ReadSmallSlow(ctx, 2);
+
+    public uint ReadU32(AccessContext ctx) =>
+        TryReadInPage(ctx, 4, out ReadOnlySpan<byte> s) ? BinaryPrimitives.ReadUInt32LittleEndian(s) : (uint)ReadSmallSlow(ctx, 4);
+
+    public ulong ReadU64(AccessContext ctx) =>
+        TryReadInPage(ctx, 8, out ReadOnlySpan<byte> s) ? BinaryPrimitives.ReadUInt64LittleEndian(s) : ReadSmallSlow(ctx, 8);
 
     /// <summary>An unsigned integer of 1, 2, 4 or 8 bytes.</summary>
     public ulong ReadUInt(AccessContext ctx, int size) => size switch
@@ -706,9 +747,9 @@ public sealed class VmiCore : IDisposable
     private ReadOnlySpan<byte> PageAt(in AccessContext ctx, ulong address)
     {
         bool translated = TryResolve(ctx, address, out ulong pa, out TranslationResult fault);
-        if (translated && TryGetPage(pa >> _pageShift, out MappedPage? page))
+        if (translated && TryGetPage(pa >> _pageShift, out ReadOnlySpan<byte> page))
         {
-            return page.Span;
+            return page;
         }
 
         ThrowUnreadable(ctx, address, pa, fault, translated);

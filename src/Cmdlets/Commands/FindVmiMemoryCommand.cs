@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Management.Automation;
 using System.Text;
 using Vmi.Core;
+using Vmi.Core.Search;
 
 namespace Vmi.PowerShell.Commands;
 
@@ -79,6 +80,15 @@ public sealed class FindVmiMemoryCommand : VmiMemoryCmdlet
         else if (Physical)
         {
             ulong end = (session.MaxGfn + 1) * session.PageSize;
+            ulong stored = session.Use(core => core.Driver is Vmi.Dump.MemoryImage image ? image.StoredEnd.Value : end);
+            if (stored < end && start < end)
+            {
+                // An image may declare zero-filled memory far beyond what it stores (ELF p_memsz >> p_filesz): searching
+                // petabytes of zeros would take days, so the default range ends with the stored memory.
+                WriteWarning(string.Format(CultureInfo.CurrentCulture, Messages.SearchSkipsZeroFill, stored, end, end - stored));
+                end = stored;
+            }
+
             length = end > start ? end - start : 0;
         }
         else
@@ -104,56 +114,29 @@ public sealed class FindVmiMemoryCommand : VmiMemoryCmdlet
 
     private void Search(VmiSession session, BytePattern pattern, ulong start, ulong length)
     {
-        int pageSize = (int)session.PageSize;
-        int keep = pattern.Length - 1;
-
-        // window = the tail of the previous readable page (up to keep bytes) followed by the current page.
-        byte[] window = new byte[keep + pageSize];
-        int carried = 0;
-        ulong carriedFrom = 0;
-        int hits = 0;
-        ulong done = 0;
+        // The engine searches chunk by chunk (a streaming read and a vectorised scan each); the session's lock is
+        // taken once per chunk and hits are written as each chunk yields them.
+        (AccessContext ctx, ulong? cr3) = session.Use(core =>
+        {
+            AccessContext c = Context(core, session, start);
+            return (c, c.Mechanism.Root?.Value);
+        });
+        var search = new MemorySearch(pattern, ctx, length) { MaxHits = First };
+        var hits = new List<SearchHit>();
         var progress = new ProgressReporter(this, 2, Messages.ProgressFind);
         try
         {
-            while (done < length && hits < First)
+            while (!search.Completed)
             {
                 StopToken.ThrowIfCancellationRequested();
-                ulong address = start + done;
-                int offset = (int)(address & (ulong)(pageSize - 1));
-                int chunk = (int)Math.Min((ulong)(pageSize - offset), length - done);
-                int at0 = carried;
-                (bool readable, ulong? cr3) = session.Use(core =>
+                hits.Clear();
+                session.Use(core => search.Next(core, hits));
+                foreach (SearchHit hit in hits)
                 {
-                    AccessContext ctx = Context(core, session, address);
-                    ReadResult r = core.Read(ctx, window.AsSpan(at0, chunk), ReadMode.UntilFault);
-                    return (r.BytesRead == chunk, ctx.Mechanism.Root?.Value);
-                });
-
-                if (!readable)
-                {
-                    carried = 0; // nothing matches across an unreadable page
-                }
-                else
-                {
-                    int total = carried + chunk;
-                    ulong windowStart = carried > 0 ? carriedFrom : address;
-                    ReadOnlySpan<byte> data = window.AsSpan(0, total);
-                    for (int at = pattern.IndexOf(data, 0); at >= 0 && hits < First; at = at + 1 <= total - pattern.Length ? pattern.IndexOf(data, at + 1) : -1)
-                    {
-                        WriteObject(new VmiMemoryMatch(session, windowStart + (ulong)at, Physical, cr3, data.Slice(at, pattern.Length).ToArray(), pattern.Text));
-                        hits++;
-                    }
-
-                    // Keep the last keep bytes: a match may start there and end in the next page.
-                    int tail = Math.Min(keep, total);
-                    window.AsSpan(total - tail, tail).CopyTo(window);
-                    carriedFrom = windowStart + (ulong)(total - tail);
-                    carried = tail;
+                    WriteObject(new VmiMemoryMatch(session, hit.Address, Physical, cr3, hit.Bytes, pattern.Text));
                 }
 
-                done += (ulong)chunk;
-                progress.Report((done, length));
+                progress.Report((search.Done, length));
             }
         }
         finally

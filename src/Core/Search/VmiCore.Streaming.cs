@@ -1,0 +1,131 @@
+using Vmi.Core.Arch.Amd64;
+
+namespace Vmi.Core;
+
+/// <summary>The streaming read: a virtual range as runs of contiguous physical memory, copied straight from the driver.</summary>
+public sealed partial class VmiCore
+{
+    /// <summary>
+    /// Reads <paramref name="buffer"/> from guest memory as runs: each translation covers a whole leaf (4 KiB, 2 MiB,
+    /// 1 GiB or 4 MiB page), a page-table walk reuses the upper levels of the last walk in the same 2 MiB region, and
+    /// the bytes are copied straight from the driver's mapping where it offers one (<see cref="IVmiDirectMemory"/>),
+    /// else page by page through the page cache. Translations are taken from the V2P cache when it has them but not
+    /// added to it, so a long read does not push out the translations in use. Unreadable memory is handled as
+    /// <paramref name="mode"/> says, page by page, exactly as <see cref="Read(AccessContext, Span{byte}, ReadMode)"/>.
+    /// </summary>
+    public ReadResult ReadStreaming(AccessContext ctx, Span<byte> buffer, ReadMode mode = ReadMode.Strict)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        CheckRange(ctx.Address, buffer.Length);
+        if (_read is null)
+        {
+            throw new CapabilityNotSupportedException(_driver.Name, VmiCapability.Read);
+        }
+
+        bool paging = ctx.Mechanism.Kind == TranslationKind.Paging;
+        Pa root = default;
+        PagingMode pagingMode = default;
+        PagingFeatures features = default;
+        if (paging)
+        {
+            root = ctx.Mechanism.Root ?? ThrowRootNotPresent();
+            pagingMode = ctx.Mechanism.Mode ?? PagingMode;
+            features = PagingFeatures;
+        }
+
+        List<ulong>? unreadable = null;
+        int done = 0;
+        while (done < buffer.Length)
+        {
+            ulong address = ctx.Address + (ulong)done;
+            int left = buffer.Length - done;
+            ulong pa;
+            int chunk;
+            TranslationResult fault = default;
+            bool translated = true;
+            if (!paging)
+            {
+                pa = address;
+                chunk = left;
+            }
+            else
+            {
+                fault = TranslateForStream(root, address, pagingMode, features);
+                translated = fault.Success;
+                pa = fault.Pa.Value;
+                ulong leaf = Amd64.BytesOf(fault.PageSize);
+                chunk = (int)Math.Min(leaf - (address & (leaf - 1)), (ulong)left);
+            }
+
+            int copied = translated ? CopyPhysical(pa, buffer.Slice(done, chunk)) : 0;
+            done += copied;
+            if (copied == chunk)
+            {
+                continue;
+            }
+
+            // The page at `bad` cannot be read: its translation failed, or its frame has no backing.
+            ulong bad = address + (ulong)copied;
+            int inPage = (int)Math.Min(Amd64.PageSize - (bad & Amd64.PageMask), (ulong)(buffer.Length - done));
+            switch (mode)
+            {
+                case ReadMode.Strict:
+                    ThrowUnreadable(ctx, bad, pa + (ulong)copied, fault, translated);
+                    break;
+                case ReadMode.UntilFault:
+                    return new ReadResult(done, bad, []);
+                default:
+                    buffer.Slice(done, inPage).Clear();
+                    (unreadable ??= []).Add(bad & ~Amd64.PageMask);
+                    done += inPage;
+                    break;
+            }
+        }
+
+        return new ReadResult(buffer.Length, null, (IReadOnlyList<ulong>?)unreadable ?? []);
+    }
+
+    /// <summary>The translation of <paramref name="va"/>: from the V2P cache if there (without counting or reordering), else a walk through the shortcut, not cached.</summary>
+    private TranslationResult TranslateForStream(Pa root, ulong va, PagingMode mode, PagingFeatures features)
+    {
+        if (_v2pEnabled && _v2p.TryPeek(new V2PKey(root.Value, va & ~_pageMask, mode), out ulong packed))
+        {
+            return Unpack(packed, va & _pageMask);
+        }
+
+        var reader = new TableReader(this);
+        int slot = ShortcutIndex(root.Value, va);
+        TranslationResult r = Amd64.TranslateWithShortcut(ref reader, mode, root, new Va(va), PhysicalAddressWidth, features, ref _shortcuts[slot]);
+        _shortcutsFilled |= 1UL << slot;
+        return r;
+    }
+
+    /// <summary>Copies guest-physical memory from <paramref name="pa"/> into <paramref name="destination"/>; returns the bytes copied before the first frame with no backing.</summary>
+    private int CopyPhysical(ulong pa, Span<byte> destination)
+    {
+        int done = 0;
+        while (done < destination.Length)
+        {
+            ulong at = pa + (ulong)done;
+            if (_direct is not null && _direct.TryGetDirectSpan(at, destination.Length - done, out ReadOnlySpan<byte> direct) && !direct.IsEmpty)
+            {
+                int n = Math.Min(direct.Length, destination.Length - done);
+                direct[..n].CopyTo(destination[done..]);
+                done += n;
+                continue;
+            }
+
+            if (!TryGetPage(at >> _pageShift, out ReadOnlySpan<byte> page))
+            {
+                return done;
+            }
+
+            int offset = (int)(at & _pageMask);
+            int chunk = Math.Min(page.Length - offset, destination.Length - done);
+            page.Slice(offset, chunk).CopyTo(destination[done..]);
+            done += chunk;
+        }
+
+        return done;
+    }
+}
