@@ -139,4 +139,43 @@ public class ShellUxTests
         Assert.Contains(line2, shown, StringComparison.Ordinal);
         Assert.DoesNotContain("18446744071578845440", shown, StringComparison.Ordinal); // 0xffffffff81000100 in decimal
     }
+
+    [Fact]
+    public void ConnectPathFollowsTheProviderConventions()
+    {
+        string dir = Directory.CreateTempSubdirectory("vmi-connect-path-").FullName;
+        try
+        {
+            using var host = new PowerShellHost();
+            host.RunClean($"$null = Connect-VmiDomain -Mock; Save-VmiMemory '{dir}/a.elf' | Out-Null; Save-VmiMemory '{dir}/b.elf' | Out-Null; " +
+                $"Copy-Item -LiteralPath '{dir}/a.elf' -Destination '{dir}/c[1].elf'; Disconnect-VmiDomain -All");
+
+            // -Path expands wildcards: one session per image (c[1].elf matches *.elf too).
+            Assert.Equal(3, host.Get<int>($"@(Connect-VmiDomain -Path '{dir}/*.elf').Count"));
+
+            // Get-ChildItem's files bind by PSPath to -LiteralPath, brackets and all.
+            Assert.Equal(3, host.Get<int>($"@(Get-ChildItem '{dir}' -Filter *.elf | Connect-VmiDomain -ReadOnly).Count"));
+            Assert.Equal("c[1].elf", host.Get<string>($"(Connect-VmiDomain -LiteralPath '{dir}/c[1].elf').Name"));
+
+            // A missing file and a directory: non-terminating (so -ErrorAction works), specific ids, the path as target.
+            host.Run($"Connect-VmiDomain -Path '{dir}/missing.elf', '{dir}', '{dir}/a.elf' -ErrorAction SilentlyContinue -ErrorVariable failures | Out-Null; $failures");
+            List<ErrorRecord> errors = host.Run("$failures").Select(o => (ErrorRecord)o.BaseObject).ToList();
+            Assert.Equal(2, errors.Count);
+            Assert.StartsWith("Vmi.PathNotFound,", errors[0].FullyQualifiedErrorId, StringComparison.Ordinal);
+            Assert.Equal(ErrorCategory.ObjectNotFound, errors[0].CategoryInfo.Category);
+            Assert.Equal($"{dir}/missing.elf", errors[0].TargetObject);
+            Assert.StartsWith("Vmi.PathIsDirectory,", errors[1].FullyQualifiedErrorId, StringComparison.Ordinal);
+            Assert.Equal(dir, errors[1].TargetObject);
+            Assert.Contains("is a directory", errors[1].Exception.Message, StringComparison.Ordinal);
+            Assert.Equal(1 + 3 + 3 + 1, host.Get<int>("@(Get-VmiSession | Where-Object Driver -eq 'ELF core').Count")); // a.elf still connected
+
+            // A wildcard that matches nothing.
+            host.Run($"Connect-VmiDomain -Path '{dir}/*.nothing' -ErrorAction SilentlyContinue -ErrorVariable none | Out-Null");
+            Assert.StartsWith("Vmi.PathNotFound,", host.Get<ErrorRecord>("$none[0]").FullyQualifiedErrorId, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
 }

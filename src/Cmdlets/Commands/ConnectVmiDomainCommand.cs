@@ -14,6 +14,7 @@ public sealed class ConnectVmiDomainCommand : PSCmdlet
 {
     public const string MockSet = "Mock";
     public const string PathSet = "Path";
+    public const string LiteralPathSet = "LiteralPath";
     public const string NameSet = "Name";
     public const string IdSet = "Id";
     public const string QmpSet = "Qmp";
@@ -33,13 +34,21 @@ public sealed class ConnectVmiDomainCommand : PSCmdlet
     [Parameter(Mandatory = true, ParameterSetName = IdSet, ValueFromPipelineByPropertyName = true)]
     public uint Id { get; set; }
 
-    /// <summary>A memory image: raw, ELF core (QEMU, /proc/vmcore), kdump, LiME or Xen dump-core, recognised by content.</summary>
-    [Parameter(Mandatory = true, ParameterSetName = PathSet)]
+    /// <summary>Memory images (raw, ELF core, kdump, LiME, Xen dump-core, recognised by content); wildcards allowed, one session each.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = PathSet, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
-    public string? Path { get; set; }
+    [SupportsWildcards]
+    public string[]? Path { get; set; }
+
+    /// <summary>Memory images by exact path (no wildcards); binds the PSPath of Get-ChildItem's files.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = LiteralPathSet, ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    [Alias("PSPath", "LP")]
+    public string[]? LiteralPath { get; set; }
 
     /// <summary>The page-table root to use instead of the image's own CR3 (or for images that carry none, such as raw and LiME).</summary>
     [Parameter(ParameterSetName = PathSet)]
+    [Parameter(ParameterSetName = LiteralPathSet)]
     [VmiAddressTransformation]
     public ulong? Cr3 { get; set; }
 
@@ -63,13 +72,84 @@ public sealed class ConnectVmiDomainCommand : PSCmdlet
 
     protected override void ProcessRecord()
     {
+        if (ParameterSetName is PathSet or LiteralPathSet)
+        {
+            // Provider conventions: -Path expands wildcards, -LiteralPath does not; each image is its own session,
+            // and a path that fails is a non-terminating error with the path as its target.
+            foreach (string image in ImagePaths())
+            {
+                Connect(() => CreateImage(image), image, terminating: false);
+            }
+
+            return;
+        }
+
+        Connect(CreateDriver, ParameterSetName, terminating: true);
+    }
+
+    /// <summary>The image files -Path or -LiteralPath name; writes an error for each that names no file.</summary>
+    private List<string> ImagePaths()
+    {
+        var files = new List<string>();
+        foreach (string given in (ParameterSetName == LiteralPathSet ? LiteralPath : Path) ?? [])
+        {
+            List<string> resolved;
+            try
+            {
+                if (ParameterSetName == LiteralPathSet || !WildcardPattern.ContainsWildcardCharacters(given))
+                {
+                    resolved = [GetUnresolvedProviderPathFromPSPath(given)];
+                }
+                else
+                {
+                    resolved = [.. GetResolvedProviderPathFromPSPath(given, out ProviderInfo provider)];
+                    if (provider.Name != "FileSystem")
+                    {
+                        WriteError(new ErrorRecord(new ArgumentException($"'{given}' is not a file-system path: a memory image is a file."), VmiErrorIds.InvalidArgument, ErrorCategory.InvalidArgument, given));
+                        continue;
+                    }
+                }
+            }
+            catch (Exception e) when (e is ItemNotFoundException or System.Management.Automation.DriveNotFoundException or ProviderNotFoundException or NotSupportedException)
+            {
+                WriteError(new ErrorRecord(new ItemNotFoundException($"No memory image matches '{given}': check the path (Get-ChildItem lists the files).", e), VmiErrorIds.PathNotFound, ErrorCategory.ObjectNotFound, given));
+                continue;
+            }
+
+            if (resolved.Count == 0)
+            {
+                WriteError(new ErrorRecord(new ItemNotFoundException($"No memory image matches '{given}': check the path (Get-ChildItem lists the files)."), VmiErrorIds.PathNotFound, ErrorCategory.ObjectNotFound, given));
+            }
+
+            foreach (string file in resolved)
+            {
+                if (Directory.Exists(file))
+                {
+                    WriteError(new ErrorRecord(new IOException($"'{file}' is a directory: give the memory image file inside it."), VmiErrorIds.PathIsDirectory, ErrorCategory.InvalidArgument, file));
+                }
+                else if (!File.Exists(file))
+                {
+                    WriteError(new ErrorRecord(new ItemNotFoundException($"The memory image '{file}' does not exist."), VmiErrorIds.PathNotFound, ErrorCategory.ObjectNotFound, file));
+                }
+                else
+                {
+                    files.Add(file);
+                }
+            }
+        }
+
+        return files;
+    }
+
+    private void Connect(Func<(IVmiDriver Driver, string Name, string Source)> create, string target, bool terminating)
+    {
         IVmiDriver? driver = null;
         VmiCore? core = null;
         VmiSession? session = null;
-        string source = ParameterSetName;
+        string source;
         try
         {
-            (driver, string name, source) = CreateDriver();
+            (driver, string name, source) = create();
             core = new VmiCore(driver, CacheSize);
             session = new VmiSession(core, SessionName ?? name, source, ReadOnly, VmiSessionRegistry.CurrentRunspaceId);
             VmiSessionRegistry.Add(session);
@@ -86,15 +166,20 @@ public sealed class ConnectVmiDomainCommand : PSCmdlet
                 driver?.Dispose();
             }
 
-            ThrowTerminatingError(VmiErrors.FromException(e, source));
+            if (terminating)
+            {
+                ThrowTerminatingError(VmiErrors.FromException(e, target));
+            }
+
+            WriteError(VmiErrors.FromException(e, target));
+            return;
         }
 
         WriteObject(session);
     }
 
-    private (IVmiDriver Driver, string Name, string Source) CreateImage()
+    private (IVmiDriver Driver, string Name, string Source) CreateImage(string path)
     {
-        string path = GetUnresolvedProviderPathFromPSPath(Path!);
         Vmi.Dump.MemoryImage image = DriverFactory.OpenImage(path, Cr3);
         return (image, System.IO.Path.GetFileName(path), $"{image.Name} {path}");
     }
@@ -122,7 +207,6 @@ public sealed class ConnectVmiDomainCommand : PSCmdlet
         NameSet => CreateXen(Vmi.Xen.XenDomainSelector.ByName(Name!)),
         IdSet => CreateXen(Vmi.Xen.XenDomainSelector.ById(Id)),
         MockSet => (DriverFactory.CreateMock(), "mock", Messages.MockSource),
-        PathSet => CreateImage(),
         QmpSet => CreateQemu(),
         _ => throw new PSNotSupportedException(ParameterSetName),
     };
