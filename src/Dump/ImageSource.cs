@@ -16,13 +16,6 @@ internal abstract class ImageSource : IDisposable
 
     public abstract bool TryMapPage(ulong gfn, [NotNullWhen(true)] out MappedPage? page);
 
-    /// <summary>The mapped bytes from <paramref name="pa"/> on, up to <paramref name="maxLength"/> and the end of their run; false where memory is not stored as such.</summary>
-    public virtual bool TryGetDirectSpan(ulong pa, int maxLength, out ReadOnlySpan<byte> span)
-    {
-        span = default;
-        return false;
-    }
-
     public abstract void Dispose();
 }
 
@@ -99,21 +92,6 @@ internal sealed unsafe class RunSource : ImageSource
     {
         int i = Array.BinarySearch(_starts, pa);
         return i >= 0 ? i : ~i - 1;
-    }
-
-    public override bool TryGetDirectSpan(ulong pa, int maxLength, out ReadOnlySpan<byte> span)
-    {
-        int i = Find(pa);
-        if (i >= 0 && maxLength > 0 && _runs[i].End > pa && _runs[i].FileOffset >= 0)
-        {
-            Run r = _runs[i];
-            long length = (long)Math.Min((ulong)maxLength, r.End - pa);
-            span = _file.Span(r.FileOffset + (long)(pa - r.Pa), length, "a memory run");
-            return true;
-        }
-
-        span = default;
-        return false;
     }
 
     public override bool TryMapPage(ulong gfn, [NotNullWhen(true)] out MappedPage? page)

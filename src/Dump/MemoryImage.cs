@@ -65,7 +65,7 @@ public sealed record MemoryImageOptions
 /// kdump pages decompressed into pooled buffers. Registers come from the image where it carries
 /// them, so virtual addresses translate with no extra input.
 /// </summary>
-public class MemoryImage : IVmiDriver, IVmiRead, IVmiDirectMemory, IVmcoreinfoSource
+public class MemoryImage : IVmiDriver, IVmiRead, IVmcoreinfoSource
 {
     private readonly ImageSource _source;
     private readonly Registers[] _registers;
@@ -262,13 +262,6 @@ public class MemoryImage : IVmiDriver, IVmiRead, IVmiDirectMemory, IVmcoreinfoSo
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         return _source.TryMapPage(gfn.Value, out page);
-    }
-
-    /// <summary>Memory stored as is (raw, ELF, LiME, Xen core) straight from the file's mapping; false for compressed or assembled frames.</summary>
-    public bool TryGetDirectSpan(ulong pa, int maxLength, out ReadOnlySpan<byte> span)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        return _source.TryGetDirectSpan(pa, maxLength, out span);
     }
 
     internal Registers GetRegistersCore(VcpuId vcpu)
