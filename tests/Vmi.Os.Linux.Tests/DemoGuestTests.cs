@@ -33,6 +33,53 @@ public sealed class DemoGuestTests
         }
     }
 
+    [Fact]
+    public void Without_lstar_the_kernel_map_is_scanned()
+    {
+        using var core = new VmiCore(DemoGuest.Create());
+        for (ushort v = 0; v < L.VcpuCount; v++)
+        {
+            Vmi.Core.Arch.Amd64.Registers r = core.GetRegisters(new VcpuId(v));
+            r.MsrLstar = 0;
+            core.SetRegisters(new VcpuId(v), r);
+        }
+
+        LinuxKernel k = LinuxKernel.Open(new CoreGuestMemory(core));
+        Assert.Equal("kernel-map page-table scan", k.Info.TextFoundBy);
+        Assert.Equal(L.KernelTextVa, k.Info.TextBase);
+    }
+
+    [Fact]
+    public void Without_lstar_the_idt_first_gate_leads_to_the_kernel()
+    {
+        using var core = new VmiCore(DemoGuest.Create());
+        const ulong idt = X.ImageDataVa + 0x3_A000;
+        ulong handler = L.KernelTextVa + 0x3_1234;
+        byte[] gate = new byte[16];
+        BitConverter.GetBytes((ushort)(handler & 0xFFFF)).CopyTo(gate, 0);
+        BitConverter.GetBytes((ushort)0x10).CopyTo(gate, 2);
+        gate[5] = 0x8E; // present interrupt gate
+        BitConverter.GetBytes((ushort)((handler >> 16) & 0xFFFF)).CopyTo(gate, 6);
+        BitConverter.GetBytes((uint)(handler >> 32)).CopyTo(gate, 8);
+        core.Write(AccessContext.Paging(new Va(idt), new Pa(L.KernelCr3)), gate);
+        Vmi.Core.Arch.Amd64.Registers r = core.GetRegisters(new VcpuId(0));
+        r.MsrLstar = 0;
+        r.Idtr = new Vmi.Core.Arch.Amd64.DescriptorTable(idt, 0xFFF);
+        core.SetRegisters(new VcpuId(0), r);
+        LinuxKernel k = LinuxKernel.Open(new CoreGuestMemory(core));
+        Assert.Equal(("IDT", L.KernelTextVa), (k.Info.TextFoundBy, k.Info.TextBase));
+    }
+
+    [Fact]
+    public void Vmcoreinfo_kerneloffset_is_used_and_checked()
+    {
+        using var core = new VmiCore(DemoGuest.Create());
+        LinuxKernel k = LinuxKernel.Open(new CoreGuestMemory(core, $"OSRELEASE=6.6.0-vmi-demo\nKERNELOFFSET=0\nSYMBOL(_stext)={L.KernelTextVa:x}\n"));
+        Assert.Equal(("VMCOREINFO KERNELOFFSET", true), (k.Info.TextFoundBy, k.Info.VmcoreinfoAgrees));
+        LinuxKernel wrong = LinuxKernel.Open(new CoreGuestMemory(core, $"KERNELOFFSET=0\nSYMBOL(_stext)={L.KernelTextVa + 0x1000:x}\n"));
+        Assert.False(wrong.Info.VmcoreinfoAgrees);
+    }
+
     private static KallsymsWriter.Layout KallsymsWriterLayout()
     {
         KallsymsWriter.Write(DemoLinuxKernel.Symbols(0), out KallsymsWriter.Layout layout);

@@ -4,7 +4,7 @@ using Vmi.Dump;
 namespace Vmi.Os.Linux.Tests;
 
 /// <summary>
-/// On real Debian guests (4-level with KASLR, 5-level), in every image format: our symbols, processes and modules
+/// On real Debian guests (4-level with KASLR, 5-level, 4-level with page-table isolation), in every image format: our symbols, processes and modules
 /// equal what the guest printed about itself from /proc, with no profile given.
 /// </summary>
 [Collection("RealGuest")]
@@ -14,6 +14,7 @@ public sealed class RealGuestTruthTests(RealGuestFixture fixture)
     {
         { "kaslr", "elf" }, { "kaslr", "kdump" }, { "kaslr", "raw" },
         { "la57", "elf" }, { "la57", "kdump" }, { "la57", "raw" },
+        { "pti", "elf" }, { "pti", "kdump" }, { "pti", "raw" },
     };
 
     private static (VmiCore Core, LinuxKernel Kernel) Open(RealGuest g, string format)
@@ -44,6 +45,9 @@ public sealed class RealGuestTruthTests(RealGuestFixture fixture)
             }
 
             Assert.Equal(g.Mode, kernel.Info.PagingMode);
+            // images with VMCOREINFO give KERNELOFFSET; the raw image has only a CR3, so the kernel map is scanned
+            Assert.Equal(format == "raw" ? "kernel-map page-table scan" : "VMCOREINFO KERNELOFFSET", kernel.Info.TextFoundBy);
+            Assert.Equal(0UL, (kernel.Info.TextBase - LinuxKernel.TextLinkAddress) % (2 << 20)); // KASLR slides in 2 MiB steps
             if (format != "raw")
             {
                 Assert.True(kernel.Info.VmcoreinfoAgrees, "VMCOREINFO's SYMBOL(_stext) differs from kallsyms' _stext");

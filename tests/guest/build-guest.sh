@@ -5,6 +5,8 @@
 #
 # variant: "kaslr"  - qemu64 CPU, 4-level paging, KASLR on (the Debian default), 1 vCPU
 #          "la57"   - "-cpu max" (offers LA57), 5-level paging, KASLR on, 2 vCPUs
+#          "pti"    - as kaslr, with page-table isolation forced on (pti=on): vCPU 0 is caught on a
+#                     process's user-half page table, which maps almost none of the kernel
 #
 # Boots the Debian kernel under TCG with a tiny busybox initramfs whose init starts busy user
 # processes (so that the vCPU is caught with a user CR3), waits for a marker on the serial console,
@@ -19,8 +21,8 @@
 # /proc/PID/stat line) and VMI-TRUTH-SELF <pid> (the printing shell, gone by the time of the dump).
 set -euo pipefail
 
-out_root=${1:?usage: build-guest.sh <output-dir> <kaslr|la57>}
-variant=${2:?usage: build-guest.sh <output-dir> <kaslr|la57>}
+out_root=${1:?usage: build-guest.sh <output-dir> <kaslr|la57|pti>}
+variant=${2:?usage: build-guest.sh <output-dir> <kaslr|la57|pti>}
 out="$out_root/$variant"
 
 die() { echo "build-guest: $*" >&2; exit 2; }
@@ -36,10 +38,12 @@ kernel=$(ls -1 /boot/vmlinuz-*-amd64 2>/dev/null | sort -V | tail -1 || true)
 kver=${kernel#/boot/vmlinuz-}
 fwcfg=/lib/modules/$kver/kernel/drivers/firmware/qemu_fw_cfg.ko
 
+extra_append=
 case "$variant" in
   kaslr) cpu=qemu64; smp=1 ;;
   la57)  cpu=max; smp=2 ;;
-  *) die "unknown variant '$variant' (kaslr or la57)" ;;
+  pti)   cpu=qemu64; smp=1; extra_append=" pti=on" ;;
+  *) die "unknown variant '$variant' (kaslr, la57 or pti)" ;;
 esac
 
 rm -rf "$out"
@@ -98,7 +102,7 @@ port=$(( 20000 + (RANDOM % 20000) ))
 serial="$out/serial.log"
 qemu-system-x86_64 -accel tcg -cpu "$cpu" -smp "$smp" -m 128M \
   -kernel "$kernel" -initrd "$work/initrd.gz" \
-  -append "console=ttyS0 panic=-1 quiet" \
+  -append "console=ttyS0 panic=-1 quiet$extra_append" \
   -device vmcoreinfo \
   -display none -serial "file:$serial" -monitor none \
   -qmp "tcp:127.0.0.1:$port,server=on,wait=off" -no-reboot &

@@ -15,7 +15,8 @@
 # lab never reached its tests: the serial log's tail is printed) | 3 this machine cannot run it (the reason is printed).
 # Knobs: VMI_XENLAB_STRESS=N (only measure the environment: N vmi runs and N gzip|md5sum round trips in dom0),
 #        VMI_XENLAB_TIMEOUT (QEMU's hard limit, s; default 3600), VMI_XENLAB_ACCEL (tcg,thread=single),
-#        VMI_XENLAB_CPU (max,la57=off,avx=off,avx2=off), VMI_XENLAB_MEM (3G), MIRROR (the Debian mirror for the root file system).
+#        VMI_XENLAB_CPU (max,la57=off,avx=off,avx2=off,xsave=off,fsgsbase=off: docs/xen.md says why), VMI_XENLAB_MEM (3G), VMI_XENLAB_WXE (.NET's W^X in dom0: 0),
+#        MIRROR (the Debian mirror for the root file system).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -23,7 +24,7 @@ CACHE=${VMI_XENLAB_CACHE:-/var/cache/vmi-tests/xenlab}
 OUT=${VMI_XENLAB_OUT:-$REPO/artifacts/xen-lab}
 QEMU_TIMEOUT=${VMI_XENLAB_TIMEOUT:-3600}
 ACCEL=${VMI_XENLAB_ACCEL:-tcg,thread=single}
-CPU=${VMI_XENLAB_CPU:-max,la57=off,avx=off,avx2=off}
+CPU=${VMI_XENLAB_CPU:-max,la57=off,avx=off,avx2=off,xsave=off,fsgsbase=off}
 MEM=${VMI_XENLAB_MEM:-3G}
 start=$(date +%s)
 say() { echo "xen-lab: $*"; }
@@ -92,6 +93,7 @@ cp "$HERE/payload/dom0-test.sh" "$HERE/payload/lab.ps1" "$HERE/payload/guest-hvm
 echo $(( QEMU_TIMEOUT - 120 )) > "$W/lab/budget"
 head -c 16777216 "$W/lab/vmi" | md5sum | cut -d' ' -f1 > "$W/lab/vmi.md5"
 [ -n "${VMI_XENLAB_STRESS:-}" ] && echo "$VMI_XENLAB_STRESS" > "$W/lab/stress"
+echo "${VMI_XENLAB_WXE:-0}" > "$W/lab/wxe"   # DOTNET_EnableWriteXorExecute in dom0 (payload/dom0-test.sh says why 0)
 mkfs.ext4 -q -F -L lab -d "$W/lab" "$W/lab.img" 2G || envfail "mkfs of the lab disk failed"
 
 # ---- boot
@@ -108,6 +110,10 @@ qrc=$?
 say "QEMU ended (exit $qrc) after $(( $(date +%s) - boot )) s"
 debugfs -R "rdump /out $OUT/logs" "$W/lab.img" > /dev/null 2>&1
 [ -f "$OUT/logs/out/results.txt" ] && cp "$OUT/logs/out/results.txt" "$OUT/results.txt"
+# Every result is also printed on dom0's console: when the run was cut (watchdog, hard limit) the disk may miss the last
+# ones, the serial log has them.
+grep -a -E '^R [^ ]+ (PASS|FAIL|ENV) ' "$OUT/serial.log" 2>/dev/null | tr -d '\r' > "$OUT/results.serial"
+if [ "$(wc -l < "$OUT/results.serial")" -gt "$(cat "$OUT/results.txt" 2>/dev/null | wc -l)" ]; then cp "$OUT/results.serial" "$OUT/results.txt"; fi
 
 if [ ! -s "$OUT/results.txt" ] || ! grep -q '^R env-xen PASS' "$OUT/results.txt"; then
   echo "---- serial log (last 60 lines)"; tail -60 "$OUT/serial.log" 2>/dev/null

@@ -160,7 +160,7 @@ public sealed class LinuxKernel
     private static bool TryHex(string? s, out ulong value) =>
         ulong.TryParse(s, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out value);
 
-    /// <summary>_text: from VMCOREINFO's KERNELOFFSET, else down from IA32_LSTAR, else the first mapped 2 MiB of the kernel map.</summary>
+    /// <summary>_text: from VMCOREINFO's KERNELOFFSET, else down from IA32_LSTAR or the IDT's first gate, else the first mapped 2 MiB of the kernel map.</summary>
     private static (ulong Text, string How)? FindText(GuestReader reader, IGuestMemory memory, Dictionary<string, string> vmcoreinfo)
     {
         if (vmcoreinfo.TryGetValue("KERNELOFFSET", out string? off) && TryHex(off, out ulong slide))
@@ -172,15 +172,23 @@ public sealed class LinuxKernel
             }
         }
 
-        if (memory.TryGetRegisters(new VcpuId(0)) is { MsrLstar: ulong lstar } && lstar >= KernelMapStart && lstar < KernelMapEnd && reader.IsMapped(lstar))
+        Registers? regs = memory.TryGetRegisters(new VcpuId(0));
+        if (regs is { MsrLstar: ulong lstar } && DownToText(reader, lstar) is ulong fromLstar)
         {
-            ulong text = lstar & ~(Chunk - 1);
-            while (text - Chunk >= KernelMapStart && reader.IsMapped(text - Chunk))
-            {
-                text -= Chunk;
-            }
+            return (fromLstar, "IA32_LSTAR");
+        }
 
-            return (text, "IA32_LSTAR");
+        // gate 0 of the IDT (the divide-error handler) points into kernel text too
+        Span<byte> gate = stackalloc byte[16];
+        if (regs is { Idtr.Base: ulong idt } && idt != 0 && reader.TryRead(idt, gate))
+        {
+            ulong handler = BinaryPrimitives.ReadUInt16LittleEndian(gate)
+                | ((ulong)BinaryPrimitives.ReadUInt16LittleEndian(gate[6..]) << 16)
+                | ((ulong)BinaryPrimitives.ReadUInt32LittleEndian(gate[8..]) << 32);
+            if (DownToText(reader, handler) is ulong fromIdt)
+            {
+                return (fromIdt, "IDT");
+            }
         }
 
         for (ulong va = KernelMapStart; va < KernelMapEnd; va += Chunk)
@@ -192,6 +200,23 @@ public sealed class LinuxKernel
         }
 
         return null;
+    }
+
+    /// <summary>From an address inside kernel text, down in 2 MiB steps while the kernel map stays mapped: _text (cleanup_highmap unmaps below it).</summary>
+    private static ulong? DownToText(GuestReader reader, ulong inText)
+    {
+        if (inText < KernelMapStart || inText >= KernelMapEnd || !reader.IsMapped(inText))
+        {
+            return null;
+        }
+
+        ulong text = inText & ~(Chunk - 1);
+        while (text - Chunk >= KernelMapStart && reader.IsMapped(text - Chunk))
+        {
+            text -= Chunk;
+        }
+
+        return text;
     }
 
     /// <summary>Scans the kernel image from _text for the token table's digits, then decodes the tables around it.</summary>

@@ -24,7 +24,7 @@ public sealed record LinuxKernelInfo
     /// <summary>Page-table isolation is on (the kernel and user halves of each process have separate tables).</summary>
     public required bool PtiEnabled { get; init; }
 
-    /// <summary>How _text was found: "VMCOREINFO KERNELOFFSET", "IA32_LSTAR" or "kernel-map page-table scan".</summary>
+    /// <summary>How _text was found: "VMCOREINFO KERNELOFFSET", "IA32_LSTAR", "IDT" or "kernel-map page-table scan".</summary>
     public required string TextFoundBy { get; init; }
 
     /// <summary>Where the symbols came from, e.g. "kallsyms in guest memory at 0x... (94431 symbols)".</summary>

@@ -178,6 +178,15 @@ internal static class VmEventTranslator
             rsp.Data.Regs.X86.Rip = request.Data.Regs.X86.Rip + request.U.Cpuid.InsnLength;
         }
 
+        if (request.Reason == VmEventAbi.ReasonDescriptorAccess && (request.Flags & VmEventAbi.FlagVcpuPaused) != 0
+            && (rsp.Flags & VmEventAbi.FlagEmulate) == 0 && (response.Registers is null || response.Registers.Rip == request.Data.Regs.X86.Rip))
+        {
+            // With the monitor on, Xen (hvm_descriptor_access_intercept) leaves the LGDT/SIDT/... to the monitor: answered
+            // without "emulate", the vCPU runs the same instruction again and the event repeats forever (the lab's guest
+            // sent 20000 of them and no event of any other kind). Emulate it, as xen-access does.
+            rsp.Flags |= VmEventAbi.FlagEmulate;
+        }
+
         if (response.Registers is { } gp)
         {
             rsp.Flags |= VmEventAbi.FlagSetRegisters;

@@ -61,6 +61,19 @@ public sealed class RingProtocolTests : IDisposable
     }
 
     [Fact]
+    public void A_descriptor_access_answered_continue_is_emulated_so_the_guest_moves_on()
+    {
+        // Found in the lab: Xen leaves the instruction to the monitor; without "emulate" the vCPU re-runs it forever.
+        _xen.Put(XenRingSimulator.Request(0, VmEventAbi.ReasonDescriptorAccess));
+        _xen.Put(XenRingSimulator.Request(1, VmEventAbi.ReasonDescriptorAccess, paused: false));
+
+        Assert.Equal(2, _processor.Process(_ => VmiEventResponse.Continue));
+
+        List<VmEventSt> rsp = _xen.TakeResponses();
+        Assert.Equal([VmEventAbi.FlagVcpuPaused | VmEventAbi.FlagEmulate, 0u], rsp.Select(r => r.Flags));
+    }
+
+    [Fact]
     public void MaxEvents_takes_at_most_that_many_requests_and_leaves_the_rest_unconsumed()
     {
         _xen.Put(XenRingSimulator.Request(0, VmEventAbi.ReasonCpuid));

@@ -25,7 +25,8 @@ function Try-Check([string]$id, [scriptblock]$block) {
 
 function DomainId { [uint32](Get-VmiDomain -Name $Name).Id }
 
-function XlState { ((& xl list $Name 2>$null) | Select-Object -Last 1) -split '\s+' | Select-Object -Index 4 }
+# xl list's state column ("-b----", "--p---"); plain indexing: the published vmi's Select-Object has no -Index.
+function XlState { $lines = @(& xl list $Name 2>$null); if ($lines.Count -lt 2) { return '?' } ($lines[$lines.Count - 1] -split '\s+')[4] }
 
 # xen-hvmctx prints the CPU record's registers as "rip 0x..." pairs; returns a hashtable of them.
 function HvmCtx {
@@ -37,19 +38,21 @@ function HvmCtx {
     $regs
 }
 
+# The guest's serial log, read with .NET (the published vmi has no Select-String).
+function SerialText { if ($Serial -and [IO.File]::Exists($Serial)) { [IO.File]::ReadAllText($Serial) } else { '' } }
+
 function SerialHas([string]$pattern, [int]$seconds) {
     $deadline = [DateTime]::UtcNow.AddSeconds($seconds)
     while ([DateTime]::UtcNow -lt $deadline) {
-        if ($Serial -and (Test-Path $Serial) -and (Select-String -Path $Serial -Pattern $pattern -Quiet)) { return $true }
+        if ([regex]::IsMatch((SerialText), $pattern)) { return $true }
         Start-Sleep -Seconds 2
     }
     $false
 }
 
 function AliveCount {
-    if (-not ($Serial -and (Test-Path $Serial))) { return -1 }
-    $last = Select-String -Path $Serial -Pattern 'domU alive (\d+)' | Select-Object -Last 1
-    if ($last) { [int]$last.Matches[0].Groups[1].Value } else { -1 }
+    $m = [regex]::Matches((SerialText), 'domU alive (\d+)')
+    if ($m.Count -gt 0) { [int]$m[$m.Count - 1].Groups[1].Value } else { -1 }
 }
 
 switch ($Mode) {
@@ -87,12 +90,12 @@ switch ($Mode) {
         $null = Connect-VmiDomain -Name $Name -ReadOnly
         Try-Check 'read-guest-mark-physical' {
             $v = [uint32](Read-VmiMemory 0x1040 -Physical -As UInt32)
-            Check 'read-guest-mark-physical' ($v -eq 0xC0FFEE11) ('0x{0:x8} at physical 0x1040 (the guest wrote 0xc0ffee11)' -f $v)
+            Check 'read-guest-mark-physical' ($v -eq 0xC0FFEE11L) ('0x{0:x8} at physical 0x1040 (the guest wrote 0xc0ffee11)' -f $v)
         }
         Try-Check 'translate-direct-map' {
             $t = Resolve-VmiAddress 0xffff888000001040
             $v = [uint32](Read-VmiMemory 0xffff888000001040 -As UInt32)
-            Check 'translate-direct-map' ($t.Pa -eq 0x1040 -and $v -eq 0xC0FFEE11) ('0xffff888000001040 -> 0x{0:x}, reads 0x{1:x8}' -f $t.Pa, $v)
+            Check 'translate-direct-map' ($t.Pa -eq 0x1040 -and $v -eq 0xC0FFEE11L) ('0xffff888000001040 -> 0x{0:x}, reads 0x{1:x8}' -f $t.Pa, $v)
         }
         Try-Check 'translate-kernel-text' {
             $pa = (Resolve-VmiAddress 0xffffffff81000000).Pa
@@ -100,23 +103,28 @@ switch ($Mode) {
             $viaPa = Read-VmiMemory 0x1000000 -Length 16 -Physical
             Check 'translate-kernel-text' ($pa -eq 0x1000000 -and (($viaVa.Bytes -join ',') -eq ($viaPa.Bytes -join ','))) ('0xffffffff81000000 -> 0x{0:x}; bytes equal physical 0x1000000' -f $pa)
         }
-        Try-Check 'pause-guard' {
-            Suspend-VmiDomain
-            $paused = XlState
-            $ctx = HvmCtx
-            $r = Get-VmiRegister -Vcpu 0
-            Check 'registers-equal-xen-hvmctx' ($ctx['rip'] -eq $r.Rip -and $ctx['cr3'] -eq $r.Cr3 -and $ctx['rsp'] -eq $r.Rsp) ('vmi rip=0x{0:x} cr3=0x{1:x} rsp=0x{2:x}; xen-hvmctx rip=0x{3:x} cr3=0x{4:x} rsp=0x{5:x}' -f $r.Rip, $r.Cr3, $r.Rsp, $ctx['rip'], $ctx['cr3'], $ctx['rsp'])
-            Resume-VmiDomain
-            $running = XlState
-            Check 'pause-guard' ($paused -match 'p' -and $running -notmatch 'p') "xl state paused '$paused', resumed '$running'"
-        }
         Try-Check 'read-only-refuses-writes' {
             try { Write-VmiMemory 0x1030 -Bytes ([byte[]](1)) -Physical; Check 'read-only-refuses-writes' $false 'the write went through' }
             catch { Check 'read-only-refuses-writes' ($_.Exception.Message -match 'read-only') $_.Exception.Message }
         }
+        Try-Check 'read-only-refuses-pause' {
+            try { Suspend-VmiDomain; Resume-VmiDomain; Check 'read-only-refuses-pause' $false 'a read-only session paused the guest' }
+            catch { Check 'read-only-refuses-pause' ($_.Exception.Message -match 'read-only' -and (XlState) -notmatch 'p') ("$($_.Exception.Message) (xl state '$(XlState)')") }
+        }
         Disconnect-VmiDomain
 
         $null = Connect-VmiDomain -Name $Name
+        Try-Check 'pause-guard' {
+            Suspend-VmiDomain
+            try {
+                $paused = XlState
+                $ctx = HvmCtx
+                $r = Get-VmiRegister -Vcpu 0
+                Check 'registers-equal-xen-hvmctx' ($ctx['rip'] -eq $r.Rip -and $ctx['cr3'] -eq $r.Cr3 -and $ctx['rsp'] -eq $r.Rsp) ('vmi rip=0x{0:x} cr3=0x{1:x} rsp=0x{2:x}; xen-hvmctx rip=0x{3:x} cr3=0x{4:x} rsp=0x{5:x}' -f $r.Rip, $r.Cr3, $r.Rsp, $ctx['rip'], $ctx['cr3'], $ctx['rsp'])
+            } finally { Resume-VmiDomain }   # a failed check must not leave the guest paused for the checks after it
+            $running = XlState
+            Check 'pause-guard' ($paused -match 'p' -and $running -notmatch 'p') "xl state paused '$paused', resumed '$running'"
+        }
         Try-Check 'write-seen-by-guest' {
             $orig = [uint32](Read-VmiMemory 0x1030 -Physical -As UInt32)
             Write-VmiMemory 0x1030 -Bytes ([BitConverter]::GetBytes([uint32]0x5A5A5A5A)) -Physical
@@ -167,7 +175,7 @@ switch ($Mode) {
         $null = Enable-VmiMonitor Cr3, Cpuid
         Suspend-VmiDomain
         Resume-VmiDomain
-        Set-Content -Path $Flag -Value 'holding'
+        Set-Content -Path $Flag -Value $PID   # dom0-test.sh signals this process (not the timeout around it)
         switch ($env:LAB_EXIT) {
             'disconnect' { $null = @(Wait-VmiEvent -Count 5 -Timeout 60); Disconnect-VmiDomain }
             'exception' { $null = @(Wait-VmiEvent -Count 5 -Timeout 60); throw 'the script fails on purpose' }
@@ -189,7 +197,7 @@ switch ($Mode) {
             $null = Connect-VmiDomain -Name $Name -ReadOnly
             $v = [uint32](Read-VmiMemory 0x1040 -Physical -As UInt32)
             $r = Get-VmiRegister -Vcpu 0
-            Check 'postmortem-read-only' ($v -eq 0xC0FFEE11) ('crashed domain: physical 0x1040 = 0x{0:x8}, rip=0x{1:x}' -f $v, $r.Rip)
+            Check 'postmortem-read-only' ($v -eq 0xC0FFEE11L) ('crashed domain: physical 0x1040 = 0x{0:x8}, rip=0x{1:x}' -f $v, $r.Rip)
             Disconnect-VmiDomain
         }
         Try-Check 'postmortem-read-write-refused' {
