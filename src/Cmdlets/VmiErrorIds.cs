@@ -29,5 +29,7 @@ public static class VmiErrorIds
     public const string Stopped = "Vmi.Stopped";
     public const string OsNotRecognized = "Vmi.OsNotRecognized";
     public const string SymbolNotFound = "Vmi.SymbolNotFound";
+    public const string PathNotFound = "Vmi.PathNotFound";
+    public const string PathIsDirectory = "Vmi.PathIsDirectory";
     public const string Error = "Vmi.Error";
 }

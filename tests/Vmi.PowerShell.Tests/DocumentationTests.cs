@@ -208,4 +208,15 @@ public partial class DocumentationTests
         Assert.True(ps.Streams.Error.Count == 0, string.Join("\n", ps.Streams.Error));
         Assert.True(differences.Length == 0, $"Get-Help {cmdlet} disagrees with the cmdlet:\n" + string.Join("\n", differences));
     }
+
+    [Fact]
+    public void GetHelpAboutVmiExplainsTheModule()
+    {
+        using var host = new PowerShellHost();
+        string about = string.Concat(host.Run("Get-Help about_Vmi | Out-String -Width 200"));
+        foreach (string section in new[] { "SESSIONS", "ADDRESSES", "EVENTS AND RESPONSES", "READ-ONLY SESSIONS", "MEMORY IMAGES", "ERRORS" })
+        {
+            Assert.Contains(section, about, StringComparison.Ordinal);
+        }
+    }
 }

@@ -26,8 +26,8 @@ public class ReadMemoryTests : MockSessionTest
         string[] lines = r.HexDump().Split('\n');
         Assert.Equal(3, lines.Length);
         Assert.StartsWith("Address", lines[0], StringComparison.Ordinal);
-        Assert.Equal("FFFFFFFF82000100    48 65 6C 6C 6F 20 66 72 6F 6D 20 74 68 65 20 56  Hello from the V", lines[1]);
-        Assert.StartsWith("FFFFFFFF82000110    6D 69 2E 50 ", lines[2], StringComparison.Ordinal);
+        Assert.Equal("FFFFFFFF82000100  4865 6C6C 6F20 6672 6F6D 2074 6865 2056  Hello from the V", lines[1]);
+        Assert.StartsWith("FFFFFFFF82000110  6D69 2E50 ", lines[2], StringComparison.Ordinal);
     }
 
     [Fact]
@@ -48,7 +48,7 @@ public class ReadMemoryTests : MockSessionTest
             $d | ForEach-Object $view
             """).Select(o => o.ToString()).ToArray();
         Assert.Equal(2, shown.Length);
-        Assert.Contains("48 65 6C 6C 6F 20 66 72 6F 6D 20 74 68 65 20 56  Hello from the V", shown[1], StringComparison.Ordinal);
+        Assert.Contains("4865 6C6C 6F20 6672 6F6D 2074 6865 2056  Hello from the V", shown[1], StringComparison.Ordinal);
         Assert.Equal(shown[0], shown[1]);
     }
 

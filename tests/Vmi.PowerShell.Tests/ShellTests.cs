@@ -71,7 +71,7 @@ public class ShellTests
     {
         (int code, string output, string err) = Vmi(null, "-Command", "$null = Connect-VmiDomain -Mock; Read-VmiMemory 0xffffffff82000100 -Length 16 | Out-String -Width 120");
         Assert.True(code == 0, err);
-        Assert.Contains("FFFFFFFF82000100    48 65 6C 6C 6F 20 66 72 6F 6D 20 74 68 65 20 56  Hello from the V", output, StringComparison.Ordinal);
+        Assert.Contains("FFFFFFFF82000100  4865 6C6C 6F20 6672 6F6D 2074 6865 2056  Hello from the V", output, StringComparison.Ordinal);
         Assert.DoesNotContain("\x1b[", output, StringComparison.Ordinal); // redirected output is plain text
     }
 

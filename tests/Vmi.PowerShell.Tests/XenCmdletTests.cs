@@ -48,7 +48,8 @@ public sealed class XenCmdletTests : IDisposable
         Assert.Contains("Name: [-Name] <string> [-ReadOnly] [-SessionName <string>] [-CacheSize <int>] [<CommonParameters>]", sets);
         Assert.Contains("Id: -Id <uint> [-ReadOnly] [-SessionName <string>] [-CacheSize <int>] [<CommonParameters>]", sets);
         Assert.Contains(sets, s => s.StartsWith("Mock: -Mock", StringComparison.Ordinal));
-        Assert.Contains(sets, s => s.StartsWith("Path: -Path <string>", StringComparison.Ordinal));
+        Assert.Contains(sets, s => s.StartsWith("Path: -Path <string[]>", StringComparison.Ordinal)); // wildcards, one session per image
+        Assert.Contains(sets, s => s.StartsWith("LiteralPath: -LiteralPath <string[]>", StringComparison.Ordinal));
         Assert.Equal("Get-VmiDomain [[-Name] <string[]>] [-Id <uint[]>] [<CommonParameters>]",
             _host.Run("'Get-VmiDomain ' + (Get-Command Get-VmiDomain).ParameterSets[0].ToString()").Single().ToString());
 

@@ -15,6 +15,7 @@ public sealed class ConnectVmiDomainCommand : PSCmdlet
 {
     public const string MockSet = "Mock";
     public const string PathSet = "Path";
+    public const string LiteralPathSet = "LiteralPath";
     public const string NameSet = "Name";
     public const string IdSet = "Id";
     public const string QmpSet = "Qmp";
@@ -34,13 +35,21 @@ public sealed class ConnectVmiDomainCommand : PSCmdlet
     [Parameter(Mandatory = true, ParameterSetName = IdSet, ValueFromPipelineByPropertyName = true)]
     public uint Id { get; set; }
 
-    /// <summary>A memory image: raw, ELF core (QEMU, /proc/vmcore), kdump, LiME or Xen dump-core, recognised by content.</summary>
-    [Parameter(Mandatory = true, ParameterSetName = PathSet)]
+    /// <summary>Memory images (raw, ELF core, kdump, LiME, Xen dump-core, recognised by content); wildcards allowed, one session each.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = PathSet, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
-    public string? Path { get; set; }
+    [SupportsWildcards]
+    public string[]? Path { get; set; }
+
+    /// <summary>Memory images by exact path (no wildcards); binds the PSPath of Get-ChildItem's files.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = LiteralPathSet, ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    [Alias("PSPath", "LP")]
+    public string[]? LiteralPath { get; set; }
 
     /// <summary>The page-table root to use instead of the image's own CR3 (or for images that carry none, such as raw and LiME).</summary>
     [Parameter(ParameterSetName = PathSet)]
+    [Parameter(ParameterSetName = LiteralPathSet)]
     [VmiAddressTransformation]
     public ulong? Cr3 { get; set; }
 
@@ -64,11 +73,28 @@ public sealed class ConnectVmiDomainCommand : PSCmdlet
 
     protected override void ProcessRecord()
     {
+        if (ParameterSetName is PathSet or LiteralPathSet)
+        {
+            // One session per image; a path that names no image is a non-terminating error with the path as its target.
+            bool literal = ParameterSetName == LiteralPathSet;
+            foreach (string image in ImagePaths.Resolve(this, (literal ? LiteralPath : Path) ?? [], literal))
+            {
+                Connect(VmiTarget.File(image) with { Cr3 = Cr3 }, image, terminating: false);
+            }
+
+            return;
+        }
+
+        Connect(Target(), ParameterSetName, terminating: true);
+    }
+
+    private void Connect(VmiTarget target, string errorTarget, bool terminating)
+    {
         VmiGuest? guest = null;
         VmiSession? session = null;
         try
         {
-            VmiOpenedDriver opened = VmiDriverRegistry.Open(Target() with { ReadOnly = ReadOnly });
+            VmiOpenedDriver opened = VmiDriverRegistry.Open(target with { ReadOnly = ReadOnly });
             guest = new VmiGuest(opened.Driver, new VmiGuestOptions { CacheCapacity = CacheSize, ReadOnly = ReadOnly });
             session = new VmiSession(guest, SessionName ?? opened.Name, opened.Source, VmiSessionRegistry.CurrentRunspaceId);
             if (opened.Notice is { } notice)
@@ -81,7 +107,14 @@ public sealed class ConnectVmiDomainCommand : PSCmdlet
         catch (Exception e) when (e is VmiException or ArgumentException or IOException or UnauthorizedAccessException or InvalidOperationException)
         {
             guest?.Dispose(); // clean up on partial failure (the guest disposes its driver when it cannot be built)
-            ThrowTerminatingError(VmiErrors.FromException(e, ParameterSetName));
+            ErrorRecord error = VmiErrors.FromException(e, errorTarget);
+            if (terminating)
+            {
+                ThrowTerminatingError(error);
+            }
+
+            WriteError(error);
+            return;
         }
 
         WriteObject(session);
@@ -92,7 +125,6 @@ public sealed class ConnectVmiDomainCommand : PSCmdlet
         NameSet => VmiTarget.DomainByName(Name!),
         IdSet => VmiTarget.DomainById(Id),
         MockSet => VmiTarget.Builtin("mock"),
-        PathSet => VmiTarget.File(GetUnresolvedProviderPathFromPSPath(Path!)) with { Cr3 = Cr3 },
         QmpSet => VmiTarget.Socket(Qmp!.Contains('/', StringComparison.Ordinal) ? GetUnresolvedProviderPathFromPSPath(Qmp) : Qmp),
         _ => throw new PSNotSupportedException(ParameterSetName),
     };

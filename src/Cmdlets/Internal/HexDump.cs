@@ -3,10 +3,15 @@ using System.Text;
 
 namespace Vmi.PowerShell;
 
-/// <summary>Format-Hex style dumps: address, 16 hex bytes, their ASCII.</summary>
+/// <summary>
+/// Hex dumps that fit 80 columns (75 wide): the 16-digit address of each 16-byte line, the bytes in pairs (as xxd
+/// groups them; a 64-bit address leaves no room for 16 spaced bytes and their ASCII in 80 columns), their ASCII.
+/// Lines are aligned to 16-byte addresses; a read that starts mid-line leaves the bytes before it, and their ASCII
+/// characters, blank, so every column stays under its header.
+/// </summary>
 public static class HexDump
 {
-    public const string Header = "Address             00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F  ASCII";
+    public const string Header = "Address           0001 0203 0405 0607 0809 0A0B 0C0D 0E0F  ASCII";
 
     /// <summary>
     /// The dump of <paramref name="bytes"/> read at <paramref name="address"/>, with a header: what the VmiMemoryRecord view
@@ -16,40 +21,46 @@ public static class HexDump
 
     public static string Format(ulong address, ReadOnlySpan<byte> bytes, bool header = true)
     {
-        var sb = new StringBuilder((bytes.Length / 16 + 2) * 80);
+        var sb = new StringBuilder((bytes.Length / 16 + 2) * 76);
         if (header)
         {
             sb.Append(Header).Append('\n');
         }
 
-        // Lines are aligned to 16-byte boundaries, as Format-Hex aligns them to offsets.
         ulong lineStart = address & ~0xFUL;
         int index = -(int)(address - lineStart);
+        Span<char> ascii = stackalloc char[16];
         while (index < bytes.Length)
         {
-            sb.Append(CultureInfo.InvariantCulture, $"{lineStart:X16}    ");
-            var ascii = new StringBuilder(16);
+            sb.Append(CultureInfo.InvariantCulture, $"{lineStart:X16}  ");
             for (int col = 0; col < 16; col++)
             {
                 int i = index + col;
                 if (i < 0 || i >= bytes.Length)
                 {
-                    sb.Append("   ");
-                    ascii.Append(' ');
+                    sb.Append("  ");
+                    ascii[col] = ' ';
                 }
                 else
                 {
                     byte b = bytes[i];
-                    sb.Append(CultureInfo.InvariantCulture, $"{b:X2} ");
-                    ascii.Append(b is >= 0x20 and < 0x7f ? (char)b : '.');
+                    sb.Append(CultureInfo.InvariantCulture, $"{b:X2}");
+                    ascii[col] = b is >= 0x20 and < 0x7f ? (char)b : '.';
+                }
+
+                if (col % 2 == 1 && col < 15)
+                {
+                    sb.Append(' ');
                 }
             }
 
-            sb.Append(' ').Append(ascii.ToString().TrimEnd()).Append('\n');
+            sb.Append("  ").Append(ascii).Append('\n');
             index += 16;
             lineStart += 16;
         }
 
-        return sb.ToString().TrimEnd('\n');
+        // Trailing blanks go (a short last line), leading ones stay (they keep a mid-line start aligned).
+        string[] lines = sb.ToString().TrimEnd('\n').Split('\n');
+        return string.Join('\n', lines.Select(l => l.TrimEnd()));
     }
 }
