@@ -584,7 +584,8 @@ public sealed partial class VmiCore : IDisposable
     {
         if (buffer.Length >= (int)Amd64.PageSize)
         {
-            ReadStreaming(ctx, buffer); // a page or more: as runs, straight from the driver's mapping
+            List<ulong>? none = null; // a page or more: as runs, straight from the driver's mapping
+            ReadRuns(ctx, buffer, ReadMode.Strict, ref none, out _);
             return;
         }
 

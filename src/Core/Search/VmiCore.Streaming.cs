@@ -15,6 +15,15 @@ public sealed partial class VmiCore
     /// </summary>
     public ReadResult ReadStreaming(AccessContext ctx, Span<byte> buffer, ReadMode mode = ReadMode.Strict)
     {
+        List<ulong>? unreadable = null;
+        int done = ReadRuns(ctx, buffer, mode, ref unreadable, out ulong? fault);
+        return new ReadResult(done, fault, (IReadOnlyList<ulong>?)unreadable ?? []);
+    }
+
+    /// <summary>The streaming read without a result object (a strict read of one page at a time must not allocate).</summary>
+    private int ReadRuns(in AccessContext ctx, Span<byte> buffer, ReadMode mode, ref List<ulong>? unreadable, out ulong? faultAddress)
+    {
+        faultAddress = null;
         ObjectDisposedException.ThrowIf(_disposed, this);
         CheckRange(ctx.Address, buffer.Length);
         if (_read is null)
@@ -33,7 +42,6 @@ public sealed partial class VmiCore
             features = PagingFeatures;
         }
 
-        List<ulong>? unreadable = null;
         int done = 0;
         while (done < buffer.Length)
         {
@@ -73,7 +81,8 @@ public sealed partial class VmiCore
                     ThrowUnreadable(ctx, bad, pa + (ulong)copied, fault, translated);
                     break;
                 case ReadMode.UntilFault:
-                    return new ReadResult(done, bad, []);
+                    faultAddress = bad;
+                    return done;
                 default:
                     buffer.Slice(done, inPage).Clear();
                     (unreadable ??= []).Add(bad & ~Amd64.PageMask);
@@ -82,7 +91,7 @@ public sealed partial class VmiCore
             }
         }
 
-        return new ReadResult(buffer.Length, null, (IReadOnlyList<ulong>?)unreadable ?? []);
+        return buffer.Length;
     }
 
     /// <summary>The translation of <paramref name="va"/>: from the V2P cache if there (without counting or reordering), else a walk through the shortcut, not cached.</summary>
