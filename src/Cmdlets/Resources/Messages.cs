@@ -37,7 +37,6 @@ internal static class Messages
 
     internal static string LengthTooLarge => Get(nameof(LengthTooLarge));
 
-    internal static string PatternNotUnderstood => Get(nameof(PatternNotUnderstood));
 
     internal static string RangeRequired => Get(nameof(RangeRequired));
 
