@@ -3,11 +3,14 @@
 .SYNOPSIS
     Builds, tests and documents Vmi.PowerShell. The tasks live in build.psm1.
 .EXAMPLE
-    ./build.ps1                       # build, then test (dotnet test, then Pester where installed), then help
+    ./build.ps1                       # build, then test (dotnet test, then the Pester suites), then help
+.EXAMPLE
+    vmi -File ./build.ps1 -Task Test -Suite Pester    # the Pester suites, in the vmi shell instead of pwsh
 .EXAMPLE
     ./build.ps1 -Publish -Runtime linux-x64    # one self-contained vmi file for a dom0
 .NOTES
-    Without pwsh, the same steps are: dotnet build; dotnet test tests/Vmi.PowerShell.Tests
+    Without pwsh, run it in vmi (src/Shell/bin/<Configuration>/net10.0/vmi -File build.ps1 ...), or take the same
+    steps by hand: dotnet build; dotnet test tests/Vmi.PowerShell.Tests; vmi -File tests/pester/Invoke-VmiPester.ps1
 #>
 [CmdletBinding(DefaultParameterSetName = 'Tasks')]
 param(
@@ -22,7 +25,12 @@ param(
     [string] $Runtime = 'linux-x64',
 
     [ValidateSet('Debug', 'Release')]
-    [string] $Configuration = 'Debug'
+    [string] $Configuration = 'Debug',
+
+    # With -Task Test: the xunit tests, the Pester suites, or both.
+    [Parameter(ParameterSetName = 'Tasks')]
+    [ValidateSet('Xunit', 'Pester')]
+    [string[]] $Suite = @('Xunit', 'Pester')
 )
 
 $ErrorActionPreference = 'Stop'
@@ -35,6 +43,6 @@ if ($Publish) {
 
 $all = $Task -contains 'All'
 if ($all -or $Task -contains 'Build') { Invoke-VmiBuild -Configuration $Configuration }
-if ($all -or $Task -contains 'Test') { Invoke-VmiTest -Configuration $Configuration }
+if ($all -or $Task -contains 'Test') { Invoke-VmiTest -Configuration $Configuration -Suite $Suite }
 if ($all -or $Task -contains 'Help') { New-VmiExternalHelp }
 if ($all -or $Task -contains 'Analyze') { Invoke-VmiAnalyzer }

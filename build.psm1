@@ -1,7 +1,7 @@
 # Build tasks of Vmi.PowerShell. build.ps1 is the thin entry point; each task here is usable on its own:
 #   Import-Module ./build.psm1; Invoke-VmiBuild; Invoke-VmiTest
-# Everything goes through the dotnet CLI, so a machine with only the .NET SDK can build and test
-# (the vmi shell stands in for pwsh there: dotnet run --project src/Shell -- -File examples/demo.ps1).
+# Everything goes through the dotnet CLI, so a machine with only the .NET SDK can build and test; the vmi shell
+# (pwsh's console host with the module) runs this file as pwsh does: vmi -File build.ps1 -Task Test -Suite Pester.
 
 $script:RepoRoot = $PSScriptRoot
 $script:ModuleDir = Join-Path $PSScriptRoot 'artifacts/module/Vmi'
@@ -34,33 +34,130 @@ function Invoke-VmiBuild {
 function Invoke-VmiTest {
     <#
     .SYNOPSIS
-        Runs the xunit tests of the module (dotnet test), then the Pester suites where Pester 5 is installed.
+        Runs the xunit tests of the module (dotnet test), then the Pester suites of tests/pester.
+    .DESCRIPTION
+        Pester 5 is taken from the module path or from the Pester NuGet package that tests/Vmi.PowerShell.Tests
+        restores (tests/pester/Invoke-VmiPester.ps1 finds it). Works in pwsh and in vmi.
     #>
     [CmdletBinding()]
     param(
         [ValidateSet('Debug', 'Release')] [string] $Configuration = 'Debug',
         # Run every test project of the solution, not only the module's.
-        [switch] $All
+        [switch] $All,
+        # Which suites: the xunit tests (dotnet test), the Pester suites, or both.
+        [ValidateSet('Xunit', 'Pester')] [string[]] $Suite = @('Xunit', 'Pester')
     )
 
-    $target = if ($All) { Join-Path $RepoRoot 'Vmi.PowerShell.sln' } else { Join-Path $RepoRoot 'tests/Vmi.PowerShell.Tests' }
-    Invoke-Dotnet test $target -c $Configuration
-
-    $pester = Get-Module -ListAvailable Pester | Where-Object Version -ge '5.0.0' | Sort-Object Version -Descending | Select-Object -First 1
-    if (-not $pester) {
-        Write-Warning 'Pester 5 is not installed: the Pester suites in tests/pester were not run (Install-Module Pester -MinimumVersion 5.0).'
-        return
+    if ($Suite -contains 'Xunit') {
+        $target = if ($All) { Join-Path $RepoRoot 'Vmi.PowerShell.sln' } else { Join-Path $RepoRoot 'tests/Vmi.PowerShell.Tests' }
+        Invoke-Dotnet test $target -c $Configuration
     }
 
-    Import-Module $pester
-    $config = New-PesterConfiguration
-    $config.Run.Path = Join-Path $RepoRoot 'tests/pester'
-    $config.Run.Exit = $false
-    $config.Run.PassThru = $true
-    $config.Output.Verbosity = 'Detailed'
-    $result = Invoke-Pester -Configuration $config
-    if ($result.FailedCount -gt 0) {
-        throw "$($result.FailedCount) Pester test(s) failed."
+    if ($Suite -contains 'Pester') {
+        if (-not (Get-Module Vmi)) {
+            Import-Module (Join-Path $ModuleDir 'Vmi.psd1')
+        }
+
+        & (Join-Path $RepoRoot 'tests/pester/Invoke-VmiPester.ps1') -Output Detailed
+        if ($LASTEXITCODE -ne 0) {
+            throw "The Pester suites failed (exit code $LASTEXITCODE)."
+        }
+    }
+}
+
+function Get-VmiReadableTypeName {
+    # How platyPS names a parameter type: the short name, the underlying type of a Nullable, [] for arrays.
+    param([Parameter(Mandatory)] [type] $Type)
+    $t = [Nullable]::GetUnderlyingType($Type) ?? $Type
+    if ($t.IsArray) { return (Get-VmiReadableTypeName $t.GetElementType()) + '[]' }
+    $t.Name
+}
+
+function Get-VmiParameterFacts {
+    # The yaml block of one parameter in the parameter sets whose facts are the same, as platyPS writes it.
+    param(
+        [Parameter(Mandatory)] [System.Management.Automation.ParameterMetadata] $Parameter,
+        [Parameter(Mandatory)] [string[]] $Sets,
+        [Parameter(Mandatory)] [System.Management.Automation.ParameterSetMetadata] $Facts,
+        [Parameter(Mandatory)] [bool] $AllSets,
+        [string] $DefaultValue = 'None',
+        # Kept from the page where the cmdlet validates the values itself (an enum of which only some are allowed).
+        [string] $AcceptedValues
+    )
+
+    $pipeline = @(
+        if ($Facts.ValueFromPipeline) { 'ByValue' }
+        if ($Facts.ValueFromPipelineByPropertyName) { 'ByPropertyName' }
+    )
+    $wildcards = [bool] ($Parameter.Attributes | Where-Object { $_ -is [System.Management.Automation.SupportsWildcardsAttribute] })
+    $lines = @(
+        '```yaml'
+        "Type: $(Get-VmiReadableTypeName $Parameter.ParameterType)"
+        "Parameter Sets: $(if ($AllSets) { '(All)' } else { $Sets -join ', ' })"
+        "Aliases: $($Parameter.Aliases -join ',')".TrimEnd()
+        $validateSet = $Parameter.Attributes | Where-Object { $_ -is [System.Management.Automation.ValidateSetAttribute] } | Select-Object -First 1
+        if ($validateSet) { "Accepted values: $($validateSet.ValidValues -join ', ')" } elseif ($AcceptedValues) { "Accepted values: $AcceptedValues" }
+        ''
+        "Required: $($Facts.IsMandatory)"
+        "Position: $(if ($Facts.Position -eq [int]::MinValue) { 'Named' } else { $Facts.Position })"
+        "Default value: $DefaultValue"
+        "Accept pipeline input: $(if ($pipeline) { 'True (' + ($pipeline -join ', ') + ')' } else { 'False' })"
+        "Accept wildcard characters: $wildcards"
+        '```'
+    )
+    $lines -join "`n"
+}
+
+function Update-VmiMarkdownHelp {
+    <#
+    .SYNOPSIS
+        Rewrites the facts of docs/cmdlets from the cmdlets themselves, as platyPS's Update-MarkdownHelp does: the
+        SYNTAX section (one block per parameter set) and each parameter's yaml (type, sets, aliases, required,
+        position, pipeline input, wildcards). The prose, examples, inputs, outputs and links stay as written.
+    #>
+    [CmdletBinding(SupportsShouldProcess)]
+    param([string] $DocsDirectory = (Join-Path $RepoRoot 'docs/cmdlets'))
+
+    if (-not (Get-Module Vmi)) { Import-Module (Join-Path $ModuleDir 'Vmi.psd1') }
+    $common = [System.Management.Automation.Cmdlet]::CommonParameters + [System.Management.Automation.Cmdlet]::OptionalCommonParameters
+    foreach ($command in Get-Command -Module Vmi -CommandType Cmdlet) {
+        $path = Join-Path $DocsDirectory "$($command.Name).md"
+        if (-not (Test-Path $path)) { Write-Warning "$($command.Name) has no page at $path."; continue }
+        $page = (Get-Content -Raw $path) -replace "`r`n", "`n"
+
+        # SYNTAX: one block per parameter set, the default marked, in the cmdlet's order.
+        $syntax = foreach ($set in $command.ParameterSets) {
+            $title = if ($command.ParameterSets.Count -eq 1) { '__AllParameterSets' } elseif ($set.IsDefault) { "$($set.Name) (Default)" } else { $set.Name }
+            "### $title`n" + '```' + "`n$($command.Name) $set`n" + '```' + "`n"
+        }
+        $page = [regex]::Replace($page, '(?s)(## SYNTAX\n).*?(?=## DESCRIPTION)', { param($m) $m.Groups[1].Value + "`n" + ($syntax -join "`n") + "`n" })
+
+        # Each parameter's yaml: one block per group of sets with the same facts.
+        $setNames = @($command.ParameterSets.Name)
+        foreach ($parameter in $command.Parameters.Values | Where-Object Name -notin $common) {
+            $heading = "### -$($parameter.Name)"
+            $match = [regex]::Match($page, "(?s)(?<=\n)$([regex]::Escape($heading))\n(?<text>.*?)(?<yaml>(?:``````yaml\n.*?``````\s*)+)(?=\n### |\n## |\z)")
+            if (-not $match.Success) { Write-Warning "$($command.Name): -$($parameter.Name) is not documented."; continue }
+            $default = [regex]::Match($match.Groups['yaml'].Value, '(?m)^Default value: *(.*)$').Groups[1].Value.Trim()
+            if (-not $default) { $default = 'None' }
+            $accepted = [regex]::Match($match.Groups['yaml'].Value, '(?m)^Accepted values: *(.*)$').Groups[1].Value.Trim()
+            $inSets = if ($parameter.ParameterSets.ContainsKey('__AllParameterSets')) { $setNames } else { @($parameter.ParameterSets.Keys | Sort-Object { $setNames.IndexOf($_) }) }
+            $groups = $inSets | Group-Object {
+                $f = if ($parameter.ParameterSets.ContainsKey($_)) { $parameter.ParameterSets[$_] } else { $parameter.ParameterSets['__AllParameterSets'] }
+                "$($f.IsMandatory)|$($f.Position)|$($f.ValueFromPipeline)|$($f.ValueFromPipelineByPropertyName)"
+            }
+            $yaml = foreach ($g in $groups) {
+                $first = $g.Group[0]
+                $facts = if ($parameter.ParameterSets.ContainsKey($first)) { $parameter.ParameterSets[$first] } else { $parameter.ParameterSets['__AllParameterSets'] }
+                Get-VmiParameterFacts -Parameter $parameter -Sets $g.Group -Facts $facts -AllSets (@($groups).Count -eq 1 -and $g.Group.Count -eq $setNames.Count) -DefaultValue $default -AcceptedValues $accepted
+            }
+            $replacement = $heading + "`n" + $match.Groups['text'].Value + ($yaml -join "`n`n") + "`n"
+            $page = $page.Remove($match.Index, $match.Length).Insert($match.Index, $replacement)
+        }
+
+        if ($PSCmdlet.ShouldProcess($path, 'Update the syntax and parameter facts')) {
+            [System.IO.File]::WriteAllText($path, $page)
+        }
     }
 }
 
@@ -121,4 +218,4 @@ function Publish-VmiShell {
     Get-Item (Join-Path $out 'vmi*') | Where-Object Extension -in '', '.exe'
 }
 
-Export-ModuleMember -Function Invoke-VmiBuild, Invoke-VmiTest, New-VmiExternalHelp, Invoke-VmiAnalyzer, Publish-VmiShell
+Export-ModuleMember -Function Invoke-VmiBuild, Invoke-VmiTest, Update-VmiMarkdownHelp, New-VmiExternalHelp, Invoke-VmiAnalyzer, Publish-VmiShell

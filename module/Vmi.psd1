@@ -8,6 +8,9 @@
     Description          = 'Virtual machine introspection: registers, address translation, memory reads and searches, page-access traps and events of a running Xen guest, a memory image or a built-in mock guest.'
     PowerShellVersion    = '7.6'
     CompatiblePSEditions = @('Core')
+    # Loaded at import, so the engine's and the mock's types ([Vmi.Mock.DemoGuestLayout], [Vmi.Core.Va]...) can be
+    # used in scripts and Pester tests before the first Connect-VmiDomain.
+    RequiredAssemblies   = @('Vmi.Core.dll', 'Vmi.Mock.dll')
     FormatsToProcess     = @('Vmi.Format.ps1xml')
     TypesToProcess       = @('Vmi.Types.ps1xml')
     CmdletsToExport      = @(
@@ -19,9 +22,13 @@
         'Find-VmiMemory'
         'Get-VmiCache'
         'Get-VmiDomain'
+        'Get-VmiKernel'
         'Get-VmiMemoryAccess'
+        'Get-VmiModule'
+        'Get-VmiProcess'
         'Get-VmiRegister'
         'Get-VmiSession'
+        'Get-VmiSymbol'
         'New-VmiView'
         'Read-VmiMemory'
         'Remove-VmiView'
@@ -31,6 +38,9 @@
         'Set-VmiMemoryAccess'
         'Set-VmiRegister'
         'Set-VmiViewGfn'
+        'Set-VmiBreakpoint'
+        'Get-VmiBreakpoint'
+        'Remove-VmiBreakpoint'
         'Suspend-VmiDomain'
         'Switch-VmiView'
         'Wait-VmiEvent'

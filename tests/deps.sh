@@ -10,6 +10,8 @@ base=(
   linux-image-amd64   # the Debian kernel that guest runs
   busybox-static cpio # its initramfs
   crash               # reads our ELF cores in the tests, as it reads QEMU's
+  openssh-server      # the remoting tests start a real sshd whose subsystem is vmi -sshs
+  openssh-client      # and connect to it with Invoke-Command -HostName (pwsh's SSH transport runs ssh)
 )
 
 updated=no
@@ -33,6 +35,10 @@ install() {
 }
 
 install "${base[@]}"
+# The Xen lab (tests/xen-lab) only when it is asked for.
+if [ "${VMI_XENLAB:-0}" = 1 ]; then
+  install debootstrap e2fsprogs
+fi
 
 # crash needs the debug symbols of the kernel the guest boots: the newest in /boot (tests/guest/build-guest.sh),
 # known only once linux-image-amd64 is installed.

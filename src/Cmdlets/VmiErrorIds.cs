@@ -27,5 +27,7 @@ public static class VmiErrorIds
     public const string InvalidResponse = "Vmi.InvalidResponse";
     public const string RestoreFailed = "Vmi.RestoreFailed";
     public const string Stopped = "Vmi.Stopped";
+    public const string OsNotRecognized = "Vmi.OsNotRecognized";
+    public const string SymbolNotFound = "Vmi.SymbolNotFound";
     public const string Error = "Vmi.Error";
 }

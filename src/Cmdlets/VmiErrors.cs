@@ -11,10 +11,12 @@ public static class VmiErrors
         ArgumentNullException.ThrowIfNull(exception);
         (string id, ErrorCategory category) = Classify(exception);
         var record = new ErrorRecord(exception, id, category, target);
-        if (exception is VcpuNotFoundException or ViewNotFoundException or VmiNoSessionException or VmiReadOnlyException or RootNotPresentException)
+
+        // .NET appends " (Parameter 'x')" to an ArgumentException's message; the error names the input itself.
+        // (No RecommendedAction: the message already says how to fix it, and pwsh would print it a second time.)
+        if (exception is ArgumentException { ParamName: not null } && ParameterSuffix(exception.Message) is { } plain)
         {
-            // The message already says how to fix it; the recommended action repeats the fix for $Error readers.
-            record.ErrorDetails = new ErrorDetails(exception.Message) { RecommendedAction = exception.Message };
+            record.ErrorDetails = new ErrorDetails(plain);
         }
 
         return record;
@@ -35,6 +37,8 @@ public static class VmiErrors
         VcpuNotFoundException => (VmiErrorIds.VcpuNotFound, ErrorCategory.ObjectNotFound),
         ViewNotFoundException => (VmiErrorIds.ViewNotFound, ErrorCategory.ObjectNotFound),
         VmiFormatException => (VmiErrorIds.FormatError, ErrorCategory.InvalidData),
+        Vmi.Os.Linux.LinuxIntrospectionException => (VmiErrorIds.OsNotRecognized, ErrorCategory.InvalidData),
+        VmiSymbolNotFoundException => (VmiErrorIds.SymbolNotFound, ErrorCategory.ObjectNotFound),
         VmiXenUnavailableException => (VmiErrorIds.XenUnavailable, ErrorCategory.ResourceUnavailable),
         VmiDriverException => (VmiErrorIds.DriverError, ErrorCategory.DeviceError),
         NotSupportedException => (VmiErrorIds.NotSupported, ErrorCategory.NotImplemented),
@@ -45,6 +49,14 @@ public static class VmiErrors
         VmiException => (VmiErrorIds.Error, ErrorCategory.NotSpecified),
         _ => (VmiErrorIds.Error, ErrorCategory.NotSpecified),
     };
+
+    /// <summary>The message without .NET's " (Parameter 'x')", or null when it has none.</summary>
+    private static string? ParameterSuffix(string message)
+    {
+        int at = message.IndexOf(" (Parameter '", StringComparison.Ordinal);
+        int end = at < 0 ? -1 : message.IndexOf("')", at, StringComparison.Ordinal);
+        return at > 0 && end > 0 ? message[..at] + message[(end + 2)..] : null;
+    }
 
     /// <summary>An error for bad input the cmdlet found itself (not from the engine).</summary>
     public static ErrorRecord InvalidArgument(string message, object? target) =>

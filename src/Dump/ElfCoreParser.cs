@@ -23,7 +23,7 @@ internal static class ElfCoreParser
 
     internal readonly record struct Section(string Name, uint Type, ulong Offset, ulong Size, long HeaderAt);
 
-    public static ParsedImage Parse(MappedImageFile file)
+    public static ParsedImage Parse(ImageFile file)
     {
         string path = file.Path;
         Header h = ReadHeader(file);
@@ -102,7 +102,7 @@ internal static class ElfCoreParser
         return new ParsedImage(MemoryImageFormat.ElfCore, sourceImage, regs, source, notes.Vmcoreinfo);
     }
 
-    private static Header ReadHeader(MappedImageFile file)
+    private static Header ReadHeader(ImageFile file)
     {
         string path = file.Path;
         ReadOnlySpan<byte> id = file.Span(0, 16, "the ELF identification");
@@ -118,6 +118,16 @@ internal static class ElfCoreParser
         }
 
         ReadOnlySpan<byte> e = file.Span(0, is64 ? 64 : 52, "the ELF header");
+        ushort ehsize = BinaryPrimitives.ReadUInt16LittleEndian(e[(is64 ? 52 : 40)..]);
+        if (ehsize != (is64 ? 64 : 52))
+        {
+            // A flipped class byte reads every later field at the wrong offset; e_ehsize says which class the header really is.
+            string real = file.Length >= 54 && BinaryPrimitives.ReadUInt16LittleEndian(file.Span(is64 ? 40 : 52, 2, "e_ehsize")) == (is64 ? 52 : 64)
+                ? $" It reads as a {(is64 ? 32 : 64)}-bit header: the class byte (offset 4) is damaged."
+                : string.Empty;
+            throw new VmiFormatException($"e_ehsize is {ehsize}, but a {(is64 ? 64 : 32)}-bit ELF header (class byte {id[4]}) is {(is64 ? 64 : 52)} bytes.{real}", path, is64 ? 52 : 40);
+        }
+
         ushort type = BinaryPrimitives.ReadUInt16LittleEndian(e[16..]);
         ushort machine = BinaryPrimitives.ReadUInt16LittleEndian(e[18..]);
         if (type != EtCore)
@@ -182,12 +192,18 @@ internal static class ElfCoreParser
         return h with { PhEntSize = wantPh };
     }
 
-    private static List<Section> ReadSections(MappedImageFile file, Header h)
+    private static List<Section> ReadSections(ImageFile file, Header h)
     {
         var list = new List<Section>();
-        if (h.ShNum == 0 || h.ShStrNdx >= h.ShNum)
+        if (h.ShNum == 0 || h.ShStrNdx == 0)
         {
-            return list;
+            return list; // no sections, or no section names (SHN_UNDEF): QEMU's cores
+        }
+
+        if (h.ShStrNdx >= h.ShNum)
+        {
+            // Silently ignoring the sections would turn a Xen dump-core into an "ELF core" with no memory.
+            throw new VmiFormatException($"e_shstrndx is {h.ShStrNdx}, but the file has only {h.ShNum} section headers: the section-name table is missing and the header is corrupt.", file.Path, h.Is64 ? 62 : 50);
         }
 
         (uint nameOff, uint type, ulong offset, ulong size) Read(uint i, out long at)

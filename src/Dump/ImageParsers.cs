@@ -30,7 +30,65 @@ internal static class ImageParsers
         return MemoryImageFormat.Raw;
     }
 
-    public static ParsedImage Parse(MappedImageFile file, MemoryImageOptions options)
+    /// <summary>
+    /// Formats that are recognised by their magic but are not memory images we read: what they are, and what to do.
+    /// A raw image may begin with any bytes, so only unambiguous magics are listed (and a raw image that happens to
+    /// begin with one can still be opened with an explicit memory map).
+    /// </summary>
+    private static readonly (byte[] Magic, string What)[] s_foreign =
+    [
+        ([0x1f, 0x8b], "a gzip-compressed file: decompress it first ('gunzip -k FILE' or 'zcat FILE > image') and open the result"),
+        ([0xfd, (byte)'7', (byte)'z', (byte)'X', (byte)'Z', 0], "an xz-compressed file: decompress it first ('unxz -k FILE') and open the result"),
+        ([0x28, 0xb5, 0x2f, 0xfd], "a zstd-compressed file: decompress it first ('unzstd FILE') and open the result"),
+        ([(byte)'B', (byte)'Z', (byte)'h'], "a bzip2-compressed file: decompress it first ('bunzip2 -k FILE') and open the result"),
+        ([0x04, 0x22, 0x4d, 0x18], "an LZ4-compressed file: decompress it first ('unlz4 FILE') and open the result"),
+        ("PAGEDU64"u8.ToArray(), "a Windows 64-bit crash dump (PAGEDU64), which this reader does not support: convert it to a raw image (e.g. with MemProcFS or volatility's imagecopy)"),
+        ("PAGEDUMP"u8.ToArray(), "a Windows 32-bit crash dump (PAGEDUMP), which this reader does not support: convert it to a raw image first"),
+        ("MDMP"u8.ToArray(), "a Windows minidump (MDMP): it holds a process, not physical memory"),
+        ([(byte)'Q', (byte)'F', (byte)'I', 0xfb], "a qcow2 disk image (a VM's disk, or its saved state), not a memory image: take the guest's memory with 'virsh dump --memory-only' or QEMU's dump-guest-memory"),
+        ("KDMP"u8.ToArray(), "a Hyper-V/Windows kernel dump header (KDMP), which this reader does not support"),
+    ];
+
+    /// <summary>Magics that we read, for the near-miss check: a damaged magic must not silently become a raw image.</summary>
+    private static readonly (byte[] Magic, string What)[] s_ours =
+    [
+        ([0x7f, (byte)'E', (byte)'L', (byte)'F'], "an ELF core"),
+        ("KDUMP   "u8.ToArray(), "a kdump-compressed dump (\"KDUMP   \")"),
+        ("makedumpfile\0"u8.ToArray(), "a flattened kdump (\"makedumpfile\")"),
+        ([0x45, 0x4d, 0x69, 0x4c], "a LiME image (\"EMiL\")"),
+    ];
+
+    /// <summary>Refuses a file whose magic says it is a foreign format, or one of ours with a damaged magic.</summary>
+    private static void RefuseForeign(ReadOnlySpan<byte> head, string path)
+    {
+        foreach ((byte[] magic, string what) in s_foreign)
+        {
+            if (head.StartsWith(magic))
+            {
+                throw new VmiFormatException($"the file is {what}.", path, 0);
+            }
+        }
+
+        foreach ((byte[] magic, string what) in s_ours)
+        {
+            if (head.Length >= magic.Length)
+            {
+                int differ = 0;
+                for (int i = 0; i < magic.Length; i++)
+                {
+                    differ += head[i] != magic[i] ? 1 : 0;
+                }
+
+                // one damaged byte (for the 4-byte magics, one of the four) and the rest intact
+                if (differ == 1)
+                {
+                    throw new VmiFormatException($"the file begins like {what} but its magic is damaged ({Convert.ToHexString(head[..magic.Length])}): it is not a raw image either. Repair the magic, or open it as raw with an explicit memory map if it really is one.", path, 0);
+                }
+            }
+        }
+    }
+
+    public static ParsedImage Parse(ImageFile file, MemoryImageOptions options)
     {
         ReadOnlySpan<byte> head = file.Span(0, Math.Min(file.Length, 64), "the header");
         MemoryImageFormat format = Detect(head);
@@ -39,16 +97,38 @@ internal static class ImageParsers
             throw new ArgumentException($"A raw memory map was given, but '{file.Path}' is a {format} image, which describes its own memory: leave the memory map out.", nameof(options));
         }
 
-        return format switch
+        if (format == MemoryImageFormat.Raw && options.RawMemoryMap is null)
+        {
+            RefuseForeign(head, file.Path);
+        }
+
+        ParsedImage parsed = format switch
         {
             MemoryImageFormat.ElfCore => ElfCoreParser.Parse(file),
             MemoryImageFormat.Kdump => KdumpParser.Parse(file),
             MemoryImageFormat.Lime => ParseLime(file),
             _ => ParseRaw(file, options.RawMemoryMap),
         };
+
+        if (!parsed.Source.Ranges.Any(r => !r.ZeroFill))
+        {
+            parsed.Source.Dispose();
+            throw new VmiFormatException($"the {Describe(parsed.Format)} describes no memory at all (no stored ranges{(parsed.Source.Ranges.Count > 0 ? ", only zero-filled ones" : string.Empty)}): it is damaged, or not a memory image.", file.Path, 0);
+        }
+
+        return parsed;
     }
 
-    private static ParsedImage ParseRaw(MappedImageFile file, IReadOnlyList<RawRegion>? map)
+    private static string Describe(MemoryImageFormat f) => f switch
+    {
+        MemoryImageFormat.ElfCore => "ELF core",
+        MemoryImageFormat.XenCore => "Xen dump-core",
+        MemoryImageFormat.Kdump => "kdump",
+        MemoryImageFormat.Lime => "LiME image",
+        _ => "raw image",
+    };
+
+    private static ParsedImage ParseRaw(ImageFile file, IReadOnlyList<RawRegion>? map)
     {
         var runs = new List<(Run, string, long)>();
         if (map is null)
@@ -72,7 +152,7 @@ internal static class ImageParsers
         return new ParsedImage(MemoryImageFormat.Raw, new RunSource(file, runs), [], "none", null);
     }
 
-    private static ParsedImage ParseLime(MappedImageFile file)
+    private static ParsedImage ParseLime(ImageFile file)
     {
         var runs = new List<(Run, string, long)>();
         long offset = 0;

@@ -33,21 +33,20 @@ internal readonly record struct Run(ulong Pa, ulong Length, long FileOffset)
 }
 
 /// <summary>
-/// Frames backed by runs of the mapped file (raw, ELF, LiME, Xen). A frame wholly inside one stored run is
-/// handed out as a view of the mapping; a frame split across runs (unaligned segments) is assembled
-/// into a pooled buffer, zeros where nothing backs it.
+/// Frames backed by runs of the image file (raw, ELF, LiME, Xen), read into pooled page buffers (a frame split across
+/// runs, from unaligned segments, is assembled, zeros where nothing backs it). Zero-fill runs share one zero page.
 /// </summary>
 internal sealed unsafe class RunSource : ImageSource
 {
     private static readonly byte[] s_zeroPage = new byte[Amd64.PageSize];
-    private readonly MappedImageFile _file;
+    private readonly ImageFile _file;
     private readonly Run[] _runs;
     private readonly ulong[] _starts;
     private readonly PagePool _pool = new((int)Amd64.PageSize);
     private readonly PhysicalRange[] _ranges;
 
     /// <param name="runs">Runs with their description for errors (e.g. "program header 3 at offset 0x40").</param>
-    public RunSource(MappedImageFile file, List<(Run Run, string What, long At)> runs)
+    public RunSource(ImageFile file, List<(Run Run, string What, long At)> runs)
     {
         _file = file;
         runs.RemoveAll(r => r.Run.Length == 0);
@@ -76,13 +75,14 @@ internal sealed unsafe class RunSource : ImageSource
         var merged = new List<PhysicalRange>();
         foreach (Run r in _runs)
         {
-            if (merged.Count > 0 && merged[^1].End.Value == r.Pa)
+            bool zero = r.FileOffset < 0;
+            if (merged.Count > 0 && merged[^1].End.Value == r.Pa && merged[^1].ZeroFill == zero)
             {
                 merged[^1] = merged[^1] with { Length = merged[^1].Length + r.Length };
             }
             else
             {
-                merged.Add(new PhysicalRange(new Pa(r.Pa), r.Length));
+                merged.Add(new PhysicalRange(new Pa(r.Pa), r.Length) { ZeroFill = zero });
             }
         }
 
@@ -127,33 +127,55 @@ internal sealed unsafe class RunSource : ImageSource
         ulong start = gfn << Amd64.PageShift;
         ulong end = start + Amd64.PageSize;
         int i = Find(start);
-        if (i >= 0 && _runs[i].End >= end)
+        bool whole = i >= 0 && _runs[i].End >= end;
+        if (whole && _runs[i].FileOffset < 0)
         {
-            Run r = _runs[i];
-            page = r.FileOffset < 0
-                ? new MappedPage(new Gfn(gfn), s_zeroPage)
-                : new ImagePage(new Gfn(gfn), _file, r.FileOffset + (long)(start - r.Pa), (int)Amd64.PageSize);
+            page = new MappedPage(new Gfn(gfn), s_zeroPage);
             return true;
         }
 
-        // Slow path: runs that cover only part of the frame.
-        int first = i >= 0 && _runs[i].End > start ? i : i + 1;
+        // Runs that cover only part of the frame: assembled, zeros where nothing backs it.
+        int first = whole ? i : i >= 0 && _runs[i].End > start ? i : i + 1;
         if (first >= _runs.Length || _runs[first].Pa >= end)
         {
             return false;
         }
 
         byte* buffer = _pool.Rent();
-        var span = new Span<byte>(buffer, (int)Amd64.PageSize);
-        span.Clear();
-        for (int k = first; k < _runs.Length && _runs[k].Pa < end; k++)
+        bool ok = false;
+        try
         {
-            Run r = _runs[k];
-            ulong from = Math.Max(r.Pa, start);
-            ulong to = Math.Min(r.End, end);
-            if (r.FileOffset >= 0)
+            var span = new Span<byte>(buffer, (int)Amd64.PageSize);
+            if (!whole)
             {
-                _file.Span(r.FileOffset + (long)(from - r.Pa), (long)(to - from), "a memory run").CopyTo(span[(int)(from - start)..]);
+                span.Clear();
+            }
+
+            long checkAt = -1;
+            for (int k = first; k < _runs.Length && _runs[k].Pa < end; k++)
+            {
+                Run r = _runs[k];
+                ulong from = Math.Max(r.Pa, start);
+                ulong to = Math.Min(r.End, end);
+                if (r.FileOffset >= 0)
+                {
+                    checkAt = r.FileOffset + (long)(from - r.Pa);
+                    _file.Read(checkAt, span.Slice((int)(from - start), (int)(to - from)), "the data of a frame");
+                }
+            }
+
+            if (checkAt >= 0)
+            {
+                _file.CheckUnchanged(checkAt, "the data of a frame");
+            }
+
+            ok = true;
+        }
+        finally
+        {
+            if (!ok)
+            {
+                _pool.Return(buffer);
             }
         }
 

@@ -11,7 +11,7 @@ public enum ImageFormat
     /// <summary>ELF core as QEMU's dump-guest-memory writes it: PT_LOAD per range, NT_PRSTATUS + QEMU CPU-state notes, VMCOREINFO.</summary>
     ElfCore,
 
-    /// <summary>Raw physical memory from address 0 to the last frame; frames that cannot be read are zeros.</summary>
+    /// <summary>Raw physical memory from address 0 to the last frame; frames that are not stored are holes (a sparse file) where the destination can seek, else zeros.</summary>
     Raw,
 
     /// <summary>LiME: one range header plus data per readable range.</summary>
@@ -21,11 +21,20 @@ public enum ImageFormat
 /// <summary>How far an acquisition has come.</summary>
 /// <param name="PagesDone">Frames written so far (data pages, not counting raw zero-fill of holes).</param>
 /// <param name="PagesTotal">Frames to write.</param>
-/// <param name="BytesWritten">Bytes written to the destination so far.</param>
+/// <param name="BytesWritten">Bytes of the destination so far (holes left in a raw image included).</param>
 /// <param name="PagesUnreadable">Frames that were listed as readable but could not be read when written (zero-filled).</param>
 public readonly record struct ImageWriteProgress(ulong PagesDone, ulong PagesTotal, long BytesWritten, ulong PagesUnreadable)
 {
     public double Fraction => PagesTotal == 0 ? 1 : (double)PagesDone / PagesTotal;
+
+    /// <summary>Bytes of guest memory written so far (pages done x page size).</summary>
+    public long BytesData => (long)(PagesDone << Amd64.PageShift);
+
+    /// <summary>Bytes of guest memory to write in all.</summary>
+    public long BytesTotal => (long)(PagesTotal << Amd64.PageShift);
+
+    /// <summary>Runs of physical memory stored (zero-filled runs not counted).</summary>
+    public int Ranges { get; init; }
 }
 
 /// <summary>
@@ -52,9 +61,9 @@ public static class ImageWriter
             throw new CapabilityNotSupportedException(core.Driver.Name, VmiCapability.Read);
         }
 
-        List<(ulong First, ulong Count)> ranges = ReadableFrames(core, read, cancellationToken);
-        ulong total = format == ImageFormat.Raw ? core.Info.MaxGfn.Value + 1 : ranges.Aggregate(0UL, (s, r) => s + r.Count);
-        var state = new WriteState(destination, read, progress, total, cancellationToken);
+        List<FrameRange> ranges = ReadableFrames(core, read, cancellationToken);
+        ulong total = ranges.Where(r => !r.ZeroFill).Aggregate(0UL, (s, r) => s + r.Count);
+        var state = new WriteState(destination, read, progress, total, cancellationToken) { Ranges = ranges.Count(r => !r.ZeroFill) };
         // Not disposed: disposing a BufferedStream closes the caller's stream.
         var buffered = new BufferedStream(destination, 1 << 20);
         {
@@ -62,7 +71,7 @@ public static class ImageWriter
             switch (format)
             {
                 case ImageFormat.Raw:
-                    WriteRaw(core, state);
+                    WriteRaw(core, ranges, state);
                     break;
                 case ImageFormat.Lime:
                     WriteLime(ranges, state);
@@ -92,6 +101,8 @@ public static class ImageWriter
 
         public ulong Unreadable { get; set; }
 
+        public int Ranges { get; init; }
+
         public long Bytes { get; set; }
 
         public void Put(ReadOnlySpan<byte> data)
@@ -99,6 +110,31 @@ public static class ImageWriter
             Out.Write(data);
             Bytes += data.Length;
         }
+
+        /// <summary>Leaves <paramref name="bytes"/> of zeros: a hole where the destination can seek, written zeros where not.</summary>
+        public void Skip(ulong bytes)
+        {
+            if (Out.CanSeek)
+            {
+                Out.Seek((long)bytes, SeekOrigin.Current);
+                Holes += (long)bytes;
+                Bytes += (long)bytes;
+                return;
+            }
+
+            for (ulong left = bytes; left > 0;)
+            {
+                int n = (int)Math.Min(left, (ulong)s_zeroPage.Length);
+                Put(s_zeroPage.AsSpan(0, n));
+                left -= (ulong)n;
+                if ((left & ((1UL << 26) - 1)) == 0)
+                {
+                    Token.ThrowIfCancellationRequested();
+                }
+            }
+        }
+
+        public long Holes { get; set; }
 
         /// <summary>Writes frame <paramref name="gfn"/> (zeros if it cannot be read now) and counts it.</summary>
         public void PutFrame(ulong gfn, bool counted = true)
@@ -124,10 +160,10 @@ public static class ImageWriter
                 Done++;
             }
 
-            if ((gfn & (ProgressEvery - 1)) == 0)
+            if ((Done & (ProgressEvery - 1)) == 0)
             {
                 Token.ThrowIfCancellationRequested();
-                Report(force: false);
+                Report(force: true);
             }
         }
 
@@ -135,25 +171,50 @@ public static class ImageWriter
         {
             if (progress is not null && (force || Done % ProgressEvery == 0))
             {
-                progress.Report(new ImageWriteProgress(Done, total, Bytes, Unreadable));
+                progress.Report(new ImageWriteProgress(Done, total, Bytes, Unreadable) { Ranges = Ranges });
             }
         }
     }
 
+    /// <summary>A run of frames to write; zero-filled runs (declared, not stored) are written as holes, never as data.</summary>
+    private readonly record struct FrameRange(ulong First, ulong Count, bool ZeroFill);
+
     /// <summary>The frames to write: from the image's own map when the source is an image, else by probing every frame.</summary>
-    private static List<(ulong First, ulong Count)> ReadableFrames(VmiCore core, IVmiRead read, CancellationToken token)
+    private static List<FrameRange> ReadableFrames(VmiCore core, IVmiRead read, CancellationToken token)
     {
-        var list = new List<(ulong First, ulong Count)>();
-        void Add(ulong first, ulong count)
+        var list = new List<FrameRange>();
+        void Add(ulong first, ulong count, bool zero)
         {
-            if (list.Count > 0 && list[^1].First + list[^1].Count >= first)
+            if (list.Count > 0 && list[^1].ZeroFill == zero && list[^1].First + list[^1].Count >= first)
             {
                 ulong end = Math.Max(list[^1].First + list[^1].Count, first + count);
-                list[^1] = (list[^1].First, end - list[^1].First);
+                list[^1] = list[^1] with { Count = end - list[^1].First };
+            }
+            else if (list.Count > 0 && list[^1].First + list[^1].Count > first)
+            {
+                // a stored range and a zero-filled one share a frame (unaligned segments): the frame is stored
+                ulong overlap = list[^1].First + list[^1].Count - first;
+                if (zero)
+                {
+                    if (count > overlap)
+                    {
+                        list.Add(new FrameRange(first + overlap, count - overlap, true));
+                    }
+                }
+                else
+                {
+                    list[^1] = list[^1] with { Count = list[^1].Count - overlap };
+                    if (list[^1].Count == 0)
+                    {
+                        list.RemoveAt(list.Count - 1);
+                    }
+
+                    Add(first, count, false);
+                }
             }
             else
             {
-                list.Add((first, count));
+                list.Add(new FrameRange(first, count, zero));
             }
         }
 
@@ -163,7 +224,7 @@ public static class ImageWriter
             {
                 ulong first = r.Start.Value >> Amd64.PageShift;
                 ulong last = (r.End.Value - 1) >> Amd64.PageShift;
-                Add(first, last - first + 1);
+                Add(first, last - first + 1, r.ZeroFill);
             }
 
             return list;
@@ -180,26 +241,51 @@ public static class ImageWriter
             if (read.TryMapPage(new Gfn(gfn), out MappedPage? page))
             {
                 page.Dispose();
-                Add(gfn, 1);
+                Add(gfn, 1, false);
             }
         }
 
         return list;
     }
 
-    private static void WriteRaw(VmiCore core, WriteState s)
+    /// <summary>Stored frames at their physical offsets; everything else (gaps, zero-filled ranges) as holes, up to the last frame.</summary>
+    private static void WriteRaw(VmiCore core, List<FrameRange> ranges, WriteState s)
     {
-        ulong max = core.Info.MaxGfn.Value;
-        for (ulong gfn = 0; gfn <= max; gfn++)
+        ulong at = 0; // the frame the stream is positioned at
+        foreach (FrameRange r in ranges.Where(r => !r.ZeroFill))
         {
-            s.PutFrame(gfn);
+            s.Skip((r.First - at) << Amd64.PageShift);
+            for (ulong i = 0; i < r.Count; i++)
+            {
+                s.PutFrame(r.First + i);
+            }
+
+            at = r.First + r.Count;
+        }
+
+        // To the last frame, except that memory declared but not stored at the end of an image stays out: a
+        // raw file that long could exceed what the file system allows (an ELF core may declare petabytes).
+        ulong end = ranges.Count > 0 && ranges[^1].ZeroFill ? at : core.Info.MaxGfn.Value + 1;
+        if (end > at)
+        {
+            s.Skip((end - at) << Amd64.PageShift);
+            if (s.Out.CanSeek)
+            {
+                // a trailing hole: seeking alone does not make the file longer
+                s.Out.Flush();
+                if (s.Out.Position > s.Out.Length)
+                {
+                    s.Out.SetLength(s.Out.Position);
+                }
+            }
         }
     }
 
-    private static void WriteLime(List<(ulong First, ulong Count)> ranges, WriteState s)
+    /// <summary>LiME has no holes: zero-filled ranges are left out (they read as absent, not as zeros).</summary>
+    private static void WriteLime(List<FrameRange> ranges, WriteState s)
     {
         Span<byte> h = stackalloc byte[32];
-        foreach ((ulong first, ulong count) in ranges)
+        foreach ((ulong first, ulong count, _) in ranges.Where(r => !r.ZeroFill))
         {
             h.Clear();
             BinaryPrimitives.WriteUInt32LittleEndian(h, ImageParsers.LimeMagic);
@@ -214,7 +300,8 @@ public static class ImageWriter
         }
     }
 
-    private static void WriteElf(VmiCore core, List<(ulong First, ulong Count)> ranges, WriteState s)
+    /// <summary>PT_LOAD per range; a zero-filled range is a PT_LOAD with p_filesz 0 (ELF's own hole: nothing written).</summary>
+    private static void WriteElf(VmiCore core, List<FrameRange> ranges, WriteState s)
     {
         byte[] notes = BuildNotes(core);
         int phnum = ranges.Count + 1;
@@ -251,7 +338,7 @@ public static class ImageWriter
         BinaryPrimitives.WriteUInt64LittleEndian(ph[40..], (ulong)notes.Length);
         s.Put(ph);
         long offset = dataOffset;
-        foreach ((ulong first, ulong count) in ranges)
+        foreach ((ulong first, ulong count, bool zero) in ranges)
         {
             ph.Clear();
             ulong bytes = count << Amd64.PageShift;
@@ -259,10 +346,10 @@ public static class ImageWriter
             BinaryPrimitives.WriteUInt32LittleEndian(ph[4..], 7); // RWX
             BinaryPrimitives.WriteUInt64LittleEndian(ph[8..], (ulong)offset);
             BinaryPrimitives.WriteUInt64LittleEndian(ph[24..], first << Amd64.PageShift);
-            BinaryPrimitives.WriteUInt64LittleEndian(ph[32..], bytes);
+            BinaryPrimitives.WriteUInt64LittleEndian(ph[32..], zero ? 0 : bytes);
             BinaryPrimitives.WriteUInt64LittleEndian(ph[40..], bytes);
             s.Put(ph);
-            offset += (long)bytes;
+            offset += zero ? 0 : (long)bytes;
         }
 
         if (xnum)
@@ -275,7 +362,7 @@ public static class ImageWriter
 
         s.Put(notes);
         s.Put(s_zeroPage.AsSpan(0, (int)(dataOffset - notesOffset - notes.Length)));
-        foreach ((ulong first, ulong count) in ranges)
+        foreach ((ulong first, ulong count, _) in ranges.Where(r => !r.ZeroFill))
         {
             for (ulong i = 0; i < count; i++)
             {

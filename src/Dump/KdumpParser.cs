@@ -2,7 +2,6 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Diagnostics.CodeAnalysis;
 using System.IO.Compression;
-using System.Numerics;
 using Vmi.Core;
 using Vmi.Core.Arch.Amd64;
 
@@ -14,14 +13,17 @@ namespace Vmi.Dump;
 /// </summary>
 internal abstract class LogicalFile
 {
-    protected LogicalFile(MappedImageFile file) => File = file;
+    protected LogicalFile(ImageFile file) => File = file;
 
-    public MappedImageFile File { get; }
+    public ImageFile File { get; }
 
     public abstract long Length { get; }
 
-    /// <summary>The bytes at a logical offset; a span into the mapping when they lie in one piece, else copied into <paramref name="scratch"/>.</summary>
+    /// <summary>The bytes at a logical offset, read into <paramref name="scratch"/> (at least <paramref name="length"/> bytes).</summary>
     public abstract ReadOnlySpan<byte> Get(long offset, int length, string what, Span<byte> scratch);
+
+    /// <summary>The first logical offset at or after <paramref name="offset"/> that may hold non-zero bytes (holes read as zeros).</summary>
+    public virtual long NextData(long offset) => offset;
 
     public byte[] ReadArray(long offset, long length, string what)
     {
@@ -41,11 +43,18 @@ internal abstract class LogicalFile
     }
 }
 
-internal sealed class FlatFile(MappedImageFile file) : LogicalFile(file)
+internal sealed class FlatFile(ImageFile file) : LogicalFile(file)
 {
     public override long Length => File.Length;
 
-    public override ReadOnlySpan<byte> Get(long offset, int length, string what, Span<byte> scratch) => File.Span(offset, length, what);
+    public override long NextData(long offset) => File.NextData(offset);
+
+    public override ReadOnlySpan<byte> Get(long offset, int length, string what, Span<byte> scratch)
+    {
+        Span<byte> into = scratch[..length];
+        File.Read(offset, into, what);
+        return into;
+    }
 }
 
 /// <summary>makedumpfile's flattened format: a 4096-byte header, then big-endian {offset, size} records each followed by its data.</summary>
@@ -55,7 +64,7 @@ internal sealed class FlattenedFile : LogicalFile
     private readonly long[] _sizes;
     private readonly long[] _fileOffsets;
 
-    public FlattenedFile(MappedImageFile file)
+    public FlattenedFile(ImageFile file)
         : base(file)
     {
         ReadOnlySpan<byte> h = file.Span(0, 32, "the flattened-format header");
@@ -83,10 +92,14 @@ internal sealed class FlattenedFile : LogicalFile
                 throw new VmiFormatException($"flattened record {records.Count} (logical offset {logical}, {size} bytes) is malformed or runs past the end of the file ({file.Length} bytes): the dump is truncated or corrupt.", file.Path, pos);
             }
 
-            if (size > 0)
+            if (size == 0)
             {
-                records.Add((logical, size, pos + 16, pos));
+                // makedumpfile writes no empty records; a run of them is what a zeroed or sparse tail looks like,
+                // and walking it 16 bytes at a time would take hours.
+                throw new VmiFormatException($"flattened record {records.Count} is empty (logical offset {logical}, 0 bytes) and there is no end marker before it: the dump is corrupt or has a zeroed tail.", file.Path, pos);
             }
+
+            records.Add((logical, size, pos + 16, pos));
 
             pos += 16 + size;
         }
@@ -116,16 +129,6 @@ internal sealed class FlattenedFile : LogicalFile
             i = ~i - 1;
         }
 
-        if (i >= 0 && offset + length <= _logical[i] + _sizes[i])
-        {
-            return File.Span(_fileOffsets[i] + (offset - _logical[i]), length, what);
-        }
-
-        if (scratch.Length < length)
-        {
-            throw new VmiFormatException($"{what} ({length} bytes) is split across flattened records beyond the reader's buffer.", File.Path, offset);
-        }
-
         int done = 0;
         while (done < length)
         {
@@ -136,7 +139,7 @@ internal sealed class FlattenedFile : LogicalFile
             }
 
             int chunk = (int)Math.Min(length - done, _logical[i] + _sizes[i] - at);
-            File.Span(_fileOffsets[i] + (at - _logical[i]), chunk, what).CopyTo(scratch[done..]);
+            File.Read(_fileOffsets[i] + (at - _logical[i]), scratch.Slice(done, chunk), what);
             done += chunk;
             i++;
         }
@@ -158,7 +161,7 @@ internal static class KdumpParser
     public const uint CompressedSnappy = 0x4;
     public const uint CompressedZstd = 0x20;
 
-    public static ParsedImage Parse(MappedImageFile file)
+    public static ParsedImage Parse(ImageFile file)
     {
         LogicalFile logical = file.Span(0, Math.Min(file.Length, 16), "the header").StartsWith("makedumpfile\0"u8)
             ? new FlattenedFile(file)
@@ -238,10 +241,17 @@ internal static class KdumpParser
             }
         }
 
+        // 64-bit arithmetic throughout, and nothing allocated for the bitmap: it is scanned from the file in chunks,
+        // so a huge max_mapnr costs only what the file really holds (and must fit in the file to begin with).
         long bitmapOffset = (long)(1 + subHeaderBlocks) * blockSize;
-        int mapBytes = (int)((maxMapnr + 7) / 8);
-        byte[] dumpable = logical.ReadArray(bitmapOffset + bitmapBytes, mapBytes, "the second (dumped pages) bitmap");
-        var source = new KdumpSource(logical, dumpable, maxMapnr, bitmapOffset + (2 * bitmapBytes), blockSize);
+        long mapBytes = (long)((maxMapnr + 7) / 8);
+        long mapAt = bitmapOffset + bitmapBytes;
+        if (mapAt > logical.Length || mapBytes > logical.Length - mapAt)
+        {
+            throw new VmiFormatException($"kdump max_mapnr {maxMapnr} needs a {mapBytes}-byte page bitmap at logical offset 0x{mapAt:x}, but the dump is only {logical.Length} bytes: the header is corrupt or the file is truncated.", path, version >= 6 ? blockSize + 96 : 440);
+        }
+
+        var source = new KdumpSource(logical, mapAt, maxMapnr, bitmapOffset + (2 * bitmapBytes), blockSize);
         (Registers[] regs, bool hasControl, string regSource) = notes.Result();
         vmcoreinfo ??= notes.Vmcoreinfo;
         _ = physBase;
@@ -255,73 +265,120 @@ internal static class KdumpParser
 internal sealed unsafe class KdumpSource : ImageSource
 {
     private const int DescriptorSize = 24;
+    private const int ScanChunk = 64 << 10;
     private readonly LogicalFile _file;
-    private readonly ulong[] _bits;
-    private readonly long[] _rank; // dumped pages before each 64-page word
+    private readonly ulong[] _runFirst; // first frame of each run of dumped frames
+    private readonly ulong[] _runCount;
+    private readonly long[] _runIndex; // page descriptor index of each run's first frame
     private readonly ulong _maxMapnr;
     private readonly long _descriptors;
     private readonly int _blockSize;
     private readonly PagePool _pool;
     private readonly PhysicalRange[] _ranges;
 
-    public KdumpSource(LogicalFile file, byte[] bitmap, ulong maxMapnr, long descriptors, int blockSize)
+    /// <summary>
+    /// Scans the dumped-pages bitmap (maxMapnr bits at <paramref name="bitmapAt"/>) into runs of dumped frames. Memory
+    /// grows with the number of runs, which the file bounds: each dumped page needs a 24-byte descriptor in the file,
+    /// and the scan stops as soon as the bitmap lists more pages than the file has descriptors for.
+    /// </summary>
+    public KdumpSource(LogicalFile file, long bitmapAt, ulong maxMapnr, long descriptors, int blockSize)
     {
         _file = file;
         _maxMapnr = maxMapnr;
         _descriptors = descriptors;
         _blockSize = blockSize;
-        _pool = new PagePool(blockSize);
-        int words = (int)((maxMapnr + 63) / 64);
-        _bits = new ulong[words];
-        Buffer.BlockCopy(bitmap, 0, _bits, 0, Math.Min(bitmap.Length, words * 8));
-        if (maxMapnr % 64 != 0)
-        {
-            _bits[^1] &= (1UL << (int)(maxMapnr % 64)) - 1;
-        }
-
-        _rank = new long[words + 1];
-        var ranges = new List<PhysicalRange>();
-        for (int w = 0; w < words; w++)
-        {
-            _rank[w + 1] = _rank[w] + BitOperations.PopCount(_bits[w]);
-        }
-
-        long count = _rank[words];
-        if (count > (file.Length - descriptors) / DescriptorSize)
-        {
-            throw new VmiFormatException($"the bitmap lists {count} dumped pages, but the page descriptors at 0x{descriptors:x} would run past the end of the dump ({file.Length} bytes): the file is truncated.", file.File.Path, descriptors);
-        }
-
+        string path = file.File.Path;
+        long capacity = descriptors >= 0 && descriptors <= file.Length ? (file.Length - descriptors) / DescriptorSize : 0;
+        var first = new List<ulong>();
+        var counts = new List<ulong>();
+        var index = new List<long>();
+        long total = 0;
         ulong runStart = 0;
         bool inRun = false;
-        for (ulong pfn = 0; pfn < maxMapnr; pfn++)
+        void Close(ulong end)
         {
-            ulong word = _bits[pfn / 64];
-            if (word == 0 && pfn % 64 == 0 && !inRun)
+            ulong n = end - runStart;
+            if ((ulong)total + n > (ulong)capacity)
             {
-                pfn += 63;
-                continue;
+                throw new VmiFormatException($"the page bitmap lists at least {(ulong)total + n} dumped pages, but the page descriptors at 0x{descriptors:x} have room for only {capacity} in the dump ({file.Length} bytes): the file is truncated or the bitmap is corrupt.", path, descriptors);
             }
 
-            bool set = (word & (1UL << (int)(pfn % 64))) != 0;
-            if (set && !inRun)
+            first.Add(runStart);
+            counts.Add(n);
+            index.Add(total);
+            total += (long)n;
+            inRun = false;
+        }
+
+        long mapBytes = (long)((maxMapnr + 7) / 8);
+        byte[] chunk = new byte[(int)Math.Min(ScanChunk, mapBytes)];
+        for (long pos = 0; pos < mapBytes;)
+        {
+            if (!inRun)
             {
-                runStart = pfn;
-                inRun = true;
+                // Skip holes of a sparse file: they read as zeros (no dumped pages), so a huge bitmap that is
+                // mostly hole costs nothing to scan.
+                pos = Math.Max(pos, Math.Min(mapBytes, file.NextData(bitmapAt + pos) - bitmapAt));
+                if (pos >= mapBytes)
+                {
+                    break;
+                }
             }
-            else if (!set && inRun)
+
+            int n = (int)Math.Min(chunk.Length, mapBytes - pos);
+            ReadOnlySpan<byte> c = file.Get(bitmapAt + pos, n, "the second (dumped pages) bitmap", chunk);
+            int k = 0;
+            while (k < n)
             {
-                ranges.Add(new PhysicalRange(new Pa(runStart << Amd64.PageShift), (pfn - runStart) << Amd64.PageShift));
-                inRun = false;
+                int j = c[k..].IndexOfAnyExcept(inRun ? (byte)0xFF : (byte)0);
+                if (j < 0)
+                {
+                    break; // the rest of the chunk continues the current state
+                }
+
+                k += j;
+                byte b = c[k];
+                for (int bit = 0; bit < 8; bit++)
+                {
+                    ulong pfn = ((ulong)(pos + k) * 8) + (ulong)bit;
+                    if (pfn >= maxMapnr)
+                    {
+                        break;
+                    }
+
+                    bool set = ((b >> bit) & 1) != 0;
+                    if (set && !inRun)
+                    {
+                        runStart = pfn;
+                        inRun = true;
+                    }
+                    else if (!set && inRun)
+                    {
+                        Close(pfn);
+                    }
+                }
+
+                k++;
             }
+
+            pos += n;
         }
 
         if (inRun)
         {
-            ranges.Add(new PhysicalRange(new Pa(runStart << Amd64.PageShift), (maxMapnr - runStart) << Amd64.PageShift));
+            Close(maxMapnr);
         }
 
-        _ranges = ranges.ToArray();
+        _runFirst = first.ToArray();
+        _runCount = counts.ToArray();
+        _runIndex = index.ToArray();
+        _ranges = new PhysicalRange[_runFirst.Length];
+        for (int i = 0; i < _ranges.Length; i++)
+        {
+            _ranges[i] = new PhysicalRange(new Pa(_runFirst[i] << Amd64.PageShift), _runCount[i] << Amd64.PageShift);
+        }
+
+        _pool = new PagePool(blockSize);
     }
 
     public override ulong MaxGfn => _maxMapnr - 1;
@@ -336,14 +393,14 @@ internal sealed unsafe class KdumpSource : ImageSource
             return false;
         }
 
-        ulong word = _bits[gfn / 64];
-        ulong bit = 1UL << (int)(gfn % 64);
-        if ((word & bit) == 0)
+        int run = Array.BinarySearch(_runFirst, gfn);
+        run = run >= 0 ? run : ~run - 1;
+        if (run < 0 || gfn - _runFirst[run] >= _runCount[run])
         {
             return false;
         }
 
-        long index = _rank[gfn / 64] + BitOperations.PopCount(word & (bit - 1));
+        long index = _runIndex[run] + (long)(gfn - _runFirst[run]);
         long at = _descriptors + (index * DescriptorSize);
         Span<byte> scratch = stackalloc byte[DescriptorSize];
         ReadOnlySpan<byte> d = _file.Get(at, DescriptorSize, $"the page descriptor of frame 0x{gfn:x}", scratch);
@@ -385,6 +442,8 @@ internal sealed unsafe class KdumpSource : ImageSource
                 Inflate(data, output, gfn, path, offset);
             }
 
+            _file.File.CheckUnchanged(offset, "the data of a frame");
+
             page = new PooledPage(new Gfn(gfn), _pool, buffer);
             ok = true;
             return true;
@@ -415,7 +474,7 @@ internal sealed unsafe class KdumpSource : ImageSource
                 Span<byte> extra = stackalloc byte[1];
                 if (n != output.Length || z.Read(extra) != 0)
                 {
-                    throw new VmiFormatException($"zlib data of frame 0x{gfn:x} inflates to {(n != output.Length ? n.ToString(System.Globalization.CultureInfo.InvariantCulture) : "more than")} bytes, not a page of {output.Length}.", path, offset);
+                    throw new VmiFormatException($"zlib data of frame 0x{gfn:x} {(n != output.Length ? $"inflates to {n} bytes, not a page of {output.Length}" : $"inflates to more than a page ({output.Length} bytes)")}: the dump is corrupt.", path, offset);
                 }
             }
             catch (Exception e) when (e is InvalidDataException or IOException)

@@ -29,7 +29,13 @@ public readonly record struct PhysicalRange(Pa Start, ulong Length)
 {
     public Pa End => Start + Length;
 
-    public override string ToString() => $"{Start}-{End} ({Length} bytes)";
+    /// <summary>
+    /// True for memory the image declares but does not store (an ELF segment's p_memsz beyond its p_filesz): it reads
+    /// as zeros. Such ranges can be huge at no cost to the file, so writers keep them as holes and searches skip them.
+    /// </summary>
+    public bool ZeroFill { get; init; }
+
+    public override string ToString() => $"{Start}-{End} ({Length} bytes{(ZeroFill ? ", zero-filled, not stored" : string.Empty)})";
 }
 
 /// <summary>For raw images: physical range [Start, Start+Length) is stored at <see cref="FileOffset"/>.</summary>
@@ -92,8 +98,11 @@ public class MemoryImage : IVmiDriver, IVmiRead, IVmiDirectMemory, IVmcoreinfoSo
 
     public VmiInfo Info { get; }
 
-    /// <summary>The physical memory the image backs, in ascending order, merged where contiguous.</summary>
+    /// <summary>The physical memory the image backs, in ascending order, merged where contiguous (stored and zero-filled apart).</summary>
     public IReadOnlyList<PhysicalRange> Ranges { get; }
+
+    /// <summary>The end of the last range the file stores (zero-filled ranges beyond it are not counted).</summary>
+    public Pa StoredEnd => Ranges.LastOrDefault(r => !r.ZeroFill).End;
 
     /// <summary>Registers per vCPU as the image carries them (empty when it carries none and no CR3 was given).</summary>
     public IReadOnlyList<Registers> Registers => _registers;
@@ -113,7 +122,7 @@ public class MemoryImage : IVmiDriver, IVmiRead, IVmiDirectMemory, IVmcoreinfoSo
         ArgumentException.ThrowIfNullOrEmpty(path);
         options ??= new MemoryImageOptions();
         path = System.IO.Path.GetFullPath(path);
-        var file = new MappedImageFile(path);
+        var file = new ImageFile(path);
         bool ok = false;
         try
         {

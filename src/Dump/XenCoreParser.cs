@@ -24,7 +24,7 @@ internal static class XenCoreParser
     public const int CtrlRegOffset = 4984;
     public const int GsBaseKernelOffset = 5152;
 
-    public static ParsedImage Parse(MappedImageFile file, bool is64, List<ElfCoreParser.Section> sections)
+    public static ParsedImage Parse(ImageFile file, bool is64, List<ElfCoreParser.Section> sections)
     {
         string path = file.Path;
         if (!is64)

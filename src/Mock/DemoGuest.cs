@@ -13,7 +13,10 @@ namespace Vmi.Mock;
 public static class DemoGuest
 {
     /// <summary>A fresh demo guest (each call builds a new, independent one).</summary>
-    public static MockGuest Create()
+    public static MockGuest Create() => Create(null);
+
+    /// <summary>A fresh demo guest whose Linux-like kernel lists <paramref name="linuxTasks"/> (default: <see cref="Linux.DemoLinuxLayout.Tasks"/>).</summary>
+    public static MockGuest Create(IReadOnlyList<Linux.DemoTask>? linuxTasks)
     {
         const PageEntryFlags kernelText = PageEntryFlags.Global;
         const PageEntryFlags kernelData = PageEntryFlags.Writable | PageEntryFlags.Global | PageEntryFlags.NoExecute;
@@ -58,6 +61,9 @@ public static class DemoGuest
             .NewAddressSpace(out PageTableBuilder processB, shareUpperHalf: true, tableBase: new Pa(L.ProcessBCr3));
         BuildProcess(b, processA, L.ProcessACodePa, L.ProcessADataPa, L.ProcessAStackPa, L.ProcessASecret, userCode, userData);
         BuildProcess(b, processB, L.ProcessBCodePa, L.ProcessBDataPa, L.ProcessBStackPa, L.ProcessBSecret, userCode, userData);
+
+        // A small Linux-like kernel over it all: kallsyms, BTF, tasks and modules (Linux.DemoLinuxLayout).
+        Linux.DemoLinuxKernel.Build(b, processA, processB, linuxTasks);
 
         var userCs = new SegmentRegister(0x33, 0, 0xFFFF_FFFF, 0xAFB);
         var userSs = new SegmentRegister(0x2B, 0, 0xFFFF_FFFF, 0xCF3);

@@ -665,6 +665,7 @@ public sealed partial class MockGuest :
 
             _allocatedGfns.Clear();
             _pauseCount = 0;
+            ClearBreakpointsLocked();
             ReleaseAllLocked(MockAnswerSource.ResetState);
         }
     }
@@ -679,6 +680,7 @@ public sealed partial class MockGuest :
             }
 
             Enter(MockOperation.Dispose);
+            ClearBreakpointsLocked();
             ReleaseAllLocked(MockAnswerSource.Dispose);
             _disposed = true;
             Monitor.PulseAll(_gate);

@@ -13,6 +13,9 @@ internal interface IXenHost : IDisposable
     /// <summary>The running hypervisor's version (major.minor).</summary>
     Version Version { get; }
 
+    /// <summary>The maker of the host's CPU (VT-x or SVM decides what Xen offers).</summary>
+    XenCpuVendor CpuVendor { get; }
+
     /// <summary>Every domain, with its name from xenstore.</summary>
     IReadOnlyList<XenDomainInfo> ListDomains();
 
@@ -62,6 +65,23 @@ internal interface IXenHost : IDisposable
 
     /// <summary>Enables the monitor ring of the domain and binds its event channel.</summary>
     IXenMonitorChannel EnableMonitorRing(uint domid);
+
+    /// <summary>
+    /// xc_monitor_disable without a ring of ours: tears down a ring a dead process left. Xen keeps the vCPUs that
+    /// wait for an answer paused (only a response releases them) and the monitors enabled.
+    /// </summary>
+    void DisableMonitorRing(uint domid);
+
+    /// <summary>Reads a xenstore node; null when it does not exist.</summary>
+    string? ReadStore(string path);
+
+    /// <summary>The names of a xenstore directory's children; empty when it does not exist.</summary>
+    IReadOnlyList<string> ListStore(string path);
+
+    void WriteStore(string path, string value);
+
+    /// <summary>Removes a xenstore node and its children; nothing when it does not exist.</summary>
+    void RemoveStore(string path);
 
     /// <summary>Turns one event source on or off (the monitor ring must be enabled).</summary>
     void SetMonitor(uint domid, EventMonitor monitor, bool enable);

@@ -21,6 +21,7 @@ public sealed unsafe class XenDriver :
     private const int PageShift = 12;
     private const int WaitSliceMs = 100;
     private const int DisableRetries = 50;
+    private static int s_sessions;
 
     private readonly IXenHost _host;
     private readonly uint _domid;
@@ -31,6 +32,10 @@ public sealed unsafe class XenDriver :
     private readonly Dictionary<ulong, MemoryAccess> _originalAccess = []; // view 0: gfn -> access before our first change
     private readonly HashSet<(ushort View, ulong Gfn)> _changedGfns = [];
     private readonly HashSet<ulong> _allocatedGfns = [];
+    private readonly HashSet<ushort> _singlestepVcpus = []; // vCPUs on which this session turned single-stepping on
+    private readonly XenSessionRecord _owner;
+    private readonly string _recordPath;
+    private bool _recordWritten;
     private readonly List<IDisposable> _exitHooks = [];
     private IXenMonitorChannel? _channel;
     private VmEventProcessor? _processor;
@@ -38,7 +43,6 @@ public sealed unsafe class XenDriver :
     private bool _altp2mReady;
     private bool _viewSwitched;
     private bool _pageWalkEventsDisabled;
-    private bool _singlestepping;
     private int _pauses;
     private bool _disposed;
 
@@ -51,6 +55,10 @@ public sealed unsafe class XenDriver :
         _domid = domain.Id;
         _options = options;
         Domain = domain;
+        _owner = XenSessionRecord.ForThisProcess();
+        _recordPath = string.Create(
+            System.Globalization.CultureInfo.InvariantCulture,
+            $"{XenSessionRecord.DirectoryOf(domain.Id)}/{_owner.Pid}-{Interlocked.Increment(ref s_sessions)}");
         ulong maxGfn = host.MaximumGpfn(domain.Id);
         Info = new VmiInfo(1u << PageShift, PageShift, new Gfn(maxGfn), Math.Max(domain.VcpuCount, 1));
         if (hookProcessExit)
@@ -70,6 +78,15 @@ public sealed unsafe class XenDriver :
 
     /// <summary>The running hypervisor's version.</summary>
     public Version XenVersion => _host.Version;
+
+    /// <summary>The maker of the host's CPU: Intel VT-x and AMD SVM hosts offer different capabilities (docs/xen.md).</summary>
+    public XenCpuVendor CpuVendor => _host.CpuVendor;
+
+    /// <summary>
+    /// What connecting found or did that the user should know, or null: a domain left changed by a vmi process that
+    /// ended without restoring it (killed), and what this session undid (read-write) or could undo (read-only).
+    /// </summary>
+    public string? Notice { get; private set; }
 
     /// <summary>Where failures that cannot be thrown (cleanup on exit) are reported. Defaults to <see cref="Trace"/>.</summary>
     public Action<string> Log { get; set; } = static m => Trace.WriteLine(m, "Vmi.Xen");
@@ -117,12 +134,29 @@ public sealed unsafe class XenDriver :
             throw new VmiDriverException($"Domain {domain.Id} ('{domain.Name}') is a PV guest; the Xen driver introspects HVM and PVH guests (type = \"hvm\" in the domain's config).");
         }
 
-        if (domain.State is XenDomainState.Dying or XenDomainState.Shutdown or XenDomainState.Crashed)
+        if (domain.State is XenDomainState.Dying)
         {
-            throw new VmiDriverException($"Domain {domain.Id} ('{domain.Name}') is {domain.State.ToString().ToLowerInvariant()}: there is no running guest to introspect.");
+            throw new VmiDriverException($"Domain {domain.Id} ('{domain.Name}') is dying: Xen is taking it down and there is no guest left to introspect.");
         }
 
-        return new XenDriver(host, domain, options, hookProcessExit);
+        if (domain.State is XenDomainState.Shutdown or XenDomainState.Crashed && !options.ReadOnly)
+        {
+            throw new VmiDriverException(
+                $"Domain {domain.Id} ('{domain.Name}') is {domain.State.ToString().ToLowerInvariant()} and kept for inspection (on_crash/on_poweroff = \"preserve\"): " +
+                "its memory and registers can be read, but a guest that no longer runs cannot be changed or monitored. Connect read-only (-ReadOnly, XenConnectOptions.ReadOnly) for a post-mortem.");
+        }
+
+        var driver = new XenDriver(host, domain, options, hookProcessExit);
+        try
+        {
+            driver.CheckLeftovers();
+            return driver;
+        }
+        catch
+        {
+            driver.Dispose();
+            throw;
+        }
     }
 
     private static XenDomainInfo FindDomain(IXenHost host, XenDomainSelector selector)
@@ -220,7 +254,14 @@ public sealed unsafe class XenDriver :
         {
             ThrowIfDisposed();
             CheckView(view, allowDefault: true);
-            return _host.GetMemAccess(_domid, view, gfn);
+            try
+            {
+                return _host.GetMemAccess(_domid, view, gfn);
+            }
+            catch (VmiDriverException ex) when (IsMemAccessRefusal(ex))
+            {
+                throw MemAccessUnavailable(ex);
+            }
         }
     }
 
@@ -258,23 +299,30 @@ public sealed unsafe class XenDriver :
                 _pageWalkEventsDisabled = true;
             }
 
-            if (view == View.Default)
+            try
             {
-                for (ulong i = 0; i < count; i++)
+                if (view == View.Default)
                 {
-                    ulong g = first.Value + i;
-                    if (!_originalAccess.ContainsKey(g))
+                    for (ulong i = 0; i < count; i++)
                     {
-                        _originalAccess[g] = _host.GetMemAccess(_domid, View.Default, new Gfn(g));
+                        ulong g = first.Value + i;
+                        if (!_originalAccess.ContainsKey(g))
+                        {
+                            _originalAccess[g] = _host.GetMemAccess(_domid, View.Default, new Gfn(g));
+                        }
                     }
                 }
-            }
 
-            for (ulong done = 0; done < count;)
+                for (ulong done = 0; done < count;)
+                {
+                    uint n = (uint)Math.Min(count - done, uint.MaxValue);
+                    _host.SetMemAccess(_domid, view, first + done, n, access);
+                    done += n;
+                }
+            }
+            catch (VmiDriverException ex) when (IsMemAccessRefusal(ex))
             {
-                uint n = (uint)Math.Min(count - done, uint.MaxValue);
-                _host.SetMemAccess(_domid, view, first + done, n, access);
-                done += n;
+                throw MemAccessUnavailable(ex);
             }
         }
     }
@@ -380,10 +428,21 @@ public sealed unsafe class XenDriver :
                 XenErrors.EOpNotSupp);
         }
 
-        if (!_host.GetAltp2mState(_domid))
+        try
         {
-            _host.SetAltp2mState(_domid, true);
-            _altp2mEnabledByUs = true;
+            if (!_host.GetAltp2mState(_domid))
+            {
+                _host.SetAltp2mState(_domid, true);
+                _altp2mEnabledByUs = true;
+            }
+        }
+        catch (VmiDriverException ex) when (ex.ErrorCode is XenErrors.EOpNotSupp or XenErrors.ENoSys && CpuVendor != XenCpuVendor.Intel)
+        {
+            throw new VmiDriverException(
+                $"altp2m views are not available on this host: Xen {XenVersion} implements altp2m for Intel VT-x only, and this host's CPU is {VendorName}. " +
+                $"Views work on an Intel VT-x host; here, read and monitor without them. (Xen answered: {ex.Message})",
+                ex.ErrorCode,
+                ex);
         }
 
         _altp2mReady = true;
@@ -406,6 +465,7 @@ public sealed unsafe class XenDriver :
             ThrowIfDisposed();
             _host.Pause(_domid);
             _pauses++;
+            SaveRecord();
         }
     }
 
@@ -421,6 +481,7 @@ public sealed unsafe class XenDriver :
 
             _host.Unpause(_domid);
             _pauses--;
+            SaveRecord();
         }
     }
 
@@ -526,11 +587,32 @@ public sealed unsafe class XenDriver :
             }
 
             EnsureRing();
-            _host.SetMonitor(_domid, monitor, true);
-            _monitors.Add(monitor);
-            if (monitor.Kind == MonitorKind.Singlestep)
+            try
             {
-                SetSinglestepAll(true);
+                _host.SetMonitor(_domid, monitor, true);
+            }
+            catch (VmiDriverException ex) when (ex.ErrorCode is XenErrors.EOpNotSupp or XenErrors.ENoSys)
+            {
+                throw MonitorUnavailable(monitor, ex);
+            }
+
+            _monitors.Add(monitor);
+            try
+            {
+                if (monitor.Kind == MonitorKind.Singlestep)
+                {
+                    StartSinglestepAll();
+                }
+            }
+            catch
+            {
+                _host.SetMonitor(_domid, monitor, false);
+                _monitors.Remove(monitor);
+                throw;
+            }
+            finally
+            {
+                SaveRecord();
             }
         }
     }
@@ -545,24 +627,64 @@ public sealed unsafe class XenDriver :
                 return;
             }
 
-            if (monitor.Kind == MonitorKind.Singlestep)
+            try
             {
-                SetSinglestepAll(false);
-            }
+                if (monitor.Kind == MonitorKind.Singlestep)
+                {
+                    foreach (ushort v in _singlestepVcpus.Order().ToArray())
+                    {
+                        StopSinglestep(v);
+                    }
+                }
 
-            _host.SetMonitor(_domid, monitor, false);
-            _monitors.Remove(monitor);
+                _host.SetMonitor(_domid, monitor, false);
+                _monitors.Remove(monitor);
+            }
+            finally
+            {
+                SaveRecord();
+            }
         }
     }
 
-    private void SetSinglestepAll(bool enable)
+    /// <summary>Starts single-stepping every vCPU; on a failure stops the ones it started and throws, explained.</summary>
+    private void StartSinglestepAll()
     {
         for (int v = 0; v < Info.VcpuCount; v++)
         {
-            _host.SetSinglestep(_domid, new VcpuId((ushort)v), enable);
+            try
+            {
+                _host.SetSinglestep(_domid, new VcpuId((ushort)v), true);
+                _singlestepVcpus.Add((ushort)v);
+            }
+            catch (VmiDriverException ex)
+            {
+                foreach (ushort started in _singlestepVcpus.Order().ToArray())
+                {
+                    StopSinglestep(started);
+                }
+
+                throw ex.ErrorCode is XenErrors.EOpNotSupp or XenErrors.ENoSys ? MonitorUnavailable(EventMonitor.Singlestep, ex) : ex;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Stops single-stepping a vCPU this session started (or toggled by a response). Xen answering "not supported" means
+    /// it could not have been on (SVM has no monitor trap flag; Xen ignores a toggle there): nothing to undo.
+    /// </summary>
+    private void StopSinglestep(ushort vcpu)
+    {
+        try
+        {
+            _host.SetSinglestep(_domid, new VcpuId(vcpu), false);
+        }
+        catch (VmiDriverException ex) when (ex.ErrorCode is XenErrors.EOpNotSupp or XenErrors.ENoSys)
+        {
+            // never on: nothing to restore
         }
 
-        _singlestepping = enable;
+        _singlestepVcpus.Remove(vcpu);
     }
 
     public int WaitForEvents(TimeSpan timeout, VmiEventHandler handler, CancellationToken cancellationToken = default) =>
@@ -619,8 +741,33 @@ public sealed unsafe class XenDriver :
         return 0;
     }
 
-    private int ProcessLocked(VmiEventHandler handler, int maxEvents, CancellationToken cancellationToken) =>
-        _processor!.Process(e => RunHandlerUnlocked(handler, e), maxEvents, cancellationToken);
+    private int ProcessLocked(VmiEventHandler handler, int maxEvents, CancellationToken cancellationToken)
+    {
+        int before = _singlestepVcpus.Count;
+        try
+        {
+            return _processor!.Process(
+                e =>
+                {
+                    VmiEventResponse response = RunHandlerUnlocked(handler, e) ?? VmiEventResponse.Continue;
+                    if ((response.Flags & VmiEventResponseFlags.ToggleSinglestep) != 0)
+                    {
+                        _singlestepVcpus.Add(e.Vcpu.Value); // Xen may have turned it on: the reset turns it off
+                    }
+
+                    return response;
+                },
+                maxEvents,
+                cancellationToken);
+        }
+        finally
+        {
+            if (_singlestepVcpus.Count != before)
+            {
+                SaveRecord();
+            }
+        }
+    }
 
     /// <summary>
     /// Runs the handler with the driver's lock released, so that what the handler waits for (a PowerShell pipeline, other
@@ -660,7 +807,16 @@ public sealed unsafe class XenDriver :
             return;
         }
 
-        IXenMonitorChannel channel = _host.EnableMonitorRing(_domid);
+        IXenMonitorChannel channel;
+        try
+        {
+            channel = _host.EnableMonitorRing(_domid);
+        }
+        catch (VmiDriverException ex) when (ex.ErrorCode == XenErrors.EBusy)
+        {
+            channel = TakeOverBusyRing(ex);
+        }
+
         try
         {
             var ring = new VmEventRing(channel.RingPage, channel.RingPageSize, channel.Notify);
@@ -672,6 +828,324 @@ public sealed unsafe class XenDriver :
             channel.Dispose();
             throw;
         }
+
+        SaveRecord();
+    }
+
+    /// <summary>
+    /// Xen says another ring is attached. A vmi that ended without restoring left it: undo what it left and take the
+    /// ring. A running vmi session or another tool holds it: say which, and change nothing.
+    /// </summary>
+    private IXenMonitorChannel TakeOverBusyRing(VmiDriverException busy)
+    {
+        List<(string Path, XenSessionRecord Record)> records = ReadRecords();
+        List<(string Path, XenSessionRecord Record)> dead = records.Where(r => !r.Record.IsOwnerAlive()).ToList();
+        if (dead.Any(r => r.Record.HasRing))
+        {
+            string done = Reclaim(dead);
+            Notice = Notice is null ? done : Notice + " " + done;
+            Log(done);
+            return _host.EnableMonitorRing(_domid);
+        }
+
+        if (records.FirstOrDefault(r => r.Record.HasRing && r.Record.IsOwnerAlive()) is { Record: { } live })
+        {
+            string who = live.Pid == Environment.ProcessId ? $"another session of this process (PID {live.Pid})" : $"vmi process {live.Pid}, which is still running";
+            throw new VmiDriverException(
+                $"Domain {_domid} ('{Domain.Name}') already has a monitor ring, held by {who}: Xen allows one per domain. Disconnect that session (or end that process) first.",
+                XenErrors.EBusy,
+                busy);
+        }
+
+        throw new VmiDriverException(
+            $"Domain {_domid} ('{Domain.Name}') already has a monitor ring, and no vmi session recorded it: another introspection tool (LibVMI, DRAKVUF, xen-access) holds it. " +
+            "Stop that tool first; a tool killed while holding it leaves the domain's vCPUs waiting, and only that tool or xl destroy releases them.",
+            XenErrors.EBusy,
+            busy);
+    }
+
+    /// <summary>The records of vmi sessions on this domain in xenstore; unreadable or foreign nodes are skipped.</summary>
+    private List<(string Path, XenSessionRecord Record)> ReadRecords()
+    {
+        var list = new List<(string, XenSessionRecord)>();
+        string dir = XenSessionRecord.DirectoryOf(_domid);
+        try
+        {
+            foreach (string name in _host.ListStore(dir))
+            {
+                string path = dir + "/" + name;
+                if (path != _recordPath && XenSessionRecord.Parse(_host.ReadStore(path)) is { } record)
+                {
+                    list.Add((path, record));
+                }
+            }
+        }
+        catch (VmiDriverException ex)
+        {
+            Log($"Reading the vmi session records of domain {_domid} in xenstore failed: {ex.Message}");
+        }
+
+        return list;
+    }
+
+    /// <summary>
+    /// At connect: a session record whose process is gone means a vmi was killed with the domain changed. Read-write,
+    /// undo what it names; read-only, say so. Never throws: what it did or could not do goes to <see cref="Notice"/>.
+    /// </summary>
+    private void CheckLeftovers()
+    {
+        List<(string Path, XenSessionRecord Record)> dead = ReadRecords().Where(r => !r.Record.IsOwnerAlive()).ToList();
+        if (dead.Count == 0)
+        {
+            return;
+        }
+
+        if (_options.ReadOnly)
+        {
+            Notice = $"Domain {_domid} ('{Domain.Name}') was left changed by {Owners(dead)} that ended without restoring it ({Describe(dead)}). " +
+                "This read-only session changes nothing; connect read-write once to undo it.";
+            return;
+        }
+
+        Notice = Reclaim(dead);
+        Log(Notice);
+    }
+
+    private static string Owners(List<(string Path, XenSessionRecord Record)> dead) =>
+        dead.Count == 1 ? $"vmi process {dead[0].Record.Pid}" : $"vmi processes {string.Join(", ", dead.Select(d => d.Record.Pid))}";
+
+    private static string Describe(List<(string Path, XenSessionRecord Record)> dead)
+    {
+        var parts = new List<string>();
+        if (dead.Any(d => d.Record.HasRing))
+        {
+            parts.Add("its monitor ring, whose unanswered events keep vCPUs waiting");
+        }
+
+        EventMonitor[] monitors = dead.SelectMany(d => d.Record.Monitors).Distinct().ToArray();
+        if (monitors.Length > 0)
+        {
+            parts.Add("monitors " + string.Join(", ", monitors));
+        }
+
+        if (dead.Any(d => d.Record.SinglestepVcpus.Count > 0))
+        {
+            parts.Add("single-stepping on vCPU " + string.Join(", ", dead.SelectMany(d => d.Record.SinglestepVcpus).Distinct().Order()));
+        }
+
+        int pauses = dead.Sum(d => d.Record.Pauses);
+        if (pauses > 0)
+        {
+            parts.Add($"{pauses} pause(s) of the domain");
+        }
+
+        return string.Join("; ", parts);
+    }
+
+    /// <summary>
+    /// Undoes what dead sessions left, with the domain paused meanwhile: their monitors off, their single-stepping off,
+    /// their ring torn down and the vCPUs it left waiting released (a fresh ring answers each vCPU "continue": Xen
+    /// unpauses a vCPU on any response that says it was paused), their pauses released, their records removed.
+    /// Returns what it did, in words; failures are named in it too.
+    /// </summary>
+    private string Reclaim(List<(string Path, XenSessionRecord Record)> dead)
+    {
+        var done = new List<string>();
+        var failed = new List<string>();
+        bool Step(string what, Action action)
+        {
+            try
+            {
+                action();
+                done.Add(what);
+                return true;
+            }
+            catch (Exception ex) when (ex is VmiDriverException or InvalidOperationException)
+            {
+                failed.Add($"{what}: {ex.Message}");
+                return false;
+            }
+        }
+
+        bool paused = Step("paused the domain meanwhile", () => _host.Pause(_domid));
+        done.Clear();
+        foreach (EventMonitor m in dead.SelectMany(d => d.Record.Monitors).Distinct())
+        {
+            Step($"turned the {m} monitor off", () => SetMonitorOffTolerant(m));
+        }
+
+        foreach (ushort v in dead.SelectMany(d => d.Record.SinglestepVcpus).Distinct().Order())
+        {
+            Step($"stopped single-stepping vCPU {v}", () =>
+            {
+                try
+                {
+                    _host.SetSinglestep(_domid, new VcpuId(v), false);
+                }
+                catch (VmiDriverException ex) when (ex.ErrorCode is XenErrors.EOpNotSupp or XenErrors.ENoSys)
+                {
+                    // it could not have been on
+                }
+            });
+        }
+
+        if (dead.Any(d => d.Record.HasRing))
+        {
+            if (Step("tore its monitor ring down", () => _host.DisableMonitorRing(_domid)))
+            {
+                Step($"released the vCPUs its unanswered events left waiting (each answered \"continue\")", ReleaseWaitingVcpus);
+            }
+        }
+
+        int pauses = dead.Sum(d => d.Record.Pauses);
+        for (int i = 0; i < pauses; i++)
+        {
+            if (!Step("released a pause it held", () => _host.Unpause(_domid)))
+            {
+                break;
+            }
+        }
+
+        foreach ((string path, _) in dead)
+        {
+            try
+            {
+                _host.RemoveStore(path);
+            }
+            catch (VmiDriverException ex)
+            {
+                failed.Add($"removing its record {path}: {ex.Message}");
+            }
+        }
+
+        if (paused)
+        {
+            try
+            {
+                _host.Unpause(_domid);
+            }
+            catch (VmiDriverException ex)
+            {
+                failed.Add($"unpausing the domain: {ex.Message}");
+            }
+        }
+
+        string summary = string.Join("; ", done.GroupBy(d => d).Select(g => g.Count() == 1 ? g.Key : $"{g.Key} (x{g.Count()})"));
+        string text = $"Domain {_domid} ('{Domain.Name}') was left changed by {Owners(dead)} that ended without restoring it (killed?). Reclaimed: {(summary.Length == 0 ? "nothing" : summary)}.";
+        if (dead.Any(d => d.Record.HasRing) && CpuVendor != XenCpuVendor.Unknown)
+        {
+            text += " A control-register or MSR write that was waiting for the dead session's answer is dropped by Xen when its ring goes (docs/xen.md).";
+        }
+
+        if (failed.Count > 0)
+        {
+            text += " Failed: " + string.Join(" | ", failed) + ".";
+        }
+
+        return text;
+    }
+
+    /// <summary>Monitor off; Xen's "already off" (EEXIST) and "no such monitor here" count as done.</summary>
+    private void SetMonitorOffTolerant(EventMonitor monitor)
+    {
+        try
+        {
+            _host.SetMonitor(_domid, monitor, false);
+        }
+        catch (VmiDriverException ex) when (ex.ErrorCode is XenErrors.EExist or XenErrors.EOpNotSupp or XenErrors.ENoSys)
+        {
+        }
+    }
+
+    /// <summary>A fresh ring, one unsolicited "continue" per vCPU (Xen ignores it for a vCPU that waits for nothing), torn down.</summary>
+    private void ReleaseWaitingVcpus()
+    {
+        IXenMonitorChannel channel = _host.EnableMonitorRing(_domid);
+        Exception? failure = null;
+        try
+        {
+            var ring = new VmEventRing(channel.RingPage, channel.RingPageSize, channel.Notify);
+            ring.ReleasePausedVcpus(Info.VcpuCount);
+        }
+#pragma warning disable CA1031 // the ring must come down whatever happened; the failure is rethrown below
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            failure = ex;
+        }
+
+        TearDownRing(channel, processor: null);
+        if (failure is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
+        }
+    }
+
+    /// <summary>
+    /// Mirrors what this session has changed into its xenstore record (removed when nothing is left), so that if this
+    /// process is killed the next session can undo it. A failure is logged: it must not stop the change itself.
+    /// </summary>
+    private void SaveRecord()
+    {
+        XenSessionRecord record = _owner with
+        {
+            HasRing = _channel is not null,
+            Monitors = _monitors.ToArray(),
+            SinglestepVcpus = _singlestepVcpus.Order().ToArray(),
+            Pauses = _pauses,
+        };
+        try
+        {
+            if (!record.IsEmpty)
+            {
+                _host.WriteStore(_recordPath, record.Format());
+                _recordWritten = true;
+            }
+            else if (_recordWritten)
+            {
+                _host.RemoveStore(_recordPath);
+                _recordWritten = false;
+            }
+        }
+        catch (VmiDriverException ex)
+        {
+            Log($"Keeping this session's record in xenstore ({_recordPath}) failed: {ex.Message}. If this process is killed, the next session cannot undo what it left.");
+        }
+    }
+
+    private string VendorName => CpuVendor switch
+    {
+        XenCpuVendor.Intel => "Intel",
+        XenCpuVendor.Amd => "AMD",
+        _ => "of an unknown vendor",
+    };
+
+    private bool IsMemAccessRefusal(VmiDriverException ex) =>
+        ex.ErrorCode is XenErrors.EInval or XenErrors.EOpNotSupp or XenErrors.ENoSys && CpuVendor != XenCpuVendor.Intel;
+
+    private VmiDriverException MemAccessUnavailable(VmiDriverException ex) => new(
+        $"Memory access restrictions (mem_access) are not available on this host: Xen {XenVersion} implements them for Intel VT-x with EPT only, " +
+        $"and this host's CPU is {VendorName}. They work on an Intel VT-x host. (Xen answered: {ex.Message})",
+        ex.ErrorCode,
+        ex);
+
+    private VmiDriverException MonitorUnavailable(EventMonitor monitor, VmiDriverException ex)
+    {
+        if (monitor.Kind == MonitorKind.Singlestep)
+        {
+            string why = CpuVendor == XenCpuVendor.Amd
+                ? "Xen single-steps HVM guests with Intel VT-x's monitor trap flag, and this host's CPU is AMD (SVM has no such flag)"
+                : $"Xen single-steps HVM guests with Intel VT-x's monitor trap flag, which this {VendorName} CPU does not offer";
+            return new VmiDriverException(
+                $"Single-stepping is not available on this host: {why}. It works on Intel VT-x hosts; here a breakpoint on the next instruction does the same job. (Xen {XenVersion} answered: {ex.Message})",
+                ex.ErrorCode,
+                ex);
+        }
+
+        return new VmiDriverException(
+            $"Xen {XenVersion} on this {VendorName} CPU does not offer the {monitor} monitor. (Xen answered: {ex.Message})",
+            ex.ErrorCode,
+            ex);
     }
 
     // ---------------------------------------------------------------- cleanup
@@ -713,7 +1187,7 @@ public sealed unsafe class XenDriver :
             }
         }
 
-        bool changed = _singlestepping || _monitors.Count > 0 || _originalAccess.Count > 0 || _pageWalkEventsDisabled || _viewSwitched
+        bool changed = _singlestepVcpus.Count > 0 || _monitors.Count > 0 || _originalAccess.Count > 0 || _pageWalkEventsDisabled || _viewSwitched
             || _views.Count > 0 || _changedGfns.Count > 0 || _altp2mEnabledByUs || _allocatedGfns.Count > 0 || _channel is not null;
         bool pausedForReset = false;
         if (changed)
@@ -726,17 +1200,13 @@ public sealed unsafe class XenDriver :
             });
         }
 
-        // Responses may have toggled single-stepping of single vCPUs: with a ring in use, every vCPU is stopped.
-        if (_singlestepping || _channel is not null)
+        // Only the vCPUs this session started single-stepping, or toggled by a response: never undo what was never done.
+        foreach (ushort v in _singlestepVcpus.Order().ToArray())
         {
-            for (int v = 0; v < Info.VcpuCount; v++)
-            {
-                var vcpu = new VcpuId((ushort)v);
-                Step(() => _host.SetSinglestep(_domid, vcpu, false));
-            }
-
-            _singlestepping = false;
+            Step(() => StopSinglestep(v));
         }
+
+        _singlestepVcpus.Clear();
 
         foreach (EventMonitor m in _monitors.ToArray())
         {
@@ -796,7 +1266,7 @@ public sealed unsafe class XenDriver :
 
         if (_channel is { } channel)
         {
-            Step(() => TearDownRing(channel));
+            Step(() => TearDownRing(channel, _processor));
             _channel = null;
             _processor = null;
         }
@@ -810,6 +1280,11 @@ public sealed unsafe class XenDriver :
         if (pausedForReset)
         {
             Step(() => _host.Unpause(_domid));
+        }
+
+        if (_recordWritten)
+        {
+            SaveRecord(); // nothing of this session is left to undo
         }
 
         if (errors.Count == 1)
@@ -827,11 +1302,11 @@ public sealed unsafe class XenDriver :
     }
 
     /// <summary>Answers what is left in the ring, then disables it; while Xen says vCPUs still wait for slots, drains again.</summary>
-    private void TearDownRing(IXenMonitorChannel channel)
+    private void TearDownRing(IXenMonitorChannel channel, VmEventProcessor? processor)
     {
         for (int attempt = 0; ; attempt++)
         {
-            _processor?.DrainAndContinue();
+            processor?.DrainAndContinue();
             try
             {
                 channel.Dispose();

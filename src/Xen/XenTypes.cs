@@ -16,6 +16,14 @@ public enum XenDomainState
     Runnable,
 }
 
+/// <summary>The maker of the host's CPU: what Xen can do for introspection depends on it (VT-x or SVM).</summary>
+public enum XenCpuVendor
+{
+    Unknown,
+    Intel,
+    Amd,
+}
+
 /// <summary>One domain on this host (Get-VmiDomain).</summary>
 /// <param name="VcpuCount">Virtual CPUs (the highest vCPU id plus one).</param>
 /// <param name="MemoryBytes">Memory the domain holds now (its current pages times 4096).</param>

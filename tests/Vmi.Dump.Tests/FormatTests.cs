@@ -55,8 +55,10 @@ public sealed class FormatTests
     }
 
     [Fact]
-    public void Mapped_pages_are_views_of_the_file_not_copies()
+    public void Pages_are_copies_that_later_writes_to_the_file_cannot_change()
     {
+        // Pages are read (pread) into their own buffers, never pointers into a mapping of the file: two maps of a
+        // frame are two buffers, and a page already handed out keeps its bytes whatever happens to the file.
         using var file = new TempFile(Seeds.Raw());
         using MemoryImage image = MemoryImage.Open(file.Path);
         Assert.True(image.TryMapPage(new Gfn(8), out MappedPage? a));
@@ -65,14 +67,23 @@ public sealed class FormatTests
         using (b)
         {
             Assert.False(a.IsLive);
+            Assert.True(a.Span.SequenceEqual(Seeds.Frame(8)));
             unsafe
             {
                 fixed (byte* pa = a.Span)
                 fixed (byte* pb = b.Span)
                 {
-                    Assert.True(pa == pb, "two maps of one frame point at the same mapped bytes");
+                    Assert.True(pa != pb, "each map of a frame is its own copy");
                 }
             }
+
+            using (var f = new FileStream(file.Path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite))
+            {
+                f.Position = 8 * 4096;
+                f.Write(new byte[4096]);
+            }
+
+            Assert.True(a.Span.SequenceEqual(Seeds.Frame(8)));
         }
     }
 

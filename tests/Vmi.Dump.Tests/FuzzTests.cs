@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Vmi.Core;
 using Vmi.Dump;
 
@@ -6,12 +5,16 @@ namespace Vmi.Dump.Tests;
 
 /// <summary>
 /// A deterministic mutation fuzzer over the committed corpus (tests/Vmi.Dump.Tests/Corpus, the same seeds the
-/// AFL++ harness in fuzz/ starts from). Each parser gets a few seconds of mutated input and may only succeed
-/// or throw <see cref="VmiFormatException"/>: never another exception, a hang or a huge allocation.
+/// AFL++ harness in fuzz/ starts from). Each seed gets a fixed number of mutated inputs from a fixed seed (the same
+/// inputs on every machine, however slow or busy: no time budget) and each parser may only succeed or throw
+/// <see cref="VmiFormatException"/>: never another exception, a hang or a huge allocation. Mutations reach the size
+/// and count fields of every format with hostile 32- and 64-bit values, and some inputs are grown into large sparse
+/// files, so the checks that bound allocations by what the file holds are exercised too.
 /// </summary>
 public sealed class FuzzTests
 {
-    private static readonly TimeSpan s_budget = TimeSpan.FromSeconds(double.Parse(Environment.GetEnvironmentVariable("VMI_FUZZ_SECONDS") ?? "3", System.Globalization.CultureInfo.InvariantCulture));
+    /// <summary>Inputs per seed; VMI_FUZZ_RUNS raises it for a longer local run (same inputs first, then more).</summary>
+    private static readonly int s_runs = int.Parse(Environment.GetEnvironmentVariable("VMI_FUZZ_RUNS") ?? "400", System.Globalization.CultureInfo.InvariantCulture);
     private const long AllocationLimit = 64L << 20;
 
     public static TheoryData<string> CorpusFiles() => new(Directory.GetFiles(CorpusDirectory).Select(Path.GetFileName).OfType<string>().Order());
@@ -69,14 +72,23 @@ public sealed class FuzzTests
         byte[] seed = File.ReadAllBytes(Path.Combine(CorpusDirectory, seedName));
         var rng = new Random(seedName.Aggregate(17, (h, c) => (h * 31) + c)); // deterministic per seed
         string path = Path.Combine(Path.GetTempPath(), $"vmi-fuzz-{Environment.ProcessId}-{seedName}");
-        var clock = Stopwatch.StartNew();
-        int runs = 0, accepted = 0;
+        int[] sizeFields = SizeFields(seedName, seed);
+        int runs = 0, accepted = 0, sparse = 0;
         try
         {
-            while (clock.Elapsed < s_budget || runs < 50)
+            while (runs < s_runs)
             {
-                byte[] input = Mutate(seed, rng);
-                File.WriteAllBytes(path, input);
+                byte[] input = Mutate(seed, rng, sizeFields);
+                long tail = rng.Next(8) == 0 ? SparseTails[rng.Next(SparseTails.Length)] : 0;
+                using (var f = new FileStream(path, FileMode.Create, FileAccess.Write))
+                {
+                    f.Write(input);
+                    if (tail > 0)
+                    {
+                        f.SetLength(input.Length + tail); // a hole: large on paper, nothing on disk
+                        sparse++;
+                    }
+                }
                 Exception? unexpected = null;
                 long allocated = 0;
                 bool ok = false;
@@ -105,13 +117,13 @@ public sealed class FuzzTests
                 if (!thread.Join(TimeSpan.FromSeconds(20)))
                 {
                     File.WriteAllBytes(path + ".hang", input);
-                    Assert.Fail($"{seedName}: run {runs} hung (input kept at {path}.hang)");
+                    Assert.Fail($"{seedName}: run {runs} hung (input kept at {path}.hang, plus a {tail}-byte sparse tail)");
                 }
 
                 if (unexpected is not null)
                 {
                     File.WriteAllBytes(path + ".crash", input);
-                    Assert.Fail($"{seedName}: run {runs} threw {unexpected.GetType().Name}: {unexpected.Message} (input kept at {path}.crash)\n{unexpected}");
+                    Assert.Fail($"{seedName}: run {runs} (sparse tail {tail} bytes) threw {unexpected.GetType().Name}: {unexpected.Message} (input kept at {path}.crash)\n{unexpected}");
                 }
 
                 Assert.True(allocated < AllocationLimit + (input.Length * 4L), $"{seedName}: run {runs} allocated {allocated} bytes for a {input.Length}-byte input");
@@ -124,8 +136,13 @@ public sealed class FuzzTests
             File.Delete(path);
         }
 
-        Assert.True(runs >= 50, $"only {runs} runs");
-        Assert.True(accepted > 0, "no mutated input parsed at all: the mutations are too destructive to reach the readers");
+        Assert.Equal(s_runs, runs);
+        Assert.True(sparse > 0, "no input was grown into a sparse file");
+        if (!seedName.StartsWith("regress-", StringComparison.Ordinal))
+        {
+            // (a regression input is broken on purpose: its mutants need not parse)
+            Assert.True(accepted > 0, "no mutated input parsed at all: the mutations are too destructive to reach the readers");
+        }
     }
 
     /// <summary>Opens the image and touches everything a session would: ranges, pages, registers, VMCOREINFO.</summary>
@@ -164,8 +181,56 @@ public sealed class FuzzTests
         return true;
     }
 
-    /// <summary>Byte flips, interesting values in headers, truncation, chunk duplication and splicing.</summary>
-    internal static byte[] Mutate(byte[] seed, Random rng)
+    /// <summary>Lengths added to some inputs as a hole (a sparse file): 1 MiB, 4 GiB + 1 and 64 GiB.</summary>
+    private static readonly long[] SparseTails = [1L << 20, (1L << 32) + 1, 1L << 36];
+
+    /// <summary>Hostile sizes and counts: past 32 bits, the sizes that overflowed int arithmetic before, and the extremes.</summary>
+    private static readonly ulong[] HostileSizes = [1UL << 31, 1UL << 32, 1UL << 35, 1UL << 37, 1UL << 38, 1UL << 40, 1UL << 52, long.MaxValue, ulong.MaxValue, 0xFFFF_FFFF, 0x7FFF_FFFF];
+
+    /// <summary>
+    /// The offsets of each format's size and count fields in a seed (width 4 or 8 as the format has it, marked by the
+    /// sign: negative = 4 bytes): random flips almost never land on these, so they get a mutation of their own.
+    /// </summary>
+    internal static int[] SizeFields(string seedName, byte[] seed)
+    {
+        var f = new List<int>();
+        if (seedName.EndsWith(".kdump", StringComparison.Ordinal))
+        {
+            int sub = seed.AsSpan().StartsWith("makedumpfile\0"u8) ? -1 : 4096;
+            if (sub > 0)
+            {
+                f.AddRange([-436, -440, -432, sub + 96, sub + 32, sub + 40, sub + 48, sub + 56]);
+            }
+        }
+        else if (seed.Length >= 64 && seed.AsSpan().StartsWith("\u007fELF"u8))
+        {
+            f.AddRange([-56, -60, -62, 32, 40]); // e_phnum, e_shnum, e_shstrndx (16-bit, written as 4 bytes over the next field too), e_phoff, e_shoff
+            ulong phoff = BitConverter.ToUInt64(seed, 32);
+            int phnum = BitConverter.ToUInt16(seed, 56);
+            for (int i = 0; i < phnum && phoff + ((ulong)(i + 1) * 56) <= (ulong)seed.Length; i++)
+            {
+                int p = (int)phoff + (i * 56);
+                f.AddRange([p + 8, p + 32, p + 40]); // p_offset, p_filesz, p_memsz
+            }
+
+            ulong shoff = BitConverter.ToUInt64(seed, 40);
+            int shnum = BitConverter.ToUInt16(seed, 60);
+            for (int i = 0; i < shnum && shoff + ((ulong)(i + 1) * 64) <= (ulong)seed.Length; i++)
+            {
+                int p = (int)shoff + (i * 64);
+                f.AddRange([p + 24, p + 32]); // sh_offset, sh_size
+            }
+        }
+        else if (seedName.EndsWith(".lime", StringComparison.Ordinal))
+        {
+            f.AddRange([8, 16]);
+        }
+
+        return f.ToArray();
+    }
+
+    /// <summary>Byte flips, interesting values in headers, hostile values in size fields, truncation, chunk duplication and splicing.</summary>
+    internal static byte[] Mutate(byte[] seed, Random rng, int[]? sizeFields = null)
     {
         byte[] b = (byte[])seed.Clone();
         int edits = 1 + rng.Next(4);
@@ -173,8 +238,26 @@ public sealed class FuzzTests
         {
             // bias towards the first 8 KiB, where every format keeps its headers
             int Pos(int length) => length == 0 ? 0 : rng.Next(2) == 0 ? rng.Next(Math.Min(length, 8192)) : rng.Next(length);
-            switch (rng.Next(7))
+            switch (rng.Next(sizeFields is { Length: > 0 } ? 9 : 7))
             {
+                case 7:
+                case 8:
+                    {
+                        int field = sizeFields![rng.Next(sizeFields.Length)];
+                        int at = Math.Abs(field);
+                        ulong value = HostileSizes[rng.Next(HostileSizes.Length)] + (ulong)(rng.Next(3) - 1);
+                        if (field < 0 && at + 4 <= b.Length)
+                        {
+                            BitConverter.TryWriteBytes(b.AsSpan(at), (uint)Math.Min(value, uint.MaxValue));
+                        }
+                        else if (field >= 0 && at + 8 <= b.Length)
+                        {
+                            BitConverter.TryWriteBytes(b.AsSpan(at), value);
+                        }
+
+                        break;
+                    }
+
                 case 0:
                     if (b.Length > 0)
                     {

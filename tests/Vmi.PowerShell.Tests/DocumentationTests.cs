@@ -136,4 +136,76 @@ public partial class DocumentationTests
         Assert.NotEmpty(parameterHelp);
         Assert.All(parameterHelp, h => Assert.True(h.Length > h.IndexOf('=', StringComparison.Ordinal) + 10, $"{cmdlet}: no help text in '{h}'"));
     }
+
+    /// <summary>
+    /// Compares what Get-Help says of a cmdlet with the cmdlet itself; writes one line per difference. Per syntax item
+    /// (matched to its parameter set by its parameters): each parameter's required, position and pipeline input. In
+    /// the PARAMETERS section: the same facts, as in one of the parameter's sets (all of them where they agree).
+    /// </summary>
+    private const string HelpFactsScript = """
+        param($Name)
+        $common = [System.Management.Automation.Cmdlet]::CommonParameters   # -WhatIf and -Confirm are documented
+        $command = Get-Command $Name
+        $help = Get-Help $Name -Full
+        function Facts($metadata) {
+            $pipeline = @(if ($metadata.ValueFromPipeline) { 'ByValue' }; if ($metadata.ValueFromPipelineByPropertyName) { 'ByPropertyName' })
+            '{0}|{1}|{2}' -f $metadata.IsMandatory.ToString().ToLowerInvariant(),
+                $(if ($metadata.Position -eq [int]::MinValue) { 'named' } else { $metadata.Position }),
+                $(if ($pipeline) { 'True (' + ($pipeline -join ', ') + ')' } else { 'False' })
+        }
+        function HelpFacts($p) { '{0}|{1}|{2}' -f $p.required, $p.position, $p.pipelineInput }
+
+        $items = @($help.syntax.syntaxItem)
+        if ($items.Count -ne $command.ParameterSets.Count) { "SYNTAX has $($items.Count) item(s) for $($command.ParameterSets.Count) parameter set(s)" }
+        foreach ($set in $command.ParameterSets) {
+            $names = @($set.Parameters.Name | Where-Object { $_ -notin $common } | Sort-Object)
+            $item = $items | Where-Object { (@($_.parameter.name | Sort-Object) -join ',') -eq ($names -join ',') } | Select-Object -First 1
+            if (-not $item) { "no SYNTAX item for parameter set $($set.Name) ($($names -join ', '))"; continue }
+            foreach ($p in $set.Parameters | Where-Object Name -notin $common) {
+                $documented = $item.parameter | Where-Object name -eq $p.Name
+                $expected = Facts $p
+                $actual = HelpFacts $documented
+                if ($expected -ne $actual) { "SYNTAX $($set.Name) -$($p.Name): help says $actual, the cmdlet $expected" }
+            }
+        }
+
+        foreach ($p in $command.Parameters.Values | Where-Object Name -notin $common) {
+            $documented = $help.parameters.parameter | Where-Object name -eq $p.Name
+            if (-not $documented) { "PARAMETERS lacks -$($p.Name)"; continue }
+            $all = @($p.ParameterSets.Values | ForEach-Object { Facts $_ } | Sort-Object -Unique)
+            $actual = HelpFacts $documented
+            if ($actual -notin $all) { "PARAMETERS -$($p.Name): help says $actual, the cmdlet $($all -join ' or ')" }
+            if ("$($documented.type.name)" -match 'Nullable|`') { "PARAMETERS -$($p.Name): unreadable type $($documented.type.name)" }
+        }
+        """;
+
+    [Theory]
+    [MemberData(nameof(Cmdlets))]
+    public void GetHelpFullHasEverySectionAndTheCmdletsRealParameterFacts(string cmdlet)
+    {
+        using var host = new PowerShellHost();
+        string full = string.Join("\n", host.Run($"Get-Help {cmdlet} -Full | Out-String -Width 250").Select(o => o.ToString()));
+
+        // Every section is there and has content (the line after its heading is indented text, not the next heading).
+        foreach (string section in new[] { "NAME", "SYNOPSIS", "SYNTAX", "DESCRIPTION", "PARAMETERS", "INPUTS", "OUTPUTS", "RELATED LINKS" })
+        {
+            Match m = Regex.Match(full, "^" + section + "\\s*\\n(.*)$", RegexOptions.Multiline);
+            Assert.True(m.Success, $"Get-Help {cmdlet} -Full has no {section} section:\n{full}");
+            Assert.True(m.Groups[1].Value.StartsWith("    ", StringComparison.Ordinal) && m.Groups[1].Value.Trim().Length > 0, $"Get-Help {cmdlet} -Full: {section} is empty:\n{full}");
+        }
+
+        Assert.Contains("EXAMPLE", full, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("Nullable", full, StringComparison.Ordinal);
+
+        // One SYNTAX line per parameter set, each starting with the cmdlet's name.
+        string syntax = Regex.Match(full, @"^SYNTAX\s*\n(.*?)^DESCRIPTION", RegexOptions.Multiline | RegexOptions.Singleline).Groups[1].Value;
+        int sets = host.Get<int>($"(Get-Command {cmdlet}).ParameterSets.Count");
+        Assert.Equal(sets, Regex.Matches(syntax, "^    " + Regex.Escape(cmdlet) + " ", RegexOptions.Multiline).Count);
+
+        using var ps = System.Management.Automation.PowerShell.Create();
+        ps.Runspace = host.Runspace;
+        string[] differences = ps.AddScript(HelpFactsScript).AddArgument(cmdlet).Invoke().Select(o => o.ToString()).ToArray();
+        Assert.True(ps.Streams.Error.Count == 0, string.Join("\n", ps.Streams.Error));
+        Assert.True(differences.Length == 0, $"Get-Help {cmdlet} disagrees with the cmdlet:\n" + string.Join("\n", differences));
+    }
 }

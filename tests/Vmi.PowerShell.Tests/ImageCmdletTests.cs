@@ -18,9 +18,13 @@ public sealed class ImageCmdletTests : MockSessionTest, IDisposable
     public void Saved_image_reopens_by_content_with_the_same_memory(string format, string driver)
     {
         string path = File("guest.img"); // the name says nothing about the format
-        FileInfo info = Host.Get<FileInfo>($"Save-VmiMemory '{path}' -Format {format}");
-        Assert.True(info.Exists);
-        Assert.False(System.IO.File.Exists(path + ".partial"));
+        VmiSavedImage saved = Host.Get<VmiSavedImage>($"Save-VmiMemory '{path}' -Format {format}");
+        Assert.Equal(path, saved.Path);
+        Assert.Equal(format, saved.Format.ToString());
+        Assert.Equal(new FileInfo(path).Length, saved.Bytes);
+        Assert.True(saved.DataBytes > 0 && saved.DataBytes % 4096 == 0);
+        Assert.True(saved.Ranges > 0);
+        Assert.Equal([System.IO.Path.GetFileName(path)], Directory.GetFiles(_dir).Select(System.IO.Path.GetFileName)); // no temporary file left
         Registers mockRegs = Session.Core.GetRegisters(new Vmi.Core.VcpuId(0));
 
         // ELF carries the registers; LiME and raw take -Cr3.
@@ -68,6 +72,45 @@ public sealed class ImageCmdletTests : MockSessionTest, IDisposable
 
         Host.RunClean($"Save-VmiMemory '{path}' -Force | Out-Null");
         Assert.NotEqual("keep me", System.IO.File.ReadAllText(path)[..7]);
+    }
+
+    [Fact]
+    public void Save_never_touches_a_partial_file_it_did_not_create()
+    {
+        // Issue 10: Save once deleted <Path>.partial, whoever owned it (a user's image, a concurrent save in progress).
+        string path = File("guest.elf");
+        string other = path + ".partial";
+        System.IO.File.WriteAllText(other, "someone else's");
+        Host.RunClean($"Save-VmiMemory '{path}' | Out-Null");
+        Assert.Equal("someone else's", System.IO.File.ReadAllText(other));
+        Host.RunFailing($"Save-VmiMemory '{path}'"); // fails: exists without -Force
+        Assert.Equal("someone else's", System.IO.File.ReadAllText(other));
+        Host.RunFailing($"Save-VmiMemory '{File("no-such-dir")}/x.elf'"); // fails in the middle of nowhere
+        Assert.Equal("someone else's", System.IO.File.ReadAllText(other));
+    }
+
+    [Fact]
+    public void Save_refuses_a_target_that_is_not_a_regular_file_even_with_Force()
+    {
+        // Issue 10: -Force once renamed a regular file over a device node (as root: /dev/null itself). A FIFO stands in
+        // for the device here (mkfifo needs no privilege); the check is the same: only a regular file is replaced.
+        string fifo = File("pipe");
+        using (var mk = System.Diagnostics.Process.Start("mkfifo", [fifo]))
+        {
+            mk.WaitForExit();
+            Assert.Equal(0, mk.ExitCode);
+        }
+
+        ErrorRecord e = Host.RunFailing($"Save-VmiMemory '{fifo}' -Force");
+        Assert.Contains("named pipe (FIFO), not a regular file", e.Exception.Message, StringComparison.Ordinal);
+        using (var stat = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("stat", ["-c", "%F", fifo]) { RedirectStandardOutput = true })!)
+        {
+            Assert.Equal("fifo", stat.StandardOutput.ReadToEnd().Trim());
+        }
+
+        ErrorRecord d = Host.RunFailing($"Save-VmiMemory '{_dir}' -Force");
+        Assert.Contains("is a directory", d.Exception.Message, StringComparison.Ordinal);
+        Assert.Equal(["pipe"], Directory.GetFileSystemEntries(_dir).Select(System.IO.Path.GetFileName)); // nothing left behind
     }
 
     [Fact]

@@ -52,7 +52,7 @@ public class ModuleTests
         string[] exported = host.Run("(Get-Module Vmi).ExportedCmdlets.Keys").Select(o => o.ToString()).Order(StringComparer.Ordinal).ToArray();
         string[] classes = CmdletTypes.Select(CmdletName).Order(StringComparer.Ordinal).ToArray();
         Assert.Equal(classes, exported);
-        Assert.Equal(24, exported.Length);
+        Assert.Equal(31, exported.Length);
     }
 
     [Fact]

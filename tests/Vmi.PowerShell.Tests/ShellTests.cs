@@ -2,7 +2,10 @@ using System.Diagnostics;
 
 namespace Vmi.PowerShell.Tests;
 
-/// <summary>The vmi executable, run as a user runs it: -Command, -File with arguments, standard input, exit codes.</summary>
+/// <summary>
+/// The vmi executable, run as a user runs it: pwsh's console host with the module loaded. -Command, -File with
+/// arguments, standard input, exit codes, profiles, completion and the SDK's own cmdlets.
+/// </summary>
 public class ShellTests
 {
     private static string ShellDll
@@ -20,15 +23,12 @@ public class ShellTests
         }
     }
 
-    private static (int ExitCode, string Out, string Err) Vmi(string? stdin, params string[] args)
+    private static (int ExitCode, string Out, string Err) Vmi(string? stdin, params string[] args) => VmiIn(null, stdin, args);
+
+    /// <summary>Runs vmi with HOME set to <paramref name="home"/> (its profile lives there), or a fresh temp folder.</summary>
+    private static (int ExitCode, string Out, string Err) VmiIn(string? home, string? stdin, params string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
+        ProcessStartInfo psi = NewVmi(home);
         psi.ArgumentList.Add(ShellDll);
         foreach (string a in args)
         {
@@ -48,10 +48,28 @@ public class ShellTests
         return (p.ExitCode, stdout.Result, stderr.Result);
     }
 
+    /// <summary>A vmi process with plain output (NO_COLOR, as pwsh writes colours into pipes too) and its own HOME.</summary>
+    private static ProcessStartInfo NewVmi(string? home)
+    {
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        psi.Environment["NO_COLOR"] = "1";
+        // The NuGet cache (Pester's package) stays where this process's HOME has it.
+        psi.Environment["NUGET_PACKAGES"] = Environment.GetEnvironmentVariable("NUGET_PACKAGES") ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+        psi.Environment["HOME"] = home ?? Path.Combine(Path.GetTempPath(), "vmi-test-home");
+        psi.Environment.Remove("PSModulePath");
+        return psi;
+    }
+
     [Fact]
     public void CommandRunsWithTheModuleImportedAndFormatsWithItsViews()
     {
-        (int code, string output, string err) = Vmi(null, "-Command", "$null = Connect-VmiDomain -Mock; Read-VmiMemory 0xffffffff82000100 -Length 16");
+        (int code, string output, string err) = Vmi(null, "-Command", "$null = Connect-VmiDomain -Mock; Read-VmiMemory 0xffffffff82000100 -Length 16 | Out-String -Width 120");
         Assert.True(code == 0, err);
         Assert.Contains("FFFFFFFF82000100    48 65 6C 6C 6F 20 66 72 6F 6D 20 74 68 65 20 56  Hello from the V", output, StringComparison.Ordinal);
         Assert.DoesNotContain("\x1b[", output, StringComparison.Ordinal); // redirected output is plain text
@@ -86,9 +104,9 @@ public class ShellTests
     [Fact]
     public void HighImpactChangesAreNeverConfirmedWithoutATerminal()
     {
-        (int code, string output, string err) = Vmi(null, "-Command", "$null = Connect-VmiDomain -Mock; Write-VmiMemory 0x1200100 -Physical -Bytes 0; Read-VmiMemory 0x1200100 -Physical -As String");
-        Assert.NotEqual(0, code);
-        Assert.Contains("-Confirm:$false", output + err, StringComparison.Ordinal);
+        (int code, string output, string err) = Vmi(null, "-NonInteractive", "-Command", "$null = Connect-VmiDomain -Mock; Write-VmiMemory 0x1200100 -Physical -Bytes 0; Read-VmiMemory 0x1200100 -Physical -As String");
+        Assert.Equal(0, code); // pwsh's rule: -Command exits 1 only when its last statement failed
+        Assert.Contains("NonInteractive mode", err, StringComparison.Ordinal); // pwsh's own answer to a prompt it cannot show
         Assert.Contains("Hello from the", output, StringComparison.Ordinal); // nothing was written
     }
 
@@ -98,7 +116,8 @@ public class ShellTests
         (int code, string output, string err) = Vmi("Connect-VmiDomain -Mock | Out-Null\nRead-VmiMemory 0xffffffff82000100 -As String\nexit\n");
         Assert.True(code == 0, err);
         Assert.Contains("Hello from the Vmi.PowerShell demo guest!", output, StringComparison.Ordinal);
-        Assert.Contains("VMI [mock]>", output, StringComparison.Ordinal);
+        Assert.Matches(@"VMI /\S*> Connect-VmiDomain", output); // the prompt before a session: no empty brackets
+        Assert.Contains("VMI [mock] ", output, StringComparison.Ordinal); // and after: the default session's name
     }
 
     [Fact]
@@ -120,13 +139,7 @@ public class ShellTests
     [Fact]
     public void CtrlCStopsAWaitAndEveryEventIsAnswered()
     {
-        var psi = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
+        ProcessStartInfo psi = NewVmi(null);
         psi.ArgumentList.Add(ShellDll);
         using Process p = Process.Start(psi)!;
         var output = new System.Text.StringBuilder();
@@ -138,7 +151,8 @@ public class ShellTests
         p.StandardInput.WriteLine("$s = Connect-VmiDomain -Mock; $g = $s.Core.Driver; Enable-VmiMonitor Cr3, Breakpoint");
         p.StandardInput.WriteLine("Wait-VmiEvent | ForEach-Object { 'got ' + $_.Reason; while ($true) { $null = 1 } }");
         p.StandardInput.Flush();
-        Assert.True(SpinWait.SpinUntil(() => Output().Contains("got ", StringComparison.Ordinal), TimeSpan.FromSeconds(60)), Output());
+        // A line that starts with "got " is the handler's output (the host echoes the input line, after its prompt).
+        Assert.True(SpinWait.SpinUntil(() => Output().Contains("\ngot ", StringComparison.Ordinal), TimeSpan.FromSeconds(60)), Output());
 
         using (Process kill = Process.Start("kill", ["-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!)
         {
@@ -150,7 +164,115 @@ public class ShellTests
         p.StandardInput.WriteLine("exit");
         p.StandardInput.Close();
         Assert.True(p.WaitForExit(60_000), Output());
-        Assert.Contains("pending=0 answered=2 state=Open", Output(), StringComparison.Ordinal);
+        Assert.True(Output().Contains("pending=0 answered=2 state=Open", StringComparison.Ordinal), Output());
         Assert.Equal(0, p.ExitCode);
+    }
+
+    [Fact]
+    public void TheUtilityCmdletsAreThePowerShellSdksOwn()
+    {
+        (int code, string output, string err) = Vmi(null, "-NoProfile", "-Command",
+            "(Get-Command Select-Object, Format-Table, ConvertTo-Json, Measure-Object, Get-Member).ModuleName | Sort-Object -Unique; " +
+            "'cmdlets in vmi itself: ' + @(Get-Command -CommandType Cmdlet | Where-Object { $_.ImplementingType.Assembly.GetName().Name -eq 'vmi' }).Count; " +
+            "$null = Connect-VmiDomain -Mock; Get-VmiRegister -Vcpu 0 | Select-Object -First 1 Cr3 | ConvertTo-Json -Compress");
+        Assert.True(code == 0, output + err);
+        Assert.Equal(["Microsoft.PowerShell.Utility", "cmdlets in vmi itself: 0"], output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)[..2]);
+        Assert.Contains("\"Cr3\":", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ProfilesRunUnlessNoProfileAsInPwsh()
+    {
+        string home = Path.Combine(Path.GetTempPath(), $"vmi-home-{Guid.NewGuid():N}");
+        string profileDir = Path.Combine(home, ".config", "powershell");
+        Directory.CreateDirectory(profileDir);
+        File.WriteAllText(Path.Combine(profileDir, "Microsoft.PowerShell_profile.ps1"), "$global:FromProfile = 'profile ran'\n");
+        try
+        {
+            (int code, string output, string err) = VmiIn(home, null, "-Command", "'[' + $FromProfile + ']'");
+            Assert.True(code == 0, err);
+            Assert.Contains("[profile ran]", output, StringComparison.Ordinal);
+            (code, output, err) = VmiIn(home, null, "-NoProfile", "-Command", "'[' + $FromProfile + ']'");
+            Assert.True(code == 0, err);
+            Assert.Contains("[]", output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(home, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void TabCompletionUsesTheModulesCompleters()
+    {
+        (int code, string output, string err) = Vmi(null, "-NoProfile", "-Command",
+            "function Complete($line) { (TabExpansion2 $line $line.Length).CompletionMatches.CompletionText -join ',' }; " +
+            "'cmd=' + (Complete 'Get-VmiSess'); 'reg=' + (Complete 'Set-VmiRegister -Name Rs'); " +
+            "$null = Connect-VmiDomain -Mock; $null = Connect-VmiDomain -Mock -SessionName second; " +
+            "'name=' + (Complete 'Get-VmiSession -Name '); 'id=' + (Complete 'Get-VmiSession -Id ')");
+        Assert.True(code == 0, output + err);
+        Assert.Contains("cmd=Get-VmiSession", output, StringComparison.Ordinal);
+        Assert.Contains("reg=Rsp,Rsi", output, StringComparison.Ordinal);
+        Assert.Contains("name=mock,second", output, StringComparison.Ordinal);
+        Assert.Contains("id=1,2", output, StringComparison.Ordinal); // session ids, not file names
+    }
+
+    [Theory]
+    [InlineData("Read-VmiMemory (", "An expression was expected after '('.")]
+    [InlineData("if ($true) {", "Missing closing '}'")]
+    public void AParseErrorInACommandIsPrintedWithItsPosition(string command, string message)
+    {
+        (int code, string output, string err) = Vmi(null, "-NoProfile", "-Command", command);
+        Assert.Equal(1, code);
+        Assert.Contains("ParserError: line 1", err, StringComparison.Ordinal);
+        Assert.Contains(message, err, StringComparison.Ordinal);
+        Assert.Contains(command, err, StringComparison.Ordinal);
+        Assert.True(string.IsNullOrWhiteSpace(output), output);
+    }
+
+    [Fact]
+    public void TheMocksTypesAreUsableRightAfterImportBeforeAnyConnect()
+    {
+        // What a Pester suite's BeforeAll does first (RequiredAssemblies in the manifest loads Vmi.Mock at import).
+        (int code, string output, string err) = Vmi(null, "-NoProfile", "-Command", "[Vmi.Mock.DemoGuestLayout]::AsciiString; [Vmi.Core.VmiException].Name");
+        Assert.True(code == 0, output + err);
+        Assert.Contains("Hello from the Vmi.PowerShell demo guest!", output, StringComparison.Ordinal);
+        Assert.Contains("VmiException", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void BuildPs1RunsThePesterSuitesUnderVmi()
+    {
+        string build = Path.Combine(PowerShellHost.RepoRoot, "build.ps1");
+        (int code, string output, string err) = Vmi(null, "-NoProfile", "-NonInteractive", "-File", build, "-Task", "Test", "-Suite", "Pester", "-Configuration", "Release");
+        Assert.True(code == 0, output + err);
+        System.Text.RegularExpressions.Match m = System.Text.RegularExpressions.Regex.Match(output, @"pester: (\d+) passed, 0 failed, 0 skipped \(Pester 5\.9\.1\)");
+        Assert.True(m.Success, output);
+        Assert.True(int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) >= 30, output);
+    }
+
+    [Fact]
+    public void AFailingPesterTestFailsTheRunner()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), $"vmi-pester-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        File.WriteAllText(Path.Combine(dir, "Failing.Tests.ps1"), """
+            Describe 'a suite with one failure' {
+                It 'passes' { Read-VmiMemory ([Vmi.Mock.DemoGuestLayout]::AsciiStringVa) -As String -Session (Connect-VmiDomain -Mock) | Should -Be 'Hello from the Vmi.PowerShell demo guest!' }
+                It 'fails' { 1 | Should -Be 2 }
+                It 'is skipped' -Skip { }
+            }
+            """);
+        try
+        {
+            string runner = Path.Combine(PowerShellHost.RepoRoot, "tests", "pester", "Invoke-VmiPester.ps1");
+            (int code, string output, string err) = Vmi(null, "-NoProfile", "-NonInteractive", "-File", runner, "-Path", dir);
+            Assert.Equal(1, code);
+            Assert.Contains("pester: 1 passed, 1 failed, 1 skipped", output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
     }
 }

@@ -14,6 +14,9 @@
 #
 # Needs (Debian packages): qemu-system-x86, busybox-static, cpio, linux-image-amd64.
 # Writes <output-dir>/<variant>/{guest.elf,guest.kdump,guest.raw,answers.txt,serial.log,DONE}.
+# serial.log also holds the guest's own truth between markers: VMI-TRUTH-KALLSYMS-BEGIN/END
+# (/proc/kallsyms), VMI-TRUTH-MODULES-BEGIN/END (/proc/modules), VMI-TRUTH-PS-BEGIN/END (every
+# /proc/PID/stat line) and VMI-TRUTH-SELF <pid> (the printing shell, gone by the time of the dump).
 set -euo pipefail
 
 out_root=${1:?usage: build-guest.sh <output-dir> <kaslr|la57>}
@@ -54,6 +57,11 @@ root="$work/root"
 mkdir -p "$root"/{bin,proc,sys,dev,lib}
 cp "$busybox" "$root/bin/busybox"
 if [ -r "$fwcfg" ]; then cp "$fwcfg" "$root/lib/qemu_fw_cfg.ko"; fi
+# A few more modules without dependencies, so that the guest's module list has several entries.
+for m in fs/nls/nls_ascii fs/nls/nls_cp437 fs/nls/nls_iso8859-1 fs/quota/quota_tree; do
+  ko=/lib/modules/$kver/kernel/$m.ko
+  if [ -r "$ko" ]; then cp "$ko" "$root/lib/"; fi
+done
 cat > "$root/init" <<'EOF'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -62,6 +70,7 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev 2>/dev/null
 # qemu_fw_cfg hands the kernel's VMCOREINFO to QEMU (-device vmcoreinfo): it lands in the dumps.
 [ -f /lib/qemu_fw_cfg.ko ] && insmod /lib/qemu_fw_cfg.ko
+for m in /lib/nls_ascii.ko /lib/nls_cp437.ko /lib/nls_iso8859-1.ko /lib/quota_tree.ko; do [ -f $m ] && insmod $m; done
 # Busy user processes: the vCPUs are nearly always caught running user code with a user CR3.
 export VMI_MARKER=VMI_USER_SPACE_MARKER_0123456789
 for i in 1 2; do sh -c 'while :; do :; done' & done
@@ -71,6 +80,13 @@ echo 0 > /proc/sys/kernel/kptr_restrict
 awk 'NR % 97 == 1 { print "KSYM " $1 }' /proc/kallsyms > /dev/ttyS0
 grep -wE "page_offset_base|vmemmap_base|vmalloc_base" /proc/kallsyms | awk '{ print "KVAR " $3 " " $1 }' > /dev/ttyS0
 for p in $(pidof sh); do sed -n "s/^\([0-9a-f]*\)-\([0-9a-f]*\) .*/UMAP \1 \2/p" /proc/$p/maps; done > /dev/ttyS0
+# The guest's own truth for the OS-awareness tests, between clear markers (read as root with
+# kptr_restrict=0, so addresses are real): every kernel symbol, every module, and last (so that the
+# list is what the images catch) every task's /proc/PID/stat line. One shell prints the task list
+# with builtins only; it names itself (TRUTH-SELF) so that the reader can leave it out.
+{ echo VMI-TRUTH-KALLSYMS-BEGIN; cat /proc/kallsyms; echo VMI-TRUTH-KALLSYMS-END; } > /dev/ttyS0
+{ echo VMI-TRUTH-MODULES-BEGIN; cat /proc/modules; echo VMI-TRUTH-MODULES-END; } > /dev/ttyS0
+sh -c 'echo "VMI-TRUTH-SELF $$"; echo VMI-TRUTH-PS-BEGIN; for f in /proc/[0-9]*/stat; do read -r l < $f && echo "$l"; done 2>/dev/null; echo VMI-TRUTH-PS-END' > /dev/ttyS0
 echo "VMI-GUEST-UP $(uname -r) la57=$(grep -c la57 /proc/cpuinfo)" > /dev/ttyS0
 while :; do sleep 3600; done
 EOF
@@ -127,12 +143,12 @@ qmp '"qmp_capabilities"' caps >/dev/null
 
 
 up=
-for _ in $(seq 1 600); do
+for _ in $(seq 1 1800); do
   if grep -q "VMI-GUEST-UP" "$serial" 2>/dev/null; then up=1; break; fi
   kill -0 "$qemu_pid" 2>/dev/null || die "QEMU exited before the guest came up (see $serial)"
   sleep 0.5
 done
-[ -n "$up" ] || die "the guest did not reach its marker in 300 s (see $serial)"
+[ -n "$up" ] || die "the guest did not reach its marker in 900 s (see $serial)"
 sleep 2
 
 # Stop with vCPU 0 in a user process (its CR3 maps user space as well as the kernel).

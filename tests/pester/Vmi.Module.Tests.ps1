@@ -6,8 +6,8 @@
 #>
 
 BeforeAll {
-    $manifest = Join-Path $PSScriptRoot '../../artifacts/module/Vmi/Vmi.psd1'
-    Import-Module $manifest -Force
+    # The module `dotnet build` lays out; in vmi it is already loaded (vmi imports its own copy at start).
+    if (-not (Get-Module Vmi)) { Import-Module (Join-Path $PSScriptRoot '../../artifacts/module/Vmi/Vmi.psd1') }
 
     # Addresses of the demo guest (Vmi.Mock.DemoGuestLayout).
     $Layout = [Vmi.Mock.DemoGuestLayout]
@@ -67,7 +67,7 @@ Describe 'Read-VmiMemory' {
 
     It 'reads through the hole with -ZeroFill and warns' {
         $r = Read-VmiMemory $UnmappedVa -Length 16 -ZeroFill -WarningVariable warn -WarningAction SilentlyContinue
-        $r.Bytes | Should -Be (,[byte[]]::new(16))
+        $r.Bytes | Should -Be ([byte[]]::new(16))
         $warn | Should -Not -BeNullOrEmpty
     }
 }

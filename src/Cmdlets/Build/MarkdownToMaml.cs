@@ -64,29 +64,45 @@ public class VmiMarkdownToMaml : Task
                 new XElement(Maml + "description", Paras(Section(page, "SYNOPSIS")))),
             new XElement(Maml + "description", Paras(Section(page, "DESCRIPTION"))));
 
-        var parameters = new XElement(Command + "parameters");
-        foreach (Match p in Regex.Matches(Section(page, "PARAMETERS"), "^### -(\\w+)\\s*\\n(.*?)```yaml\\n(.*?)```", RegexOptions.Singleline | RegexOptions.Multiline))
+        // Each parameter: its text and one yaml block per group of parameter sets with the same facts (platyPS's layout).
+        var documented = new List<(string Name, string Text, List<Dictionary<string, string>> Blocks)>();
+        foreach (Match p in Regex.Matches(Section(page, "PARAMETERS"), "^### -(\\w+)\\s*\\n(.*?)(?=^### |\\z)", RegexOptions.Singleline | RegexOptions.Multiline))
         {
-            Dictionary<string, string> yaml = p.Groups[3].Value.Split('\n')
-                .Select(l => l.Split(new[] { ':' }, 2)).Where(kv => kv.Length == 2)
-                .ToDictionary(kv => kv[0].Trim(), kv => kv[1].Trim());
-            string Get(string key) => yaml.TryGetValue(key, out string v) ? v : "";
-            string type = Get("Type");
-            parameters.Add(new XElement(Command + "parameter",
-                new XAttribute("required", Get("Required").StartsWith("True", StringComparison.Ordinal) ? "true" : "false"),
-                new XAttribute("variableLength", type.EndsWith("[]", StringComparison.Ordinal) ? "true" : "false"),
-                new XAttribute("globbing", Get("Accept wildcard characters").ToLowerInvariant()),
-                new XAttribute("pipelineInput", Get("Accept pipeline input")),
-                new XAttribute("position", Get("Position").ToLowerInvariant() == "named" ? "named" : Get("Position")),
-                new XAttribute("aliases", Get("Aliases").Length == 0 ? "none" : Get("Aliases")),
-                new XElement(Maml + "name", p.Groups[1].Value),
-                new XElement(Maml + "description", Paras(p.Groups[2].Value)),
-                new XElement(Command + "parameterValue", new XAttribute("required", "true"), new XAttribute("variableLength", "false"), type),
-                new XElement(Dev + "type", new XElement(Maml + "name", type)),
-                new XElement(Dev + "defaultValue", Get("Default value"))));
+            string body = p.Groups[2].Value;
+            int firstYaml = body.IndexOf("```yaml", StringComparison.Ordinal);
+            var blocks = Regex.Matches(body, "```yaml\\n(.*?)```", RegexOptions.Singleline).Cast<Match>()
+                .Select(y => y.Groups[1].Value.Split('\n').Select(l => l.Split(new[] { ':' }, 2)).Where(kv => kv.Length == 2)
+                    .GroupBy(kv => kv[0].Trim()).ToDictionary(g => g.Key, g => g.First()[1].Trim()))
+                .ToList();
+            if (blocks.Count > 0)
+            {
+                documented.Add((p.Groups[1].Value, firstYaml >= 0 ? body.Substring(0, firstYaml) : body, blocks));
+            }
         }
 
-        command.Add(parameters);
+        // SYNTAX: one item per parameter set (### SetName, "(Default)" marks the default), with the parameters of that set.
+        var syntax = new XElement(Command + "syntax");
+        List<string> sets = Regex.Matches(Section(page, "SYNTAX"), "^### (\\S+)", RegexOptions.Multiline).Cast<Match>().Select(m => m.Groups[1].Value).ToList();
+        foreach (string set in sets)
+        {
+            var item = new XElement(Command + "syntaxItem", new XElement(Maml + "name", name));
+            IEnumerable<(string Name, string Text, Dictionary<string, string> Facts)> inSet = documented
+                .Select(d => (d.Name, d.Text, Facts: d.Blocks.FirstOrDefault(b => InSet(b, set, sets.Count))))
+                .Where(d => d.Facts is not null)
+                .OrderBy(d => int.TryParse(Get(d.Facts, "Position"), out int pos) ? pos : int.MaxValue)
+                .ThenBy(d => Get(d.Facts, "Required").StartsWith("True", StringComparison.Ordinal) ? 0 : 1);
+            foreach ((string pName, string text, Dictionary<string, string> facts) in inSet)
+            {
+                item.Add(Parameter(pName, text, facts, inSyntax: true));
+            }
+
+            syntax.Add(item);
+        }
+
+        command.Add(syntax);
+        command.Add(new XElement(Command + "parameters", documented.Select(d => Parameter(d.Name, d.Text, d.Blocks[0], inSyntax: false))));
+        command.Add(new XElement(Command + "inputTypes", Types(Section(page, "INPUTS"), "inputType")));
+        command.Add(new XElement(Command + "returnValues", Types(Section(page, "OUTPUTS"), "returnValue")));
 
         var examples = new XElement(Command + "examples");
         foreach (Match e in Regex.Matches(Section(page, "EXAMPLES"), "^### (.*?)\\n```powershell\\n(.*?)```(.*?)(?=^### |\\z)", RegexOptions.Singleline | RegexOptions.Multiline))
@@ -113,6 +129,66 @@ public class VmiMarkdownToMaml : Task
             command.Add(new XElement(Maml + "alertSet", new XElement(Maml + "alert", Paras(notes))));
         }
 
+        var links = new XElement(Command + "relatedLinks");
+        foreach (Match l in Regex.Matches(Section(page, "RELATED LINKS"), "\\[([^\\]]+)\\]\\(([^)]*)\\)"))
+        {
+            // Links to sibling pages (Write-VmiMemory.md) name a command: Get-Help follows the name, not a file.
+            string uri = l.Groups[2].Value.EndsWith(".md", StringComparison.OrdinalIgnoreCase) ? "" : l.Groups[2].Value;
+            links.Add(new XElement(Maml + "navigationLink", new XElement(Maml + "linkText", l.Groups[1].Value), new XElement(Maml + "uri", uri)));
+        }
+
+        command.Add(links);
         return command;
+    }
+
+    private static string Get(Dictionary<string, string> yaml, string key) => yaml.TryGetValue(key, out string v) ? v : "";
+
+    private static bool InSet(Dictionary<string, string> yaml, string set, int setCount)
+    {
+        string sets = Get(yaml, "Parameter Sets");
+        return sets == "(All)" || setCount == 1 || sets.Split(',').Select(x => x.Trim()).Contains(set, StringComparer.Ordinal);
+    }
+
+    private static XElement Parameter(string name, string text, Dictionary<string, string> yaml, bool inSyntax)
+    {
+        string type = Get(yaml, "Type");
+        string position = Get(yaml, "Position");
+        var parameter = new XElement(Command + "parameter",
+            new XAttribute("required", Get(yaml, "Required").StartsWith("True", StringComparison.Ordinal) ? "true" : "false"),
+            new XAttribute("variableLength", type.EndsWith("[]", StringComparison.Ordinal) ? "true" : "false"),
+            new XAttribute("globbing", Get(yaml, "Accept wildcard characters").ToLowerInvariant()),
+            new XAttribute("pipelineInput", Get(yaml, "Accept pipeline input")),
+            new XAttribute("position", position.Length == 0 || position.Equals("named", StringComparison.OrdinalIgnoreCase) ? "named" : position),
+            new XAttribute("aliases", Get(yaml, "Aliases").Length == 0 ? "none" : Get(yaml, "Aliases")),
+            new XElement(Maml + "name", name),
+            new XElement(Maml + "description", Paras(text)));
+        string accepted = Get(yaml, "Accepted values");
+        if (inSyntax && accepted.Length > 0)
+        {
+            parameter.Add(new XElement(Command + "parameterValueGroup",
+                accepted.Split(',').Select(v => new XElement(Command + "parameterValue", new XAttribute("required", "false"), new XAttribute("variableLength", "false"), v.Trim()))));
+        }
+
+        // A switch takes no value: the syntax shows [-ZeroFill], not [-ZeroFill <SwitchParameter>].
+        if (!(inSyntax && type == "SwitchParameter"))
+        {
+            parameter.Add(new XElement(Command + "parameterValue", new XAttribute("required", type == "SwitchParameter" ? "false" : "true"),
+                new XAttribute("variableLength", type.EndsWith("[]", StringComparison.Ordinal) ? "true" : "false"), type));
+        }
+
+        parameter.Add(new XElement(Dev + "type", new XElement(Maml + "name", type), new XElement(Maml + "uri")));
+        parameter.Add(new XElement(Dev + "defaultValue", Get(yaml, "Default value")));
+        return parameter;
+    }
+
+    /// <summary>INPUTS / OUTPUTS: each ### heading is a type (or a list of them), the text under it its description.</summary>
+    private static IEnumerable<XElement> Types(string section, string element)
+    {
+        foreach (Match t in Regex.Matches(section, "^### ([^\\n]+?)[ \\t]*(?:\\n|\\z)(.*?)(?=^### |\\z)", RegexOptions.Singleline | RegexOptions.Multiline))
+        {
+            yield return new XElement(Command + element,
+                new XElement(Dev + "type", new XElement(Maml + "name", t.Groups[1].Value.Trim()), new XElement(Maml + "uri")),
+                new XElement(Maml + "description", Paras(t.Groups[2].Value)));
+        }
     }
 }

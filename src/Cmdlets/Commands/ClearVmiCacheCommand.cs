@@ -11,7 +11,7 @@ public enum VmiCacheKind
 }
 
 /// <summary>Flushes the session's caches (after the guest changed memory behind the session's back, for example).</summary>
-[Cmdlet(VerbsCommon.Clear, "VmiCache")]
+[Cmdlet(VerbsCommon.Clear, "VmiCache", SupportsShouldProcess = true)]
 [OutputType(typeof(VmiCacheInfo))]
 public sealed class ClearVmiCacheCommand : VmiCmdlet
 {
@@ -28,6 +28,11 @@ public sealed class ClearVmiCacheCommand : VmiCmdlet
     protected override void ProcessVmiRecord()
     {
         VmiSession session = ActiveSession;
+        if (!ShouldProcess(session.Name, Cache == VmiCacheKind.All ? "Flush the GFN and V2P caches" : $"Flush the {Cache} cache"))
+        {
+            return;
+        }
+
         session.Use(core =>
         {
             if (Cache is VmiCacheKind.All or VmiCacheKind.Gfn)

@@ -16,6 +16,12 @@ public sealed class ConnectVmiDomainCommand : PSCmdlet
     public const string PathSet = "Path";
     public const string NameSet = "Name";
     public const string IdSet = "Id";
+    public const string QmpSet = "Qmp";
+
+    /// <summary>A QEMU/KVM VM by its QMP socket: a unix socket path (-qmp unix:PATH,server=on,wait=off) or HOST:PORT.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = QmpSet)]
+    [ValidateNotNullOrEmpty]
+    public string? Qmp { get; set; }
 
     /// <summary>A Xen domain by name (as xl list shows it).</summary>
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = NameSet)]
@@ -97,7 +103,18 @@ public sealed class ConnectVmiDomainCommand : PSCmdlet
     {
         Vmi.Xen.XenDriver xen = DriverFactory.ConnectXen(selector, ReadOnly);
         Vmi.Xen.XenDomainInfo d = xen.Domain;
+        if (xen.Notice is { } notice)
+        {
+            WriteWarning(notice); // a domain left changed by a killed vmi: what was undone, or what a read-write connect would undo
+        }
+
         return (xen, d.Name, string.Format(System.Globalization.CultureInfo.InvariantCulture, "Xen domain {0} '{1}'", d.Id, d.Name));
+    }
+
+    private (IVmiDriver Driver, string Name, string Source) CreateQemu()
+    {
+        Vmi.Qemu.QemuDriver qemu = DriverFactory.ConnectQemu(Qmp!.Contains('/', StringComparison.Ordinal) ? GetUnresolvedProviderPathFromPSPath(Qmp) : Qmp, ReadOnly);
+        return (qemu, System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(Qmp)) ?? "qemu", qemu.Description);
     }
 
     private (IVmiDriver Driver, string Name, string Source) CreateDriver() => ParameterSetName switch
@@ -106,6 +123,7 @@ public sealed class ConnectVmiDomainCommand : PSCmdlet
         IdSet => CreateXen(Vmi.Xen.XenDomainSelector.ById(Id)),
         MockSet => (DriverFactory.CreateMock(), "mock", Messages.MockSource),
         PathSet => CreateImage(),
+        QmpSet => CreateQemu(),
         _ => throw new PSNotSupportedException(ParameterSetName),
     };
 }

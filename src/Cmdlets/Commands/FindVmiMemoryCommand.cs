@@ -80,6 +80,15 @@ public sealed class FindVmiMemoryCommand : VmiMemoryCmdlet
         else if (Physical)
         {
             ulong end = (session.MaxGfn + 1) * session.PageSize;
+            ulong stored = session.Use(core => core.Driver is Vmi.Dump.MemoryImage image ? image.StoredEnd.Value : end);
+            if (stored < end && start < end)
+            {
+                // An image may declare zero-filled memory far beyond what it stores (ELF p_memsz >> p_filesz): searching
+                // petabytes of zeros would take days, so the default range ends with the stored memory.
+                WriteWarning(string.Format(CultureInfo.CurrentCulture, Messages.SearchSkipsZeroFill, stored, end, end - stored));
+                end = stored;
+            }
+
             length = end > start ? end - start : 0;
         }
         else

@@ -18,6 +18,7 @@ public sealed class GetVmiSessionCommand : PSCmdlet
     public string[]? Name { get; set; }
 
     [Parameter(Mandatory = true, ParameterSetName = IdSet)]
+    [ArgumentCompleter(typeof(VmiSessionIdCompleter))]
     public int[]? Id { get; set; }
 
     /// <summary>Only the default session (the one cmdlets use without -Session).</summary>

@@ -6,11 +6,13 @@ namespace Vmi.PowerShell.Commands;
 
 /// <summary>
 /// Acquires the session's guest memory (Xen, an image, the mock) into an image file: ELF core (QEMU-compatible,
-/// with the registers in its notes), raw or LiME. Streamed page by page with progress; the guest is paused only
-/// with -Pause. The file appears only when complete (written beside it, then renamed).
+/// with the registers in its notes), raw or LiME. Streamed page by page with progress in bytes; the guest is paused
+/// only with -Pause. The file appears only when complete: it is written under a temporary name that only this
+/// command created and then renamed; a failure or Ctrl+C removes only that temporary file. The target must be a
+/// regular file: a device node, pipe or directory is refused, never replaced.
 /// </summary>
 [Cmdlet(VerbsData.Save, "VmiMemory", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
-[OutputType(typeof(FileInfo))]
+[OutputType(typeof(VmiSavedImage))]
 public sealed class SaveVmiMemoryCommand : VmiCmdlet
 {
     /// <summary>The image file to write.</summary>
@@ -26,7 +28,7 @@ public sealed class SaveVmiMemoryCommand : VmiCmdlet
     [Parameter]
     public SwitchParameter Pause { get; set; }
 
-    /// <summary>Overwrite an existing file.</summary>
+    /// <summary>Overwrite an existing regular file.</summary>
     [Parameter]
     public SwitchParameter Force { get; set; }
 
@@ -34,10 +36,21 @@ public sealed class SaveVmiMemoryCommand : VmiCmdlet
     {
         VmiSession session = ActiveSession;
         string path = GetUnresolvedProviderPathFromPSPath(Path);
-        bool exists = File.Exists(path);
-        if (exists && !Force)
+        bool exists = File.Exists(path) || Directory.Exists(path);
+        string? problem;
+        try
         {
-            WriteVmiError(new IOException($"'{path}' already exists: use -Force to overwrite it, or choose another path."), path);
+            problem = ImageFileWriter.CheckTarget(path, overwrite: true) // what kind of file: only a regular one is ever replaced
+                ?? (exists && !Force ? string.Format(System.Globalization.CultureInfo.CurrentCulture, Messages.SaveTargetExists, path) : null);
+        }
+        catch (IOException e)
+        {
+            problem = e.Message;
+        }
+
+        if (problem is not null)
+        {
+            WriteVmiError(new IOException(problem), path);
             return;
         }
 
@@ -51,48 +64,26 @@ public sealed class SaveVmiMemoryCommand : VmiCmdlet
             RequireWritable(session, "pause the guest");
         }
 
-        string partial = path + ".partial";
         var progress = new ProgressReporter(this, 7, $"Save-VmiMemory {path}");
         try
         {
-            session.Use(core =>
+            ImageFileResult result = session.Use(core =>
             {
                 using VmiPauseGuard? guard = Pause ? core.PauseGuard() : null;
-                using var file = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16);
-                ImageWriter.Write(core, file, Format, new Adapter(progress), StopToken);
+                return ImageFileWriter.Write(core, path, Format, Force, new Adapter(progress), StopToken);
             });
-            File.Move(partial, path, overwrite: true);
             progress.Complete();
-            WriteObject(new FileInfo(path));
+            WriteObject(new VmiSavedImage(session, result));
         }
         catch (Exception e) when (IsItemError(e) || e is IOException or UnauthorizedAccessException)
         {
-            TryDelete(partial);
             WriteVmiError(e, path);
         }
-        catch
-        {
-            TryDelete(partial);
-            throw;
-        }
     }
 
-    private static void TryDelete(string path)
-    {
-        try
-        {
-            File.Delete(path);
-        }
-        catch (IOException)
-        {
-        }
-        catch (UnauthorizedAccessException)
-        {
-        }
-    }
-
+    /// <summary>Progress in bytes of guest memory.</summary>
     private sealed class Adapter(IProgress<(ulong Done, ulong Total)> inner) : IProgress<ImageWriteProgress>
     {
-        public void Report(ImageWriteProgress value) => inner.Report((value.PagesDone, value.PagesTotal));
+        public void Report(ImageWriteProgress value) => inner.Report(((ulong)value.BytesData, (ulong)value.BytesTotal));
     }
 }

@@ -19,6 +19,10 @@ internal static class DriverFactory
     public static XenDriver ConnectXen(XenDomainSelector selector, bool readOnly) =>
         WithXen(() => XenDriver.Connect(selector, new XenConnectOptions { ReadOnly = readOnly, ResetOnInterrupt = false }));
 
+    /// <summary>A QEMU/KVM VM by its QMP socket (unix path or HOST:PORT). The driver restores the VM on exit and SIGTERM.</summary>
+    public static Vmi.Qemu.QemuDriver ConnectQemu(string qmp, bool readOnly) =>
+        Vmi.Qemu.QemuDriver.Connect(qmp, new Vmi.Qemu.QemuConnectOptions { ReadOnly = readOnly });
+
     /// <summary>The Xen domains on this host.</summary>
     public static IReadOnlyList<XenDomainInfo> ListXenDomains() => WithXen(XenDriver.ListDomains);
 

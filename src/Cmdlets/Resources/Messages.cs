@@ -61,4 +61,8 @@ internal static class Messages
     internal static string ProgressStatus => Get(nameof(ProgressStatus));
 
     internal static string MockSource => Get(nameof(MockSource));
+
+    internal static string SearchSkipsZeroFill => Get(nameof(SearchSkipsZeroFill));
+
+    internal static string SaveTargetExists => Get(nameof(SaveTargetExists));
 }

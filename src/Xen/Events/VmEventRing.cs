@@ -128,6 +128,35 @@ internal sealed unsafe class VmEventRing
         Volatile.Write(ref Header->RspProd, _rspProdPvt);
     }
 
+    /// <summary>
+    /// Puts one "continue" response per vCPU, answering no request, and notifies Xen. Xen matches responses to no
+    /// request: one that says the vCPU was paused unpauses it if it waits for an answer, and does nothing otherwise.
+    /// That releases vCPUs a dead consumer left waiting on an earlier ring. Only on a fresh ring that is torn down
+    /// right after: the unsolicited responses leave Xen's free-slot count off by as many.
+    /// </summary>
+    public void ReleasePausedVcpus(int vcpuCount)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(vcpuCount);
+        if (_reqCons != 0 || _rspProdPvt != 0 || vcpuCount > Capacity)
+        {
+            throw new InvalidOperationException($"Releasing {vcpuCount} vCPU(s) needs a fresh ring of at least as many slots (this one has {Capacity} and has been used).");
+        }
+
+        for (uint v = 0; v < (uint)vcpuCount; v++)
+        {
+            VmEventSt rsp = default;
+            rsp.Version = VmEventAbi.InterfaceVersion;
+            rsp.VcpuId = v;
+            rsp.Flags = VmEventAbi.FlagVcpuPaused;
+            Unsafe.WriteUnaligned(Slot(_rspProdPvt), rsp);
+            _rspProdPvt++;
+        }
+
+        Interlocked.MemoryBarrier();
+        Volatile.Write(ref Header->RspProd, _rspProdPvt);
+        _notify();
+    }
+
     /// <summary>Tells Xen the responses are there (the event channel kick).</summary>
     public void Notify() => _notify();
 

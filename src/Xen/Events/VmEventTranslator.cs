@@ -169,13 +169,23 @@ internal static class VmEventTranslator
             rsp.Altp2mIdx = view.Value;
         }
 
+        if (request.Reason == VmEventAbi.ReasonCpuid && (request.Flags & VmEventAbi.FlagVcpuPaused) != 0
+            && (response.Flags & VmiEventResponseFlags.Emulate) == 0 && (response.Registers is null || response.Registers.Rip == request.Data.Regs.X86.Rip))
+        {
+            // Xen (hvm_vmexit_cpuid) puts the results in RAX..RDX and leaves RIP on the CPUID for the monitor to step
+            // past: left there, the guest runs CPUID again with the result as its leaf. Step past it, as xen-access does.
+            rsp.Flags |= VmEventAbi.FlagSetRegisters;
+            rsp.Data.Regs.X86.Rip = request.Data.Regs.X86.Rip + request.U.Cpuid.InsnLength;
+        }
+
         if (response.Registers is { } gp)
         {
             rsp.Flags |= VmEventAbi.FlagSetRegisters;
             ref VmEventRegsX86 x = ref rsp.Data.Regs.X86;
             x.Rax = gp.Rax; x.Rbx = gp.Rbx; x.Rcx = gp.Rcx; x.Rdx = gp.Rdx; x.Rsp = gp.Rsp; x.Rbp = gp.Rbp; x.Rsi = gp.Rsi; x.Rdi = gp.Rdi;
             x.R8 = gp.R8; x.R9 = gp.R9; x.R10 = gp.R10; x.R11 = gp.R11; x.R12 = gp.R12; x.R13 = gp.R13; x.R14 = gp.R14; x.R15 = gp.R15;
-            x.Rip = gp.Rip; x.Rflags = gp.Rflags;
+            x.Rip = request.Reason == VmEventAbi.ReasonCpuid && gp.Rip == request.Data.Regs.X86.Rip ? x.Rip : gp.Rip;
+            x.Rflags = gp.Rflags;
         }
 
         return rsp;

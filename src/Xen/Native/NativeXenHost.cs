@@ -33,6 +33,29 @@ internal sealed unsafe class NativeXenHost : IXenHost
 
     public Version Version { get; }
 
+    public XenCpuVendor CpuVendor { get; } = DetectCpuVendor();
+
+    /// <summary>CPUID leaf 0's vendor string: a PV dom0 sees the real CPU's.</summary>
+    internal static XenCpuVendor DetectCpuVendor()
+    {
+        if (!System.Runtime.Intrinsics.X86.X86Base.IsSupported)
+        {
+            return XenCpuVendor.Unknown;
+        }
+
+        (int _, int ebx, int ecx, int edx) = System.Runtime.Intrinsics.X86.X86Base.CpuId(0, 0);
+        Span<byte> vendor = stackalloc byte[12];
+        BinaryPrimitives.WriteInt32LittleEndian(vendor, ebx);
+        BinaryPrimitives.WriteInt32LittleEndian(vendor[4..], edx);
+        BinaryPrimitives.WriteInt32LittleEndian(vendor[8..], ecx);
+        return Encoding.ASCII.GetString(vendor) switch
+        {
+            "GenuineIntel" => XenCpuVendor.Intel,
+            "AuthenticAMD" or "HygonGenuine" => XenCpuVendor.Amd,
+            _ => XenCpuVendor.Unknown,
+        };
+    }
+
     /// <summary>Whether this libxenctrl has xc_domain_getinfo_single (4.18+); otherwise xc_domain_getinfolist is used.</summary>
     public bool HasGetinfoSingle => _getinfoSingle != null;
 
@@ -181,6 +204,69 @@ internal sealed unsafe class NativeXenHost : IXenHost
         using XenStoreHandle? xs = OpenXenStore();
         return xs is null ? null : ReadString(xs, string.Create(CultureInfo.InvariantCulture, $"/local/domain/{domid}/name"));
     }
+
+    public string? ReadStore(string path)
+    {
+        using XenStoreHandle xs = OpenXenStore() ?? throw NoXenStore();
+        return ReadString(xs, path);
+    }
+
+    public IReadOnlyList<string> ListStore(string path)
+    {
+        using XenStoreHandle xs = OpenXenStore() ?? throw NoXenStore();
+        byte** entries = XenStore.xs_directory(xs, XenStore.XbtNull, path, out uint count);
+        if (entries == null)
+        {
+            return [];
+        }
+
+        try
+        {
+            var names = new List<string>((int)count);
+            for (uint i = 0; i < count; i++)
+            {
+                if (Marshal.PtrToStringUTF8((nint)entries[i]) is { } name)
+                {
+                    names.Add(name);
+                }
+            }
+
+            return names;
+        }
+        finally
+        {
+            Libc.free(entries);
+        }
+    }
+
+    public void WriteStore(string path, string value)
+    {
+        using XenStoreHandle xs = OpenXenStore() ?? throw NoXenStore();
+        byte[] bytes = Encoding.UTF8.GetBytes(value);
+        fixed (byte* b = bytes)
+        {
+            if (!XenStore.xs_write(xs, XenStore.XbtNull, path, b, (uint)bytes.Length))
+            {
+                XenErrors.Throw(Marshal.GetLastPInvokeError(), $"to write xenstore node {path}", 0);
+            }
+        }
+    }
+
+    public void RemoveStore(string path)
+    {
+        using XenStoreHandle xs = OpenXenStore() ?? throw NoXenStore();
+        if (!XenStore.xs_rm(xs, XenStore.XbtNull, path))
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno != XenErrors.ENoEnt)
+            {
+                XenErrors.Throw(errno, $"to remove xenstore node {path}", 0);
+            }
+        }
+    }
+
+    private static VmiDriverException NoXenStore() =>
+        new("xenstore cannot be opened (xs_open): start xenstored in dom0 (the xen-utils service, or xenstored by hand).", XenErrors.ENoEnt);
 
     private static Dictionary<uint, string> ReadDomainNames()
     {
@@ -448,6 +534,9 @@ internal sealed unsafe class NativeXenHost : IXenHost
     }
 
     public IXenMonitorChannel EnableMonitorRing(uint domid) => MonitorChannel.Open(_xc, domid);
+
+    public void DisableMonitorRing(uint domid) =>
+        XenErrors.Check(XenCtrl.xc_monitor_disable(_xc, domid), "to disable the monitor ring left behind (xc_monitor_disable)", domid);
 
     public void SetMonitor(uint domid, EventMonitor monitor, bool enable)
     {

@@ -222,6 +222,14 @@ internal static unsafe partial class XenStore
     /// <summary>Returns a malloc'd buffer of <paramref name="length"/> bytes (free it).</summary>
     [LibraryImport(XenLibraries.XenStore, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial byte* xs_read(XenStoreHandle handle, uint transaction, string path, out uint length);
+
+    [LibraryImport(XenLibraries.XenStore, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    [return: MarshalAs(UnmanagedType.U1)]
+    public static partial bool xs_write(XenStoreHandle handle, uint transaction, string path, byte* data, uint length);
+
+    [LibraryImport(XenLibraries.XenStore, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    [return: MarshalAs(UnmanagedType.U1)]
+    public static partial bool xs_rm(XenStoreHandle handle, uint transaction, string path);
 }
 
 /// <summary>The few libc calls the Xen libraries' conventions need.</summary>

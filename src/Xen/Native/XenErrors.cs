@@ -41,8 +41,8 @@ internal static class XenErrors
             EPerm or EAcces => " Run as root in dom0. If you are, the hypervisor may be a different Xen release than libxenctrl (install the tools of the running Xen), or XSM/FLASK policy denies it.",
             ESrch => " The domain no longer exists.",
             ENoMem => " Xen is out of memory for this, or the domain is at its memory limit (xl mem-max).",
-            ENoSys or EOpNotSupp => " This Xen, CPU or domain does not support it (HVM guest with hardware-assisted paging needed).",
-            EBusy => " Another introspection tool (LibVMI, DRAKVUF, xen-access) holds the domain's monitor ring: stop it first.",
+            ENoSys or EOpNotSupp => " This Xen, CPU or domain does not offer it.",
+            EBusy => " The domain is busy with this: another session or tool may hold what it needs.",
             ENoDev => " The domain's monitor ring is not enabled.",
             _ => string.Empty,
         };

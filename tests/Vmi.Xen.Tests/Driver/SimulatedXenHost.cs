@@ -60,6 +60,22 @@ internal sealed unsafe class SimulatedXenHost : IXenHost
 
     public Version Version { get; } = new(4, 17);
 
+    /// <summary>
+    /// The host CPU. On AMD the simulated Xen refuses what Xen 4.17 refuses on SVM, with the same errno the lab saw:
+    /// single-stepping (EOPNOTSUPP: no monitor trap flag), mem_access (EINVAL), altp2m (EOPNOTSUPP).
+    /// </summary>
+    public XenCpuVendor CpuVendor { get; set; } = XenCpuVendor.Intel;
+
+    /// <summary>vCPUs paused by a request that waits for an answer (vm_event_vcpu_pause): only a response releases them.</summary>
+    public HashSet<uint> WaitingVcpus { get; } = [];
+
+    /// <summary>xenstore.</summary>
+    public Dictionary<string, string> Store { get; } = new(StringComparer.Ordinal);
+
+    private bool Amd => CpuVendor == XenCpuVendor.Amd;
+
+    private static VmiDriverException Errno(int errno, string what) => XenErrors.Create(errno, what, GuestId);
+
     private void Call(string name)
     {
         Calls.Add(name);
@@ -115,22 +131,33 @@ internal sealed unsafe class SimulatedXenHost : IXenHost
     public ulong GetHvmParam(uint domid, uint param) => param == XenCtrl.HvmParamAltp2m ? Altp2mParam : 0;
 
     public MemoryAccess GetMemAccess(uint domid, View view, Gfn gfn) =>
-        Access.TryGetValue((view.Value, gfn.Value), out MemoryAccess a) ? a : MemoryAccess.RWX;
+        Amd ? throw Errno(XenErrors.EInval, $"to read the access of frame {gfn} in view {view}")
+        : Access.TryGetValue((view.Value, gfn.Value), out MemoryAccess a) ? a : MemoryAccess.RWX;
 
     public void SetMemAccess(uint domid, View view, Gfn first, uint count, MemoryAccess access)
     {
         Call($"SetMemAccess {view} {first} {count} {access}");
+        if (Amd)
+        {
+            throw Errno(XenErrors.EInval, $"to set the access of {count} frame(s) from {first} in view {view}");
+        }
+
         for (uint i = 0; i < count; i++)
         {
             Access[(view.Value, first.Value + i)] = access;
         }
     }
 
-    public bool GetAltp2mState(uint domid) => Altp2mState;
+    public bool GetAltp2mState(uint domid) => Amd ? throw Errno(XenErrors.EOpNotSupp, "to report the altp2m state") : Altp2mState;
 
     public void SetAltp2mState(uint domid, bool enabled)
     {
         Call("SetAltp2mState " + enabled);
+        if (Amd)
+        {
+            throw Errno(XenErrors.EOpNotSupp, "to enable altp2m");
+        }
+
         Altp2mState = enabled;
     }
 
@@ -219,6 +246,11 @@ internal sealed unsafe class SimulatedXenHost : IXenHost
             throw new VmiDriverException("no ring", XenErrors.ENoDev);
         }
 
+        if (Amd && monitor.Kind == MonitorKind.Singlestep)
+        {
+            throw Errno(XenErrors.EOpNotSupp, (enable ? "to enable the " : "to disable the ") + monitor + " monitor");
+        }
+
         if (enable)
         {
             Monitors.Add(monitor);
@@ -232,6 +264,11 @@ internal sealed unsafe class SimulatedXenHost : IXenHost
     public void SetSinglestep(uint domid, VcpuId vcpu, bool enable)
     {
         Call($"SetSinglestep {vcpu} {enable}");
+        if (Amd)
+        {
+            throw Errno(XenErrors.EOpNotSupp, (enable ? "to start" : "to stop") + $" single-stepping vCPU {vcpu}");
+        }
+
         if (enable)
         {
             Singlestepping.Add(vcpu.Value);
@@ -246,6 +283,46 @@ internal sealed unsafe class SimulatedXenHost : IXenHost
     {
         Call("SetInguestPagefaultDisabled " + disabled);
         PageWalkEventsDisabled = disabled;
+    }
+
+    /// <summary>As Xen's vm_event_disable: the ring goes, monitors stay on, vCPUs waiting for an answer stay paused.</summary>
+    public void DisableMonitorRing(uint domid)
+    {
+        Call("DisableMonitorRing (left behind)");
+        if (Channel is { } c)
+        {
+            c.Abandon();
+        }
+    }
+
+    public string? ReadStore(string path) => Store.GetValueOrDefault(path);
+
+    public IReadOnlyList<string> ListStore(string path) =>
+        Store.Keys.Where(k => k.StartsWith(path + "/", StringComparison.Ordinal)).Select(k => k[(path.Length + 1)..].Split('/')[0]).Distinct().ToList();
+
+    public void WriteStore(string path, string value)
+    {
+        Call("WriteStore");
+        Store[path] = value;
+    }
+
+    public void RemoveStore(string path)
+    {
+        Call("RemoveStore");
+        foreach (string k in Store.Keys.Where(k => k == path || k.StartsWith(path + "/", StringComparison.Ordinal)).ToArray())
+        {
+            Store.Remove(k);
+        }
+    }
+
+    /// <summary>What SIGKILL does to the session's records: its process is gone (a PID now reused by another process).</summary>
+    public void KillSessions()
+    {
+        foreach (string k in Store.Keys.ToArray())
+        {
+            XenSessionRecord r = XenSessionRecord.Parse(Store[k])!;
+            Store[k] = (r with { StartTicks = r.StartTicks + 1 }).Format();
+        }
     }
 
     public void Dispose() => Disposed = true;
@@ -270,6 +347,11 @@ internal sealed unsafe class SimulatedXenHost : IXenHost
 
         public void Put(VmEventSt request)
         {
+            if ((request.Flags & VmEventAbi.FlagVcpuPaused) != 0)
+            {
+                host.WaitingVcpus.Add(request.VcpuId);
+            }
+
             Unsafe.WriteUnaligned(_page + 64 + ((_reqProd & 7) * VmEventSt.Size), request);
             _reqProd++;
             ((VmEventSringHeader*)_page)->ReqProd = _reqProd;
@@ -293,8 +375,13 @@ internal sealed unsafe class SimulatedXenHost : IXenHost
             uint prod = ((VmEventSringHeader*)_page)->RspProd;
             while (_rspCons != prod)
             {
-                Responses.Add(Unsafe.ReadUnaligned<VmEventSt>(_page + 64 + ((_rspCons & 7) * VmEventSt.Size)));
+                VmEventSt rsp = Unsafe.ReadUnaligned<VmEventSt>(_page + 64 + ((_rspCons & 7) * VmEventSt.Size));
+                Responses.Add(rsp);
                 _rspCons++;
+                if ((rsp.Flags & VmEventAbi.FlagVcpuPaused) != 0)
+                {
+                    host.WaitingVcpus.Remove(rsp.VcpuId); // Xen matches responses to no request
+                }
             }
         }
 
@@ -311,7 +398,7 @@ internal sealed unsafe class SimulatedXenHost : IXenHost
                 throw new VmiDriverException("vCPUs wait for ring slots", XenErrors.EBusy);
             }
 
-            if (_reqProd != _rspCons)
+            if ((int)(_reqProd - _rspCons) > 0)
             {
                 throw new InvalidOperationException($"the ring was torn down with {_reqProd - _rspCons} request(s) unanswered: their vCPUs would stay paused");
             }
@@ -319,6 +406,13 @@ internal sealed unsafe class SimulatedXenHost : IXenHost
             Open = false;
             host.Channel = null;
             NativeMemory.AlignedFree(_page);
+        }
+
+        /// <summary>Xen drops the ring (its consumer is gone); the page stays allocated for the dead consumer's stale pointers.</summary>
+        public void Abandon()
+        {
+            Open = false;
+            host.Channel = null;
         }
     }
 

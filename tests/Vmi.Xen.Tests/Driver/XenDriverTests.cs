@@ -281,7 +281,7 @@ public sealed class XenDriverTests : IDisposable
 
         d.ResetState();
 
-        Assert.Contains("SetSinglestep 0 False", _xen.Calls);
+        Assert.DoesNotContain("SetSinglestep 0 False", _xen.Calls); // never turned on there: never undone
         Assert.Contains("SetSinglestep 1 False", _xen.Calls);
         Assert.True(_xen.Calls.IndexOf("SetSinglestep 1 False") < _xen.Calls.IndexOf("DisableMonitorRing"));
     }
@@ -299,7 +299,7 @@ public sealed class XenDriverTests : IDisposable
 
         Assert.False(channel.Open);
         Assert.Equal([0u, 1u], channel.Responses.Select(r => r.VcpuId));
-        Assert.All(channel.Responses, r => Assert.Equal(VmEventAbi.FlagVcpuPaused, r.Flags));
+        Assert.All(channel.Responses, r => Assert.Equal(VmEventAbi.FlagVcpuPaused, r.Flags & VmEventAbi.FlagVcpuPaused));
         Assert.Equal(0, _xen.PauseCount);
         Assert.True(_xen.Disposed);
         d.Dispose(); // idempotent

@@ -54,7 +54,8 @@ public sealed class RingProtocolTests : IDisposable
         List<VmEventSt> rsp = _xen.TakeResponses();
         Assert.Equal([0u, 3u, 1u], rsp.Select(r => r.VcpuId));
         Assert.All(rsp, r => Assert.Equal(VmEventAbi.InterfaceVersion, r.Version));
-        Assert.All(rsp, r => Assert.Equal(VmEventAbi.FlagVcpuPaused, r.Flags)); // unpause, nothing else
+        // unpause, nothing else; CPUID also steps past the instruction (Xen leaves RIP on it)
+        Assert.Equal([VmEventAbi.FlagVcpuPaused | VmEventAbi.FlagSetRegisters, VmEventAbi.FlagVcpuPaused, VmEventAbi.FlagVcpuPaused], rsp.Select(r => r.Flags));
         Assert.Equal(1, _xen.Notifications); // one kick per batch
         Assert.Equal(_xen.Ring.RequestConsumer + 1, _xen.ReqEvent); // asks to be told of the next request
     }
@@ -175,8 +176,8 @@ public sealed class RingProtocolTests : IDisposable
     [Fact]
     public void A_handler_that_throws_still_gets_its_event_answered_and_the_rest_wait()
     {
-        _xen.Put(XenRingSimulator.Request(0, VmEventAbi.ReasonCpuid));
-        _xen.Put(XenRingSimulator.Request(1, VmEventAbi.ReasonCpuid));
+        _xen.Put(XenRingSimulator.Request(0, VmEventAbi.ReasonGuestRequest));
+        _xen.Put(XenRingSimulator.Request(1, VmEventAbi.ReasonGuestRequest));
 
         Assert.Throws<InvalidOperationException>(() => _processor.Process(_ => throw new InvalidOperationException("handler bug")));
 
@@ -192,7 +193,7 @@ public sealed class RingProtocolTests : IDisposable
     [Fact]
     public void Cancellation_takes_nothing_from_the_ring()
     {
-        _xen.Put(XenRingSimulator.Request(0, VmEventAbi.ReasonCpuid));
+        _xen.Put(XenRingSimulator.Request(0, VmEventAbi.ReasonGuestRequest));
         using var cts = new CancellationTokenSource();
         cts.Cancel();
         Assert.Equal(0, _processor.Process(_ => VmiEventResponse.Continue, cts.Token));
@@ -313,13 +314,13 @@ public sealed class RingProtocolTests : IDisposable
     [Fact]
     public void An_impossible_response_is_reported_after_the_vcpu_is_released()
     {
-        _xen.Put(XenRingSimulator.Request(0, VmEventAbi.ReasonCpuid));
+        _xen.Put(XenRingSimulator.Request(0, VmEventAbi.ReasonGuestRequest));
         var ex = Assert.Throws<ArgumentException>(() => _processor.Process(_ => VmiEventResponse.ReinjectInterrupt));
         Assert.Contains("breakpoint", ex.Message, StringComparison.Ordinal);
         Assert.Empty(_injected);
         Assert.Equal(VmEventAbi.FlagVcpuPaused, Assert.Single(_xen.TakeResponses()).Flags);
 
-        _xen.Put(XenRingSimulator.Request(0, VmEventAbi.ReasonCpuid));
+        _xen.Put(XenRingSimulator.Request(0, VmEventAbi.ReasonGuestRequest));
         Assert.Throws<ArgumentException>(() => _processor.Process(_ => new VmiEventResponse(VmiEventResponseFlags.ToggleFastSinglestep)));
         Assert.Equal(VmEventAbi.FlagVcpuPaused, Assert.Single(_xen.TakeResponses()).Flags);
     }
@@ -401,5 +402,35 @@ public sealed class RingProtocolTests : IDisposable
     public void Putting_a_response_without_a_request_is_refused()
     {
         Assert.Throws<InvalidOperationException>(() => _xen.Ring.PutResponse(default));
+    }
+
+    [Fact]
+    public void A_cpuid_answered_continue_steps_past_the_instruction_with_xens_results_kept()
+    {
+        // Xen 4.17 (hvm_vmexit_cpuid) puts the results in RAX..RDX and leaves RIP on the CPUID when a monitor takes it:
+        // a response that does not move RIP makes the guest run CPUID again with the result as its leaf.
+        VmEventSt cpuid = XenRingSimulator.Request(0, VmEventAbi.ReasonCpuid);
+        cpuid.U.Cpuid.InsnLength = 2;
+        cpuid.U.Cpuid.Leaf = 0xd;
+        cpuid.Data.Regs.X86.Rax = 0x207; // the result Xen computed
+        ulong rip = cpuid.Data.Regs.X86.Rip;
+
+        VmEventSt cont = VmEventTranslator.ToResponse(cpuid, VmiEventResponse.Continue);
+        Assert.Equal(VmEventAbi.FlagVcpuPaused | VmEventAbi.FlagSetRegisters, cont.Flags);
+        Assert.Equal(rip + 2, cont.Data.Regs.X86.Rip);
+        Assert.Equal(0x207ul, cont.Data.Regs.X86.Rax);
+
+        // The handler changes a result and leaves RIP: the driver still steps past.
+        GpRegisters changed = VmEventTranslator.ToRegisters(cpuid.Data.Regs.X86).ToGpRegisters() with { Rbx = 0x1234 };
+        VmEventSt set = VmEventTranslator.ToResponse(cpuid, new VmiEventResponse(Registers: changed));
+        Assert.Equal(rip + 2, set.Data.Regs.X86.Rip);
+        Assert.Equal(0x1234ul, set.Data.Regs.X86.Rbx);
+
+        // The handler moves RIP itself: its RIP is kept.
+        Assert.Equal(0x4000ul, VmEventTranslator.ToResponse(cpuid, new VmiEventResponse(Registers: changed with { Rip = 0x4000 })).Data.Regs.X86.Rip);
+
+        // Other reasons are untouched.
+        VmEventSt guest = XenRingSimulator.Request(0, VmEventAbi.ReasonGuestRequest);
+        Assert.Equal(VmEventAbi.FlagVcpuPaused, VmEventTranslator.ToResponse(guest, VmiEventResponse.Continue).Flags);
     }
 }

@@ -6,7 +6,7 @@
 #>
 
 BeforeAll {
-    Import-Module (Join-Path $PSScriptRoot '../../../artifacts/module/Vmi/Vmi.psd1') -Force
+    if (-not (Get-Module Vmi)) { Import-Module (Join-Path $PSScriptRoot '../../../artifacts/module/Vmi/Vmi.psd1') }
     . (Join-Path $PSScriptRoot 'Test-SyscallHook.ps1')
     $Layout = [Vmi.Mock.DemoGuestLayout]
 }

@@ -1,0 +1,84 @@
+using System.Management.Automation;
+using Vmi.Os.Linux;
+
+namespace Vmi.PowerShell.Commands;
+
+/// <summary>Kernel symbols from the guest's own kallsyms: by name (wildcards), or the nearest symbol at or below an address.</summary>
+[Cmdlet(VerbsCommon.Get, "VmiSymbol", DefaultParameterSetName = ByName)]
+[OutputType(typeof(VmiSymbol))]
+public sealed class GetVmiSymbolCommand : VmiCmdlet
+{
+    public const string ByName = "ByName";
+    public const string ByAddress = "ByAddress";
+
+    /// <summary>Symbol names; wildcards allowed (case-sensitive, as the kernel's names are). Default: every symbol.</summary>
+    [Parameter(Position = 0, ParameterSetName = ByName)]
+    [SupportsWildcards]
+    [ValidateNotNullOrEmpty]
+    public string[] Name { get; set; } = ["*"];
+
+    /// <summary>Addresses to name: each gives the nearest symbol at or below it, with the offset.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = ByAddress, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [Alias("Va")]
+    [VmiAddressTransformation]
+    public ulong[] Address { get; set; } = [];
+
+    protected override void ProcessVmiRecord()
+    {
+        VmiSession session = ActiveSession;
+        KallsymsTable symbols;
+        try
+        {
+            symbols = LinuxSessions.Get(session).Symbols;
+        }
+        catch (Exception e) when (IsItemError(e))
+        {
+            ThrowTerminatingError(VmiErrors.FromException(e, session));
+            return;
+        }
+
+        if (ParameterSetName == ByAddress)
+        {
+            foreach (ulong address in Address)
+            {
+                if (symbols.TryFindNearest(address, out KernelSymbol s))
+                {
+                    WriteObject(new VmiSymbol(session, s, address));
+                }
+                else
+                {
+                    WriteVmiError(new VmiSymbolNotFoundException($"0x{address:x}"), address);
+                }
+            }
+
+            return;
+        }
+
+        foreach (string name in Name)
+        {
+            if (!WildcardPattern.ContainsWildcardCharacters(name))
+            {
+                if (symbols.TryGetSymbol(name, out KernelSymbol symbol))
+                {
+                    WriteObject(new VmiSymbol(session, symbol, symbol.Address));
+                }
+                else
+                {
+                    WriteVmiError(new VmiSymbolNotFoundException(name), name);
+                }
+
+                continue;
+            }
+
+            var pattern = new WildcardPattern(name, WildcardOptions.None);
+            foreach (KernelSymbol s in symbols.Symbols)
+            {
+                StopToken.ThrowIfCancellationRequested();
+                if (pattern.IsMatch(s.Name))
+                {
+                    WriteObject(new VmiSymbol(session, s, s.Address));
+                }
+            }
+        }
+    }
+}

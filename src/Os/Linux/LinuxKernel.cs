@@ -1,0 +1,646 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using Vmi.Core;
+using Vmi.Core.Arch.Amd64;
+
+namespace Vmi.Os.Linux;
+
+/// <summary>Limits for walking guest-controlled lists.</summary>
+public sealed record LinuxWalkOptions
+{
+    /// <summary>The most tasks (or modules) a walk visits before it stops with a warning.</summary>
+    public int MaxEntries { get; init; } = 65536;
+
+    /// <summary>The longest command line read, in bytes.</summary>
+    public int MaxCommandLine { get; init; } = 4096;
+}
+
+/// <summary>
+/// A Linux guest understood from its own memory, with no profile: the kernel found through the page tables,
+/// every symbol from the compressed kallsyms tables and every type from the BTF blob. Build it with
+/// <see cref="Open"/>; it then lists processes and modules on demand. Uses its <see cref="IGuestMemory"/>
+/// from one thread at a time.
+/// </summary>
+public sealed class LinuxKernel
+{
+    /// <summary>__START_KERNEL_map: the 1 GiB window the kernel image is mapped in (x86-64).</summary>
+    public const ulong KernelMapStart = 0xffff_ffff_8000_0000;
+
+    public const ulong KernelMapEnd = 0xffff_ffff_c000_0000;
+
+    /// <summary>The link address of _text with no KASLR slide.</summary>
+    public const ulong TextLinkAddress = 0xffff_ffff_8100_0000;
+
+    private const ulong Chunk = 2 << 20;
+    private const int BtfMaxSize = 256 << 20;
+    private const ulong MaxStructSize = 1 << 20;
+    private const int PtiFeatureBit = 7 * 32 + 11; // X86_FEATURE_PTI
+
+    private readonly IGuestMemory _memory;
+    private readonly GuestReader _kernel;
+
+    private LinuxKernel(IGuestMemory memory, GuestReader kernel, KallsymsTable symbols, BtfTypes? types, LinuxKernelInfo info)
+    {
+        _memory = memory;
+        _kernel = kernel;
+        Symbols = symbols;
+        Types = types;
+        Info = info;
+    }
+
+    public LinuxKernelInfo Info { get; }
+
+    public KallsymsTable Symbols { get; }
+
+    /// <summary>The kernel's BTF, or null for a kernel built without CONFIG_DEBUG_INFO_BTF.</summary>
+    public BtfTypes? Types { get; }
+
+    /// <summary>Finds the kernel, its symbols and its types in guest memory. Throws <see cref="LinuxIntrospectionException"/> saying what is missing.</summary>
+    public static LinuxKernel Open(IGuestMemory memory)
+    {
+        ArgumentNullException.ThrowIfNull(memory);
+        PagingMode mode;
+        try
+        {
+            mode = memory.PagingMode;
+        }
+        catch (VmiException e)
+        {
+            throw new LinuxIntrospectionException("Cannot tell the guest's paging mode: " + e.Message, e);
+        }
+
+        if (mode is not (PagingMode.Ia32e or PagingMode.Ia32eLa57))
+        {
+            throw new LinuxIntrospectionException($"The guest's paging mode is {mode}; Linux awareness needs a 64-bit kernel (4- or 5-level paging).");
+        }
+
+        List<Pa> roots = CandidateRoots(memory);
+        if (roots.Count == 0)
+        {
+            throw new LinuxIntrospectionException("The target gives no page-table root (no vCPU registers with paging on): for a raw image, give its CR3.");
+        }
+
+        Dictionary<string, string> vmcoreinfo = ParseVmcoreinfo(memory.Vmcoreinfo);
+        var tried = new List<string>();
+        var scanned = new HashSet<ulong>();
+        foreach (Pa root in roots)
+        {
+            var reader = new GuestReader(memory, root);
+            if (FindText(reader, memory, vmcoreinfo) is not (ulong text, string how))
+            {
+                tried.Add($"root {root}: no kernel image mapped at 0x{KernelMapStart:x}..0x{KernelMapEnd:x}");
+                continue;
+            }
+
+            if (memory.TryTranslate(text, root, out Pa textPa) && !scanned.Add(textPa.Value))
+            {
+                continue; // the same kernel image as a root already searched (processes share the kernel half)
+            }
+
+            KallsymsTable? symbols = FindKallsyms(reader, text);
+            if (symbols is null)
+            {
+                tried.Add($"root {root}: kernel at 0x{text:x}, but no kallsyms tables found after it");
+                continue;
+            }
+
+            return Complete(memory, reader, text, how, symbols, mode, vmcoreinfo);
+        }
+
+        throw new LinuxIntrospectionException(
+            "No Linux kernel with kallsyms was found in guest memory (" + string.Join("; ", tried) +
+            "). The kernel must be x86-64 with CONFIG_KALLSYMS (base-relative tables, Linux 4.6 or later).");
+    }
+
+    private static List<Pa> CandidateRoots(IGuestMemory memory)
+    {
+        var roots = new List<Pa>();
+        int n = Math.Min(Math.Max(memory.VcpuCount, 1), 64);
+        for (int i = 0; i < n; i++)
+        {
+            if (memory.TryGetRegisters(new VcpuId((ushort)i)) is not { } regs || (regs.Cr0 & 0x8000_0000) == 0 && regs.Cr3 == 0)
+            {
+                continue;
+            }
+
+            Pa root = regs.TranslationRoot;
+            // With page-table isolation a vCPU in user mode runs on the user half (kernel PGD + 4 KiB).
+            foreach (Pa r in new[] { root, new Pa(root.Value & ~0x1000UL) })
+            {
+                if (!roots.Contains(r))
+                {
+                    roots.Add(r);
+                }
+            }
+        }
+
+        return roots;
+    }
+
+    private static Dictionary<string, string> ParseVmcoreinfo(string? text)
+    {
+        var d = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (text is null)
+        {
+            return d;
+        }
+
+        foreach (string line in text.Split('\n'))
+        {
+            int eq = line.IndexOf('=', StringComparison.Ordinal);
+            if (eq > 0)
+            {
+                d.TryAdd(line[..eq], line[(eq + 1)..].Trim());
+            }
+        }
+
+        return d;
+    }
+
+    private static bool TryHex(string? s, out ulong value) =>
+        ulong.TryParse(s, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out value);
+
+    /// <summary>_text: from VMCOREINFO's KERNELOFFSET, else down from IA32_LSTAR, else the first mapped 2 MiB of the kernel map.</summary>
+    private static (ulong Text, string How)? FindText(GuestReader reader, IGuestMemory memory, Dictionary<string, string> vmcoreinfo)
+    {
+        if (vmcoreinfo.TryGetValue("KERNELOFFSET", out string? off) && TryHex(off, out ulong slide))
+        {
+            ulong text = TextLinkAddress + slide;
+            if (text >= KernelMapStart && text < KernelMapEnd && reader.IsMapped(text))
+            {
+                return (text, "VMCOREINFO KERNELOFFSET");
+            }
+        }
+
+        if (memory.TryGetRegisters(new VcpuId(0)) is { MsrLstar: ulong lstar } && lstar >= KernelMapStart && lstar < KernelMapEnd && reader.IsMapped(lstar))
+        {
+            ulong text = lstar & ~(Chunk - 1);
+            while (text - Chunk >= KernelMapStart && reader.IsMapped(text - Chunk))
+            {
+                text -= Chunk;
+            }
+
+            return (text, "IA32_LSTAR");
+        }
+
+        for (ulong va = KernelMapStart; va < KernelMapEnd; va += Chunk)
+        {
+            if (reader.IsMapped(va))
+            {
+                return (va, "kernel-map page-table scan");
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Scans the kernel image from _text for the token table's digits, then decodes the tables around it.</summary>
+    private static KallsymsTable? FindKallsyms(GuestReader reader, ulong text)
+    {
+        ReadOnlySpan<byte> digits = KallsymsDecoder.DigitTokens;
+        int overlap = digits.Length;
+        byte[] chunk = new byte[(int)Chunk + overlap];
+        for (ulong va = text; va < KernelMapEnd; va += Chunk)
+        {
+            ulong hole = reader.Memory.UnmappedExtent(va, reader.Root);
+            if (hole >= Chunk)
+            {
+                va = (va & ~(hole - 1)) + hole - Chunk; // the walk proved the whole region unmapped
+                continue;
+            }
+
+            if (reader.ReadZeroFill(va, chunk) == 0)
+            {
+                continue;
+            }
+
+            int from = 0;
+            while (true)
+            {
+                int hit = chunk.AsSpan(from).IndexOf(digits);
+                if (hit < 0)
+                {
+                    break;
+                }
+
+                hit += from;
+                from = hit + 1;
+                ulong hitVa = va + (ulong)hit;
+                if (TryAt(reader, hitVa, text) is { } table)
+                {
+                    return table;
+                }
+            }
+        }
+
+        return null;
+    }
+
+    private static KallsymsTable? TryAt(GuestReader reader, ulong hitVa, ulong text)
+    {
+        const int before = 4096;
+        byte[] window = new byte[before + 16384];
+        ulong windowVa = hitVa - before;
+        reader.ReadZeroFill(windowVa, window);
+        if (!KallsymsDecoder.TryTokenTableAt(window, windowVa, before, out ulong tokenTable, out ulong tokenIndex, out string[] tokens))
+        {
+            return null;
+        }
+
+        foreach (int span in new[] { 16 << 20, KallsymsDecoder.MaxTablesSpan })
+        {
+            ulong start = Math.Max(text, tokenTable - (ulong)Math.Min((ulong)span, tokenTable - text));
+            byte[] region = new byte[(int)(tokenTable - start)];
+            reader.ReadZeroFill(start, region);
+            if (KallsymsDecoder.TryDecode(region, start, tokenTable, tokenIndex, tokens) is { } table)
+            {
+                return table;
+            }
+
+            if (start == text)
+            {
+                break;
+            }
+        }
+
+        return null;
+    }
+
+    private static LinuxKernel Complete(IGuestMemory memory, GuestReader found, ulong text, string how, KallsymsTable symbols, PagingMode mode, Dictionary<string, string> vmcoreinfo)
+    {
+        // The kernel's own top-level table maps all of the kernel (the vCPU's may be a process's, or PTI's user half).
+        GuestReader kernel = found;
+        if ((symbols.TryGetAddress("init_top_pgt", out ulong pgt) || symbols.TryGetAddress("swapper_pg_dir", out pgt))
+            && memory.TryTranslate(pgt, found.Root, out Pa pgtPa))
+        {
+            var candidate = new GuestReader(memory, pgtPa);
+            if (candidate.IsMapped(text))
+            {
+                kernel = candidate;
+            }
+        }
+
+        string banner = symbols.TryGetAddress("linux_banner", out ulong bannerVa) ? kernel.ReadCString(bannerVa, 512)?.TrimEnd('\n') ?? string.Empty : string.Empty;
+        string[] words = banner.Split(' ', 4);
+        string release = words.Length >= 3 && words[0] == "Linux" && words[1] == "version" ? words[2] : string.Empty;
+
+        BtfTypes? types = null;
+        string? typeSource = null;
+        string? btfError = null;
+        if (symbols.TryGetAddress("__start_BTF", out ulong btfStart) && symbols.TryGetAddress("__stop_BTF", out ulong btfStop)
+            && btfStop > btfStart && btfStop - btfStart <= BtfMaxSize)
+        {
+            byte[] blob = new byte[(int)(btfStop - btfStart)];
+            if (kernel.ReadZeroFill(btfStart, blob) == blob.Length)
+            {
+                try
+                {
+                    types = BtfTypes.Parse(blob);
+                    typeSource = $"BTF in guest memory at 0x{btfStart:x} ({types.Count} types)";
+                }
+                catch (LinuxIntrospectionException e)
+                {
+                    // symbols still work without types; the lists say why they cannot
+                    btfError = $"the BTF blob at 0x{btfStart:x} could not be parsed: {e.Message}";
+                }
+            }
+            else
+            {
+                btfError = $"the BTF blob at 0x{btfStart:x} ({blob.Length} bytes) is not all readable";
+            }
+        }
+
+        bool pti = false;
+        if (types is not null && symbols.TryGetAddress("boot_cpu_data", out ulong bootCpu)
+            && types.TryGetField("cpuinfo_x86", "x86_capability", out BtfField caps)
+            && kernel.TryReadU32(bootCpu + caps.Offset + (PtiFeatureBit / 32 * 4), out uint word))
+        {
+            pti = (word & (1u << (PtiFeatureBit % 32))) != 0;
+        }
+
+        bool? agrees = null;
+        if (vmcoreinfo.TryGetValue("SYMBOL(_stext)", out string? stext) && TryHex(stext, out ulong stextVa))
+        {
+            agrees = symbols.TryGetAddress("_stext", out ulong ours) && ours == stextVa;
+        }
+
+        var info = new LinuxKernelInfo
+        {
+            Banner = banner,
+            Release = release,
+            TextBase = text,
+            Slide = (long)(text - TextLinkAddress),
+            PagingMode = mode,
+            KernelCr3 = kernel.Root.Value,
+            PtiEnabled = pti,
+            TextFoundBy = how,
+            SymbolSource = $"kallsyms in guest memory at 0x{symbols.Layout.TokenTable:x} ({symbols.Count} symbols)",
+            SymbolCount = symbols.Count,
+            TypeSource = typeSource,
+            TypeCount = types?.Count ?? 0,
+            VmcoreinfoAgrees = agrees,
+        };
+        return new LinuxKernel(memory, kernel, symbols, types, info) { _btfError = btfError };
+    }
+
+    private string? _btfError;
+
+    private BtfTypes RequireTypes() => Types ?? throw new LinuxIntrospectionException(_btfError is { } why
+        ? $"Process and module lists need the kernel's struct layouts, but {why}."
+        : "The kernel has no BTF (built without CONFIG_DEBUG_INFO_BTF): process and module lists need struct layouts, which this kernel does not carry.");
+
+    // ---------------------------------------------------------------- processes
+
+    private sealed record TaskLayout(
+        ulong Size, BtfField Tasks, BtfField Pid, BtfField Tgid, BtfField Comm, BtfField RealParent, BtfField Mm,
+        BtfField? Cred, BtfField? State, BtfField? ExitState, BtfField? Start,
+        BtfField MmPgd, BtfField MmArgStart, BtfField MmArgEnd, BtfField? CredUid,
+        BtfField? Flags, BtfField? WorkerPrivate, BtfField? KthreadFullName);
+
+    private TaskLayout? _taskLayout;
+
+    private TaskLayout Tasks()
+    {
+        if (_taskLayout is { } t)
+        {
+            return t;
+        }
+
+        BtfTypes b = RequireTypes();
+        BtfField? Opt(string s, params string[] paths)
+        {
+            foreach (string p in paths)
+            {
+                if (b.TryGetField(s, p, out BtfField f))
+                {
+                    return f;
+                }
+            }
+
+            return null;
+        }
+
+        BtfField tasks = b.GetField("task_struct", "tasks");
+        BtfField pid = b.GetField("task_struct", "pid");
+        BtfField tgid = b.GetField("task_struct", "tgid");
+        BtfField comm = b.GetField("task_struct", "comm");
+        BtfField parent = b.GetField("task_struct", "real_parent");
+        BtfField mm = b.GetField("task_struct", "mm");
+        BtfField? cred = Opt("task_struct", "cred");
+        BtfField? state = Opt("task_struct", "__state", "state");
+        BtfField? exit = Opt("task_struct", "exit_state");
+        BtfField? start = Opt("task_struct", "start_boottime", "real_start_time");
+        BtfField? uid = Opt("cred", "uid.val", "uid");
+        BtfField? flags = Opt("task_struct", "flags");
+        BtfField? worker = Opt("task_struct", "worker_private", "set_child_tid");
+        BtfField? fullName = Opt("kthread", "full_name");
+        ulong size = new[] { tasks, pid, tgid, comm, parent, mm, cred, state, exit, start, flags, worker }
+            .Where(f => f is not null).Max(f => f!.Value.Offset + f.Value.Size);
+        if (size > MaxStructSize || comm.Size is 0 or > 256)
+        {
+            throw new LinuxIntrospectionException($"The BTF layout of task_struct is implausible (fields up to byte {size}, comm of {comm.Size} bytes): the types do not describe this kernel.");
+        }
+
+        _taskLayout = new TaskLayout(size, tasks, pid, tgid, comm, parent, mm, cred, state, exit, start,
+            b.GetField("mm_struct", "pgd"), b.GetField("mm_struct", "arg_start"), b.GetField("mm_struct", "arg_end"), uid,
+            flags, worker, fullName);
+        return _taskLayout;
+    }
+
+    /// <summary>
+    /// Walks init_task.tasks: every thread-group leader (the processes /proc lists) and the idle task (PID 0).
+    /// A list that loops, points outside readable kernel memory or runs past <see cref="LinuxWalkOptions.MaxEntries"/>
+    /// ends the walk with a warning through <paramref name="warning"/>.
+    /// </summary>
+    public IEnumerable<LinuxProcess> GetProcesses(LinuxWalkOptions? options = null, Action<string>? warning = null)
+    {
+        options ??= new LinuxWalkOptions();
+        TaskLayout l = Tasks();
+        ulong init = Symbols.GetAddress("init_task");
+        ulong head = init + l.Tasks.Offset;
+        var seen = new HashSet<ulong>();
+        ulong task = init;
+        byte[] buffer = new byte[(int)l.Size];
+        for (int count = 0; ; count++)
+        {
+            if (count >= options.MaxEntries)
+            {
+                warning?.Invoke($"The task list has more than {options.MaxEntries} entries; the walk stopped there (a corrupt or hostile list?).");
+                yield break;
+            }
+
+            if (!seen.Add(task))
+            {
+                warning?.Invoke($"The task list loops back to task 0x{task:x} after {count} tasks without returning to init_task; the walk stopped.");
+                yield break;
+            }
+
+            if (!IsKernelPointer(task) || _kernel.Memory.Read(task, _kernel.Root, buffer) != buffer.Length)
+            {
+                warning?.Invoke($"The task list points at 0x{task:x}, which is not readable kernel memory, after {count} tasks; the walk stopped.");
+                yield break;
+            }
+
+            yield return ReadProcess(task, buffer, l, options);
+            ulong next = UInt(buffer, l.Tasks with { Size = 8 });
+            if (next == head)
+            {
+                yield break;
+            }
+
+            task = next - l.Tasks.Offset;
+        }
+    }
+
+    private static bool IsKernelPointer(ulong va) => va >= 0xff00_0000_0000_0000UL && va % 8 == 0;
+
+    private static ulong UInt(byte[] b, in BtfField f) => f.Offset + f.Size > (ulong)b.Length ? 0 : f.Size switch
+    {
+        1 => b[(int)f.Offset],
+        2 => BinaryPrimitives.ReadUInt16LittleEndian(b.AsSpan((int)f.Offset)),
+        4 => BinaryPrimitives.ReadUInt32LittleEndian(b.AsSpan((int)f.Offset)),
+        8 => BinaryPrimitives.ReadUInt64LittleEndian(b.AsSpan((int)f.Offset)),
+        _ => 0,
+    };
+
+    private LinuxProcess ReadProcess(ulong task, byte[] b, TaskLayout l, LinuxWalkOptions options)
+    {
+        int pid = (int)UInt(b, l.Pid);
+        int tgid = (int)UInt(b, l.Tgid);
+        string comm = Text.CString(b.AsSpan((int)l.Comm.Offset, (int)l.Comm.Size));
+        string name = comm;
+        const ulong pfKthread = 0x0020_0000;
+        const ulong pfWqWorker = 0x0000_0020; // workqueue workers keep comm (/proc adds the queue's name)
+        if (l.Flags is { } fl && (UInt(b, fl) & (pfKthread | pfWqWorker)) == pfKthread && comm.Length == (int)l.Comm.Size - 1
+            && l.WorkerPrivate is { } wp && l.KthreadFullName is { } fn
+            && UInt(b, wp) is ulong kthread && IsKernelPointer(kthread)
+            && _kernel.TryReadU64(kthread + fn.Offset, out ulong full) && full != 0 && IsKernelPointer(full)
+            && _kernel.ReadCString(full, 256) is { Length: > 0 } fullName && fullName.StartsWith(comm, StringComparison.Ordinal))
+        {
+            // Linux 5.17+ keeps a kernel thread's whole name in struct kthread (comm holds 15 bytes): /proc shows it
+            name = fullName;
+        }
+
+        ulong parent = UInt(b, l.RealParent);
+        int ppid = 0;
+        if (parent != task && IsKernelPointer(parent) && _kernel.TryReadU32(parent + l.Tgid.Offset, out uint ptgid))
+        {
+            ppid = (int)ptgid;
+        }
+
+        ulong state = l.State is { } s ? UInt(b, s) : 0;
+        ulong exitState = l.ExitState is { } e ? UInt(b, e) : 0;
+        ulong start = l.Start is { } st ? UInt(b, st) : 0;
+        uint? uid = null;
+        if (l.Cred is { } c && l.CredUid is { } u && UInt(b, c) is ulong cred && IsKernelPointer(cred) && _kernel.TryReadU32(cred + u.Offset, out uint v))
+        {
+            uid = v;
+        }
+
+        ulong mm = UInt(b, l.Mm);
+        ulong? cr3 = null;
+        string? cmdline = null;
+        if (mm != 0 && IsKernelPointer(mm) && _kernel.TryReadU64(mm + l.MmPgd.Offset, out ulong pgd)
+            && _memory.TryTranslate(pgd, _kernel.Root, out Pa pgdPa))
+        {
+            cr3 = pgdPa.Value;
+            cmdline = ReadCommandLine(mm, l, new Pa(pgdPa.Value), options.MaxCommandLine);
+        }
+
+        return new LinuxProcess
+        {
+            Pid = pid,
+            Tgid = tgid,
+            Ppid = ppid,
+            Name = name,
+            Comm = comm,
+            State = StateLetter(state, exitState),
+            StartTime = TimeSpan.FromTicks((long)Math.Min(start / 100, (ulong)TimeSpan.MaxValue.Ticks)),
+            Uid = uid,
+            TaskAddress = task,
+            MmAddress = mm,
+            Cr3 = cr3,
+            UserCr3 = cr3 is ulong k && Info.PtiEnabled ? k | 0x1000 : cr3,
+            CommandLine = cmdline,
+        };
+    }
+
+    private string? ReadCommandLine(ulong mm, TaskLayout l, Pa root, int max)
+    {
+        if (!_kernel.TryReadU64(mm + l.MmArgStart.Offset, out ulong start) || !_kernel.TryReadU64(mm + l.MmArgEnd.Offset, out ulong end) || end <= start)
+        {
+            return null;
+        }
+
+        int length = (int)Math.Min(end - start, (ulong)max);
+        byte[] bytes = new byte[length];
+        int n = _memory.Read(start, root, bytes);
+        if (n == 0)
+        {
+            return null;
+        }
+
+        string[] args = System.Text.Encoding.UTF8.GetString(bytes, 0, n).TrimEnd('\0').Split('\0');
+        return string.Join(' ', args);
+    }
+
+    /// <summary>The letter /proc shows (fs/proc/array.c task_state_array, TASK_REPORT bits, TASK_IDLE as I).</summary>
+    internal static string StateLetter(ulong state, ulong exitState)
+    {
+        const ulong taskIdle = 0x0002 | 0x0400; // TASK_UNINTERRUPTIBLE | TASK_NOLOAD
+        if (state == taskIdle)
+        {
+            return "I";
+        }
+
+        ulong report = (state | exitState) & 0x7F;
+        int index = report == 0 ? 0 : 64 - System.Numerics.BitOperations.LeadingZeroCount(report);
+        return "RSDTtXZPI"[index].ToString();
+    }
+
+    // ---------------------------------------------------------------- modules
+
+    /// <summary>Walks the kernel's modules list, bounded like <see cref="GetProcesses"/>.</summary>
+    public IEnumerable<LinuxModule> GetModules(LinuxWalkOptions? options = null, Action<string>? warning = null)
+    {
+        options ??= new LinuxWalkOptions();
+        BtfTypes b = RequireTypes();
+        BtfField list = b.GetField("module", "list");
+        BtfField name = b.GetField("module", "name");
+        BtfField state = b.GetField("module", "state");
+        ulong head = Symbols.GetAddress("modules");
+        (ulong Offset, ulong Stride, int Count)? mem = null;
+        BtfField baseField = default, sizeField = default;
+        if (b.TryGetField("module", "mem", out BtfField memField) && b.TryGetArray(memField.TypeId, out int element, out uint count))
+        {
+            // Linux 6.4+: mod->mem[MOD_TEXT].base, size = the sum over every memory type
+            string elementName = b.NameOf(b.Resolve(element));
+            baseField = b.GetField(elementName, "base");
+            sizeField = b.GetField(elementName, "size");
+            mem = (memField.Offset, b.SizeOf(element), (int)Math.Min(count, 16));
+        }
+        else
+        {
+            baseField = b.GetField("module", "core_layout.base");
+            sizeField = b.GetField("module", "core_layout.size");
+        }
+
+        var seen = new HashSet<ulong>();
+        if (!_kernel.TryReadU64(head, out ulong next))
+        {
+            warning?.Invoke($"The modules list head at 0x{head:x} cannot be read.");
+            yield break;
+        }
+
+        for (int n = 0; next != head; n++)
+        {
+            if (n >= options.MaxEntries)
+            {
+                warning?.Invoke($"The modules list has more than {options.MaxEntries} entries; the walk stopped there.");
+                yield break;
+            }
+
+            ulong module = next - list.Offset;
+            if (!seen.Add(module))
+            {
+                warning?.Invoke($"The modules list loops back to 0x{module:x} after {n} modules; the walk stopped.");
+                yield break;
+            }
+
+            byte[] nameBytes = new byte[(int)Math.Min(name.Size, 256)];
+            if (!IsKernelPointer(next) || _kernel.Memory.Read(module + name.Offset, _kernel.Root, nameBytes) != nameBytes.Length
+                || !_kernel.TryReadU32(module + state.Offset, out uint st) || !_kernel.TryReadU64(next, out ulong following))
+            {
+                warning?.Invoke($"The modules list points at 0x{next:x}, which is not readable kernel memory, after {n} modules; the walk stopped.");
+                yield break;
+            }
+
+            ulong baseVa = 0, size = 0;
+            if (mem is { } m)
+            {
+                _kernel.TryReadU64(module + m.Offset + baseField.Offset, out baseVa);
+                for (int i = 0; i < m.Count; i++)
+                {
+                    _kernel.TryReadU32(module + m.Offset + ((ulong)i * m.Stride) + sizeField.Offset, out uint s);
+                    size += s;
+                }
+            }
+            else
+            {
+                _kernel.TryReadU64(module + baseField.Offset, out baseVa);
+                _kernel.TryReadU32(module + sizeField.Offset, out uint s);
+                size = s;
+            }
+
+            yield return new LinuxModule
+            {
+                Name = Text.CString(nameBytes),
+                Base = baseVa,
+                Size = size,
+                State = st switch { 0 => "Live", 1 => "Coming", 2 => "Going", 3 => "Unformed", _ => $"Unknown({st})" },
+                ModuleAddress = module,
+            };
+            next = following;
+        }
+    }
+}

@@ -1,0 +1,220 @@
+using System.Diagnostics;
+using System.Globalization;
+using Vmi.Core;
+using Vmi.Core.Arch.Amd64;
+using Vmi.Dump;
+
+namespace Vmi.Os.Linux.Tests;
+
+/// <summary>One line of the guest's own /proc/PID/stat.</summary>
+public sealed record TruthTask(int Pid, string Comm, char State, int Ppid, ulong StartTicks, ulong ArgStart, ulong ArgEnd);
+
+/// <summary>One line of the guest's own /proc/modules.</summary>
+public sealed record TruthModule(string Name, ulong Size, ulong Base);
+
+/// <summary>
+/// A real Linux guest built by tests/guest/build-guest.sh and what it printed about itself on its serial console
+/// (between the VMI-TRUTH-* markers): /proc/kallsyms, /proc/modules and every /proc/PID/stat.
+/// </summary>
+public sealed class RealGuest
+{
+    public RealGuest(string variant, string directory)
+    {
+        Variant = variant;
+        Directory = directory;
+        var kallsyms = new List<(ulong, char, string)>();
+        var tasks = new List<TruthTask>();
+        var modules = new List<TruthModule>();
+        string? section = null;
+        foreach (string raw in File.ReadLines(Path.Combine(directory, "serial.log")))
+        {
+            string line = raw.TrimEnd('\r');
+            if (line.StartsWith("VMI-TRUTH-SELF ", StringComparison.Ordinal))
+            {
+                PrinterPid = int.Parse(line[15..], CultureInfo.InvariantCulture);
+                continue;
+            }
+
+            if (line.StartsWith("VMI-TRUTH-", StringComparison.Ordinal) && line.EndsWith("-BEGIN", StringComparison.Ordinal))
+            {
+                section = line[10..^6];
+                continue;
+            }
+
+            if (line.StartsWith("VMI-TRUTH-", StringComparison.Ordinal) && line.EndsWith("-END", StringComparison.Ordinal))
+            {
+                section = null;
+                continue;
+            }
+
+            switch (section)
+            {
+                case "KALLSYMS":
+                    string[] k = line.Split(' ', 4);
+                    if (k.Length == 3 && !k[2].Contains('\t', StringComparison.Ordinal))
+                    {
+                        kallsyms.Add((Hex(k[0]), k[1][0], k[2]));
+                    }
+
+                    break;
+                case "MODULES":
+                    string[] m = line.Split(' ');
+                    modules.Add(new TruthModule(m[0], ulong.Parse(m[1], CultureInfo.InvariantCulture), Hex(m[5])));
+                    break;
+                case "PS":
+                    int open = line.IndexOf('(', StringComparison.Ordinal);
+                    int close = line.LastIndexOf(')');
+                    string[] f = line[(close + 2)..].Split(' ');
+                    // f[0] is field 3 (state): field N is f[N - 3]
+                    tasks.Add(new TruthTask(
+                        int.Parse(line[..(open - 1)], CultureInfo.InvariantCulture), line[(open + 1)..close], f[0][0],
+                        int.Parse(f[1], CultureInfo.InvariantCulture), ulong.Parse(f[19], CultureInfo.InvariantCulture),
+                        ulong.Parse(f[47], CultureInfo.InvariantCulture), ulong.Parse(f[48], CultureInfo.InvariantCulture)));
+                    break;
+            }
+        }
+
+        Kallsyms = kallsyms;
+        Tasks = tasks;
+        Modules = modules;
+        foreach (string line in File.ReadLines(Path.Combine(directory, "answers.txt")))
+        {
+            string[] f = line.Split(' ');
+            if (f[0] == "cr3")
+            {
+                Cr3 = Hex(f[1]);
+            }
+            else if (f[0] == "cr4")
+            {
+                Cr4 = Hex(f[1]);
+            }
+        }
+    }
+
+    public string Variant { get; }
+
+    public string Directory { get; }
+
+    /// <summary>The guest's /proc/kallsyms: vmlinux symbols only (module symbols carry "[module]").</summary>
+    public IReadOnlyList<(ulong Address, char Type, string Name)> Kallsyms { get; }
+
+    public IReadOnlyList<TruthTask> Tasks { get; }
+
+    public IReadOnlyList<TruthModule> Modules { get; }
+
+    /// <summary>The shell that printed the task list (gone when the images were taken).</summary>
+    public int PrinterPid { get; }
+
+    public ulong Cr3 { get; }
+
+    public ulong Cr4 { get; }
+
+    public PagingMode Mode => (Cr4 & Amd64.Cr4La57) != 0 ? PagingMode.Ia32eLa57 : PagingMode.Ia32e;
+
+    public MemoryImage Open(string format) => format switch
+    {
+        "elf" => MemoryImage.Open(Path.Combine(Directory, "guest.elf")),
+        "kdump" => MemoryImage.Open(Path.Combine(Directory, "guest.kdump")),
+        "raw" => MemoryImage.Open(Path.Combine(Directory, "guest.raw"), new MemoryImageOptions { Cr3 = Cr3, PagingMode = Mode }),
+        _ => throw new ArgumentOutOfRangeException(nameof(format)),
+    };
+
+    public static ulong Hex(string s) => ulong.Parse(s.StartsWith("0x", StringComparison.Ordinal) ? s[2..] : s, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+}
+
+/// <summary>
+/// Builds both guests once per clean checkout (or uses VMI_GUEST_DIR) with tests/guest/build-guest.sh, keyed by the
+/// script's hash like the Dump tests. Missing QEMU, busybox or the kernel fails with the package to install.
+/// </summary>
+public sealed class RealGuestFixture
+{
+    private readonly Dictionary<string, RealGuest> _guests = new();
+
+    public RealGuest Get(string variant)
+    {
+        lock (_guests)
+        {
+            if (!_guests.TryGetValue(variant, out RealGuest? g))
+            {
+                g = new RealGuest(variant, Build(variant));
+                _guests[variant] = g;
+            }
+
+            return g;
+        }
+    }
+
+    public static string RepositoryRoot
+    {
+        get
+        {
+            for (string? d = AppContext.BaseDirectory; d is not null; d = Path.GetDirectoryName(d))
+            {
+                if (File.Exists(Path.Combine(d, "tests", "guest", "build-guest.sh")))
+                {
+                    return d;
+                }
+            }
+
+            throw new InvalidOperationException("Cannot find the repository root (tests/guest/build-guest.sh) above " + AppContext.BaseDirectory);
+        }
+    }
+
+    private static string Build(string variant)
+    {
+        string root = RepositoryRoot;
+        string outRoot = Environment.GetEnvironmentVariable("VMI_GUEST_DIR") ?? Path.Combine(root, "tests", "data", "generated", "guest");
+        string dir = Path.Combine(outRoot, variant);
+        string script = Path.Combine(root, "tests", "guest", "build-guest.sh");
+        string scriptHash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(script)));
+        string stamp = Path.Combine(dir, "SCRIPT.sha256");
+
+        // The same lock file as the Dump tests: one process builds a guest while the others wait.
+        Directory.CreateDirectory(outRoot);
+        using FileStream guard = LockFile(Path.Combine(outRoot, $".{variant}.lock"));
+        if (File.Exists(Path.Combine(dir, "DONE")) && File.Exists(stamp) && File.ReadAllText(stamp).Trim() == scriptHash)
+        {
+            return dir;
+        }
+
+        var psi = new ProcessStartInfo("bash", [script, outRoot, variant]) { RedirectStandardError = true, RedirectStandardOutput = true };
+        using Process p = Process.Start(psi) ?? throw new InvalidOperationException("cannot start bash");
+        Task<string> err = p.StandardError.ReadToEndAsync();
+        Task<string> output = p.StandardOutput.ReadToEndAsync();
+        if (!p.WaitForExit(TimeSpan.FromMinutes(20)))
+        {
+            p.Kill(entireProcessTree: true);
+            throw new TimeoutException($"Building the {variant} guest took more than 20 minutes.");
+        }
+
+        if (p.ExitCode != 0)
+        {
+            throw new InvalidOperationException(
+                $"Building the real {variant} guest failed (exit {p.ExitCode}). The tests need the Debian packages qemu-system-x86, busybox-static, cpio and linux-image-amd64.\n{err.Result}\n{output.Result}");
+        }
+
+        File.WriteAllText(stamp, scriptHash);
+        return dir;
+    }
+
+    /// <summary>An exclusive lock on <paramref name="path"/> (FileShare.None), waiting up to 30 minutes for another process's build.</summary>
+    private static FileStream LockFile(string path)
+    {
+        for (int i = 0; ; i++)
+        {
+            try
+            {
+                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException) when (i < 1800)
+            {
+                Thread.Sleep(1000);
+            }
+        }
+    }
+}
+
+[CollectionDefinition("RealGuest")]
+public sealed class RealGuestCollection : ICollectionFixture<RealGuestFixture>
+{
+}

@@ -1,0 +1,126 @@
+#!/bin/bash
+# The Xen lab: a real Xen 4.17 (Debian 12's xen-hypervisor-4.17-amd64) under QEMU TCG, a PV dom0 (Debian 12), an HVM
+# domU on HAP over QEMU's emulated AMD SVM, and this checkout's vmi (published ReadyToRun) inside dom0. dom0 runs
+# payload/dom0-test.sh, which checks every step from outside the driver and writes one result per line.
+#
+#   sudo tests/xen-lab/run.sh
+#
+# Cached outside the clone, keyed by the hash of the scripts that make each piece (a change rebuilds only that):
+#   $VMI_XENLAB_CACHE (/var/cache/vmi-tests/xenlab)/rootfs-<hash>   dom0's root file system (4-16 min once, network)
+#                                                 /dom0-<hash>     its disk image, Xen and dom0's kernel and initrd
+# Every run: the guest's initramfs, vmi (dotnet publish -r linux-x64 ReadyToRun), the lab disk, one boot of QEMU.
+# Results: $VMI_XENLAB_OUT (artifacts/xen-lab)/results.txt ("R <step> PASS|FAIL|ENV <detail>"), serial.log, logs.
+#
+# Exit: 0 every result PASS | 1 a FAIL (the driver: never retried) | 2 the environment failed (ENV results, or the
+# lab never reached its tests: the serial log's tail is printed) | 3 this machine cannot run it (the reason is printed).
+# Knobs: VMI_XENLAB_STRESS=N (only measure the environment: N vmi runs and N gzip|md5sum round trips in dom0),
+#        VMI_XENLAB_TIMEOUT (QEMU's hard limit, s; default 3600), VMI_XENLAB_ACCEL (tcg,thread=single),
+#        VMI_XENLAB_CPU (max,la57=off,avx=off,avx2=off), VMI_XENLAB_MEM (3G), MIRROR (the Debian mirror for the root file system).
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+CACHE=${VMI_XENLAB_CACHE:-/var/cache/vmi-tests/xenlab}
+OUT=${VMI_XENLAB_OUT:-$REPO/artifacts/xen-lab}
+QEMU_TIMEOUT=${VMI_XENLAB_TIMEOUT:-3600}
+ACCEL=${VMI_XENLAB_ACCEL:-tcg,thread=single}
+CPU=${VMI_XENLAB_CPU:-max,la57=off,avx=off,avx2=off}
+MEM=${VMI_XENLAB_MEM:-3G}
+start=$(date +%s)
+say() { echo "xen-lab: $*"; }
+cannot() { say "cannot run here: $*"; exit 3; }
+envfail() { say "ENVIRONMENT: $*"; exit 2; }
+
+# ---- can this machine run it?
+[ "$(id -u)" -eq 0 ] || cannot "needs root (debootstrap, chroot, mkfs)"
+for tool in qemu-system-x86_64 debootstrap mkfs.ext4 debugfs cpio gzip dotnet timeout flock; do
+  command -v $tool >/dev/null || cannot "$tool is missing (tests/deps.sh installs the lab's packages when VMI_XENLAB=1)"
+done
+mkdir -p "$CACHE" "$OUT" || cannot "cannot create $CACHE or $OUT"
+free_gb=$(df --output=avail -BG "$CACHE" | tail -1 | tr -dc 0-9)
+[ "${free_gb:-0}" -ge 6 ] || [ -f "$CACHE/rootfs-$(sha256sum "$HERE/rootfs.sh" | cut -c1-16)/.vmi-rootfs-complete" ] ||
+  cannot "needs ~6 GB free under $CACHE (has ${free_gb} GB)"
+
+# ---- dom0's root file system (cached)
+exec 9>"$CACHE/.lock"
+flock -w 3600 9 || envfail "another lab run holds $CACHE/.lock"
+RKEY=$(sha256sum "$HERE/rootfs.sh" | cut -c1-16)
+R=$CACHE/rootfs-$RKEY
+if [ ! -f "$R/.vmi-rootfs-complete" ]; then
+  say "building dom0's root file system in $R (once; 4-16 min)"
+  nice -n 10 timeout 2700 "$HERE/rootfs.sh" "$R" > "$OUT/rootfs.log" 2>&1 || { tail -20 "$OUT/rootfs.log"; envfail "the root file system did not build (log: $OUT/rootfs.log)"; }
+fi
+
+# ---- dom0's disk image and boot files (cached)
+DKEY=$(cat "$HERE/rootfs.sh" "$HERE/payload/lab-init" | sha256sum | cut -c1-16)
+D0=$CACHE/dom0-$DKEY
+if [ ! -f "$D0/.complete" ]; then
+  say "making dom0's disk image in $D0"
+  rm -rf "$D0"; mkdir -p "$D0"
+  install -m 755 "$HERE/payload/lab-init" "$R/sbin/lab-init"
+  KV=$(ls "$R/lib/modules" | head -1)
+  cp "$R/boot/vmlinuz-$KV" "$D0/vmlinuz" && cp "$R/boot/initrd.img-$KV" "$D0/initrd" && zcat "$R/boot/xen-4.17-amd64.gz" > "$D0/xen" ||
+    envfail "the root file system has no kernel $KV or Xen 4.17"
+  SZ=$(( $(du -sm "$R" | cut -f1) + 512 ))
+  mkfs.ext4 -q -F -L dom0root -d "$R" "$D0/rootfs.img" ${SZ}M || envfail "mkfs of dom0's disk failed"
+  touch "$D0/.complete"
+fi
+flock -u 9
+
+# ---- this checkout: the guest, vmi, the lab disk
+W=$OUT/work; rm -rf "$W" "$OUT"/results.txt "$OUT"/logs; mkdir -p "$W/lab/guest" "$OUT/logs"
+"$HERE/guest.sh" "$W/lab/guest" || envfail "the guest's initramfs did not build"
+cp "$D0/vmlinuz" "$W/lab/guest/vmlinuz"
+# vmi, published ReadyToRun (start-up under TCG 1.5 s -> 0.35 s of CPU); cached by the hash of the sources that make it
+# (committed and uncommitted), since a publish takes minutes on a busy machine. VMI_XENLAB_VMI=<file> uses that one.
+if [ -n "${VMI_XENLAB_VMI:-}" ]; then
+  cp "$VMI_XENLAB_VMI" "$W/lab/vmi" || cannot "VMI_XENLAB_VMI=$VMI_XENLAB_VMI is not a file"
+else
+  VKEY=$( (cd "$REPO" && git ls-files -s src module Directory.Build.props Directory.Packages.props global.json && git diff HEAD -- src module) | sha256sum | cut -c1-16)
+  if [ ! -x "$CACHE/vmi-$VKEY/vmi" ]; then
+    say "publishing vmi (ReadyToRun, linux-x64)"
+    rm -rf "$CACHE/vmi-$VKEY.partial"
+    nice -n 10 timeout 2400 dotnet publish "$REPO/src/Shell" -c Release -r linux-x64 -p:PublishReadyToRun=true -o "$CACHE/vmi-$VKEY.partial" -nologo -v q > "$OUT/publish.log" 2>&1 ||
+      { tail -20 "$OUT/publish.log"; say "dotnet publish failed (log: $OUT/publish.log)"; exit 1; }
+    mv "$CACHE/vmi-$VKEY.partial" "$CACHE/vmi-$VKEY"
+  fi
+  cp "$CACHE/vmi-$VKEY/vmi" "$W/lab/vmi"
+fi
+# The single-file bundle extracts itself at first start: do it here, not in dom0 under TCG.
+(cd /tmp && HOME=/tmp DOTNET_BUNDLE_EXTRACT_BASE_DIR="$W/lab/dotnet-bundle" timeout 300 "$W/lab/vmi" -NoProfile -Command '1+1' > /dev/null 2>&1) ||
+  say "warning: the host could not pre-extract vmi; dom0 will"
+cp "$HERE/payload/dom0-test.sh" "$HERE/payload/lab.ps1" "$HERE/payload/guest-hvm.cfg" "$W/lab/"
+echo $(( QEMU_TIMEOUT - 120 )) > "$W/lab/budget"
+head -c 16777216 "$W/lab/vmi" | md5sum | cut -d' ' -f1 > "$W/lab/vmi.md5"
+[ -n "${VMI_XENLAB_STRESS:-}" ] && echo "$VMI_XENLAB_STRESS" > "$W/lab/stress"
+mkfs.ext4 -q -F -L lab -d "$W/lab" "$W/lab.img" 2G || envfail "mkfs of the lab disk failed"
+
+# ---- boot
+XENARGS="console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M dom0_max_vcpus=1 loglvl=all guest_loglvl=all smap=0 smep=0 ${VMI_XENLAB_XENARGS:-}"
+DOM0ARGS="console=hvc0 earlyprintk=xen root=/dev/vda rw rootfstype=ext4 init=/sbin/lab-init panic=-1"
+say "booting Xen + dom0 under QEMU ($ACCEL, -cpu $CPU; hard limit ${QEMU_TIMEOUT}s)"
+boot=$(date +%s)
+nice -n 10 timeout -s KILL "$QEMU_TIMEOUT" qemu-system-x86_64 -machine q35 -accel "$ACCEL" -cpu "$CPU" -m "$MEM" -smp 1 \
+  -kernel "$D0/xen" -append "$XENARGS" -initrd "$D0/vmlinuz $DOM0ARGS,$D0/initrd" \
+  -drive file="$D0/rootfs.img",if=virtio,format=raw,snapshot=on \
+  -drive file="$W/lab.img",if=virtio,format=raw,cache=unsafe \
+  -display none -monitor none -serial file:"$OUT/serial.log" -no-reboot
+qrc=$?
+say "QEMU ended (exit $qrc) after $(( $(date +%s) - boot )) s"
+debugfs -R "rdump /out $OUT/logs" "$W/lab.img" > /dev/null 2>&1
+[ -f "$OUT/logs/out/results.txt" ] && cp "$OUT/logs/out/results.txt" "$OUT/results.txt"
+
+if [ ! -s "$OUT/results.txt" ] || ! grep -q '^R env-xen PASS' "$OUT/results.txt"; then
+  echo "---- serial log (last 60 lines)"; tail -60 "$OUT/serial.log" 2>/dev/null
+  envfail "the lab did not reach its tests (QEMU exit $qrc; results: $OUT/results.txt)"
+fi
+if ! grep -q LAB-RESULTS-END "$OUT/serial.log"; then
+  echo "R lab-complete FAIL dom0-test.sh did not finish (QEMU exit $qrc): see serial.log" >> "$OUT/results.txt"
+  echo "---- serial log (last 60 lines)"; tail -60 "$OUT/serial.log"
+fi
+
+pass=$(grep -c '^R [^ ]* PASS' "$OUT/results.txt"); fail=$(grep -c '^R [^ ]* FAIL' "$OUT/results.txt"); envc=$(grep -c '^R [^ ]* ENV' "$OUT/results.txt")
+grep -E '^R [^ ]* (FAIL|ENV)' "$OUT/results.txt"
+say "$pass passed, $fail failed, $envc environment failures in $(( $(date +%s) - start )) s (results: $OUT/results.txt)"
+[ "$fail" -eq 0 ] || exit 1
+[ "$envc" -eq 0 ] || exit 2
+exit 0
