@@ -16,12 +16,8 @@ internal abstract class ImageSource : IDisposable
 
     public abstract bool TryMapPage(ulong gfn, [NotNullWhen(true)] out MappedPage? page);
 
-    /// <summary>The mapped bytes from <paramref name="pa"/> on, up to <paramref name="maxLength"/> and the end of their run; false where memory is not stored as such.</summary>
-    public virtual bool TryGetDirectSpan(ulong pa, int maxLength, out ReadOnlySpan<byte> span)
-    {
-        span = default;
-        return false;
-    }
+    /// <summary>Reads the stored bytes from <paramref name="pa"/> on into <paramref name="destination"/>, up to the end of their run; 0 where memory is not stored as such.</summary>
+    public virtual int ReadDirect(ulong pa, Span<byte> destination) => 0;
 
     public abstract void Dispose();
 }
@@ -101,19 +97,21 @@ internal sealed unsafe class RunSource : ImageSource
         return i >= 0 ? i : ~i - 1;
     }
 
-    public override bool TryGetDirectSpan(ulong pa, int maxLength, out ReadOnlySpan<byte> span)
+    /// <summary>One positioned read of a stored run straight into the caller's buffer (then the same change check a page read makes).</summary>
+    public override int ReadDirect(ulong pa, Span<byte> destination)
     {
         int i = Find(pa);
-        if (i >= 0 && maxLength > 0 && _runs[i].End > pa && _runs[i].FileOffset >= 0)
+        if (i < 0 || destination.IsEmpty || _runs[i].End <= pa || _runs[i].FileOffset < 0)
         {
-            Run r = _runs[i];
-            long length = (long)Math.Min((ulong)maxLength, r.End - pa);
-            span = _file.Span(r.FileOffset + (long)(pa - r.Pa), length, "a memory run");
-            return true;
+            return 0;
         }
 
-        span = default;
-        return false;
+        Run r = _runs[i];
+        int n = (int)Math.Min((ulong)destination.Length, r.End - pa);
+        long offset = r.FileOffset + (long)(pa - r.Pa);
+        _file.Read(offset, destination[..n], "a memory run");
+        _file.CheckUnchanged(offset, "a memory run");
+        return n;
     }
 
     public override bool TryMapPage(ulong gfn, [NotNullWhen(true)] out MappedPage? page)

@@ -264,11 +264,11 @@ public class MemoryImage : IVmiDriver, IVmiRead, IVmiDirectMemory, IVmcoreinfoSo
         return _source.TryMapPage(gfn.Value, out page);
     }
 
-    /// <summary>Memory stored as is (raw, ELF, LiME, Xen core) straight from the file's mapping; false for compressed or assembled frames.</summary>
-    public bool TryGetDirectSpan(ulong pa, int maxLength, out ReadOnlySpan<byte> span)
+    /// <summary>Memory stored as is (raw, ELF, LiME, Xen core) read straight into the caller's buffer, a run at a time; 0 for compressed or assembled frames.</summary>
+    public int ReadDirect(ulong pa, Span<byte> destination)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        return _source.TryGetDirectSpan(pa, maxLength, out span);
+        return _source.ReadDirect(pa, destination);
     }
 
     internal Registers GetRegistersCore(VcpuId vcpu)

@@ -8,7 +8,7 @@ public sealed partial class VmiCore
     /// <summary>
     /// Reads <paramref name="buffer"/> from guest memory as runs: each translation covers a whole leaf (4 KiB, 2 MiB,
     /// 1 GiB or 4 MiB page), a page-table walk reuses the upper levels of the last walk in the same 2 MiB region, and
-    /// the bytes are copied straight from the driver's mapping where it offers one (<see cref="IVmiDirectMemory"/>),
+    /// the bytes are copied straight into <paramref name="buffer"/> by the driver where it can (<see cref="IVmiDirectMemory"/>),
     /// else page by page through the page cache. Translations are taken from the V2P cache when it has them but not
     /// added to it, so a long read does not push out the translations in use. Unreadable memory is handled as
     /// <paramref name="mode"/> says, page by page, exactly as <see cref="Read(AccessContext, Span{byte}, ReadMode)"/>.
@@ -116,12 +116,14 @@ public sealed partial class VmiCore
         while (done < destination.Length)
         {
             ulong at = pa + (ulong)done;
-            if (_direct is not null && _direct.TryGetDirectSpan(at, destination.Length - done, out ReadOnlySpan<byte> direct) && !direct.IsEmpty)
+            if (_direct is not null)
             {
-                int n = Math.Min(direct.Length, destination.Length - done);
-                direct[..n].CopyTo(destination[done..]);
-                done += n;
-                continue;
+                int n = _direct.ReadDirect(at, destination[done..]);
+                if (n > 0)
+                {
+                    done += n;
+                    continue;
+                }
             }
 
             if (!TryGetPage(at >> _pageShift, out ReadOnlySpan<byte> page))
