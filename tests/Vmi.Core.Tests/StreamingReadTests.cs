@@ -147,7 +147,7 @@ public class StreamingReadTests
                 Array.Clear(buffer);
                 core.ReadStreaming(ctx, buffer);
                 Assert.Equal(want, buffer);
-                Assert.Equal(want, core.ReadBytes(ctx, length)); // Read takes the same path from a page on
+                Assert.Equal(want, core.ReadBytes(ctx, length)); // the page-by-page read agrees
             }
             else
             {

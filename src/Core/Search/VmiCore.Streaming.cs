@@ -10,8 +10,10 @@ public sealed partial class VmiCore
     /// 1 GiB or 4 MiB page), a page-table walk reuses the upper levels of the last walk in the same 2 MiB region, and
     /// the bytes are copied straight into <paramref name="buffer"/> by the driver where it can (<see cref="IVmiDirectMemory"/>),
     /// else page by page through the page cache. Translations are taken from the V2P cache when it has them but not
-    /// added to it, so a long read does not push out the translations in use. Unreadable memory is handled as
-    /// <paramref name="mode"/> says, page by page, exactly as <see cref="Read(AccessContext, Span{byte}, ReadMode)"/>.
+    /// added to it, so a long read does not push out the translations in use; pages the page cache holds are copied from
+    /// it, the others are not added to it. Unreadable memory is handled as <paramref name="mode"/> says, page by page,
+    /// exactly as <see cref="Read(AccessContext, Span{byte}, ReadMode)"/>. (<see cref="Read(AccessContext, Span{byte})"/>
+    /// stays page by page through both caches: what it read is cached, and stays readable if the backing goes.)
     /// </summary>
     public ReadResult ReadStreaming(AccessContext ctx, Span<byte> buffer, ReadMode mode = ReadMode.Strict)
     {
@@ -109,16 +111,29 @@ public sealed partial class VmiCore
         return r;
     }
 
-    /// <summary>Copies guest-physical memory from <paramref name="pa"/> into <paramref name="destination"/>; returns the bytes copied before the first frame with no backing.</summary>
+    /// <summary>
+    /// Copies guest-physical memory from <paramref name="pa"/> into <paramref name="destination"/>; returns the bytes
+    /// copied before the first frame with no backing. Pages the cache holds are copied from it (so a read agrees with
+    /// what was read before, even if the driver's backing changed since); each stretch of pages it does not hold is
+    /// read by the driver straight into the destination where it can, else page by page through the cache.
+    /// </summary>
     private int CopyPhysical(ulong pa, Span<byte> destination)
     {
         int done = 0;
         while (done < destination.Length)
         {
             ulong at = pa + (ulong)done;
-            if (_direct is not null)
+            int offset = (int)(at & _pageMask);
+            if (_direct is not null && !IsPageCached(at >> _pageShift))
             {
-                int n = _direct.ReadDirect(at, destination[done..]);
+                // The stretch of pages the cache does not hold, from here.
+                int stretch = Math.Min((int)Amd64.PageSize - offset, destination.Length - done);
+                while (done + stretch < destination.Length && !IsPageCached((at + (ulong)stretch) >> _pageShift))
+                {
+                    stretch = Math.Min(stretch + (int)Amd64.PageSize, destination.Length - done);
+                }
+
+                int n = _direct.ReadDirect(at, destination.Slice(done, stretch));
                 if (n > 0)
                 {
                     done += n;
@@ -131,12 +146,18 @@ public sealed partial class VmiCore
                 return done;
             }
 
-            int offset = (int)(at & _pageMask);
             int chunk = Math.Min(page.Length - offset, destination.Length - done);
             page.Slice(offset, chunk).CopyTo(destination[done..]);
             done += chunk;
         }
 
         return done;
+    }
+
+    /// <summary>True if the page cache holds frame <paramref name="gfn"/> (no hit or miss counted, no order changed).</summary>
+    private bool IsPageCached(ulong gfn)
+    {
+        ref PageFront slot = ref _front[(int)(gfn & (FrontSize - 1))];
+        return (slot.Page is not null && (slot.Tag & ~FrontUntouched) == gfn + 1) || (_pagesEnabled && _pages.TryPeek(gfn, out _));
     }
 }
