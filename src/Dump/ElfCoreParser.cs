@@ -118,14 +118,16 @@ internal static class ElfCoreParser
         }
 
         ReadOnlySpan<byte> e = file.Span(0, is64 ? 64 : 52, "the ELF header");
-        ushort ehsize = BinaryPrimitives.ReadUInt16LittleEndian(e[(is64 ? 52 : 40)..]);
-        if (ehsize != (is64 ? 64 : 52))
+        // e_phentsize, not e_ehsize, says which class the header really is: QEMU 7.2's dump-guest-memory writes an
+        // e_ehsize of 8 (the size of a pointer), while its program headers are right.
+        ushort phentsize = BinaryPrimitives.ReadUInt16LittleEndian(e[(is64 ? 54 : 42)..]);
+        if (phentsize != (is64 ? 56 : 32))
         {
-            // A flipped class byte reads every later field at the wrong offset; e_ehsize says which class the header really is.
-            string real = file.Length >= 54 && BinaryPrimitives.ReadUInt16LittleEndian(file.Span(is64 ? 40 : 52, 2, "e_ehsize")) == (is64 ? 52 : 64)
+            // A flipped class byte reads every later field at the wrong offset.
+            string real = file.Length >= 56 && BinaryPrimitives.ReadUInt16LittleEndian(file.Span(is64 ? 42 : 54, 2, "e_phentsize")) == (is64 ? 32 : 56)
                 ? $" It reads as a {(is64 ? 32 : 64)}-bit header: the class byte (offset 4) is damaged."
                 : string.Empty;
-            throw new VmiFormatException($"e_ehsize is {ehsize}, but a {(is64 ? 64 : 32)}-bit ELF header (class byte {id[4]}) is {(is64 ? 64 : 52)} bytes.{real}", path, is64 ? 52 : 40);
+            throw new VmiFormatException($"e_phentsize is {phentsize}, but a {(is64 ? 64 : 32)}-bit ELF program header (class byte {id[4]}) is {(is64 ? 56 : 32)} bytes.{real}", path, is64 ? 54 : 42);
         }
 
         ushort type = BinaryPrimitives.ReadUInt16LittleEndian(e[16..]);

@@ -167,30 +167,38 @@ public sealed class GdbRemote : IDisposable
         {
             lock (_io)
             {
-                if (_stops.Count > 0)
-                {
-                    stop = _stops.Dequeue();
-                    return true;
-                }
-
-                // Wait in short slices so that cancellation is seen and other callers get the socket between them.
-                DateTime slice = DateTime.UtcNow + TimeSpan.FromMilliseconds(50);
-                string? packet = ReceiveLocked(slice < deadline ? slice : deadline);
-                if (packet is not null)
+                // Take what has arrived without waiting; the waiting happens outside the lock, so that a command from
+                // another thread (Restore on SIGTERM) is never starved by this loop re-taking the lock.
+                while (ReceiveLocked(DateTime.UtcNow) is string packet)
                 {
                     if (GdbStopReply.IsStopReply(packet))
                     {
                         _stops.Enqueue(GdbStopReply.Parse(packet));
                     }
+                }
 
-                    continue;
+                if (_stops.Count > 0)
+                {
+                    stop = _stops.Dequeue();
+                    return true;
                 }
             }
 
-            if (cancellationToken.IsCancellationRequested || DateTime.UtcNow >= deadline)
+            TimeSpan left = deadline - DateTime.UtcNow;
+            if (cancellationToken.IsCancellationRequested || left <= TimeSpan.Zero)
             {
                 stop = null;
                 return false;
+            }
+
+            TimeSpan slice = left < TimeSpan.FromMilliseconds(50) ? left : TimeSpan.FromMilliseconds(50);
+            try
+            {
+                _socket.Poll((int)slice.TotalMicroseconds, SelectMode.SelectRead);
+            }
+            catch (ObjectDisposedException)
+            {
+                throw new VmiDriverException("The gdbstub connection was closed while waiting for the VM to stop (the session was disconnected).");
             }
         }
     }

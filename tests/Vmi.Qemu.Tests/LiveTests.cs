@@ -216,6 +216,29 @@ public abstract partial class LiveTests<TGuest>(TGuest guest)
     }
 
     [Fact]
+    public void A_hardware_breakpoint_fires_with_RIP_there()
+    {
+        using QemuDriver d = Connect();
+        ulong target = Guest.Functions["__x64_sys_clock_nanosleep"];
+        VmiBreakpoint bp = d.SetBreakpoint(new BreakpointRequest(new Va(target), BreakpointKind.Hardware));
+        var hits = new List<VmiEvent>();
+        DateTime deadline = DateTime.UtcNow + TimeSpan.FromMinutes(3);
+        while (hits.Count < 2 && DateTime.UtcNow < deadline)
+        {
+            d.WaitForEvents(TimeSpan.FromSeconds(10), 1, e =>
+            {
+                hits.Add(e);
+                return VmiEventResponse.Continue;
+            });
+        }
+
+        Assert.Equal(2, hits.Count);
+        Assert.All(hits, e => Assert.Equal(target, e.Registers.Rip));
+        Assert.Equal(BreakpointKind.Hardware, Assert.Single(d.Breakpoints).Kind);
+        Assert.True(d.RemoveBreakpoint(bp.Id));
+    }
+
+    [Fact]
     public void Single_step_from_a_breakpoint_advances_RIP_by_one_instruction()
     {
         using QemuDriver d = Connect();
