@@ -131,7 +131,7 @@ public class GuestImageBenchmarks
         Span<byte> dst = _buffer.AsSpan(0, chunk);
         for (int off = 0; off < Bulk; off += chunk)
         {
-            _core.Read(AccessContext.Paging(new Va(_bulkVa + (ulong)off), _root), dst);
+            _core.ReadStreaming(AccessContext.Paging(new Va(_bulkVa + (ulong)off), _root), dst);
         }
     }
 }

@@ -389,7 +389,7 @@ internal static unsafe partial class PeerHarness
         var root = new Pa(_bulkCr3);
         for (ulong off = 0; off < Bulk; off += (ulong)chunk)
         {
-            _core.Read(AccessContext.Paging(new Va(_bulkVa + off), root), dst);
+            _core.ReadStreaming(AccessContext.Paging(new Va(_bulkVa + off), root), dst);
         }
 
         _sink += dst[chunk - 1];

@@ -576,12 +576,6 @@ public sealed partial class VmiCore : IDisposable
     /// <summary>Fills <paramref name="buffer"/> from guest memory, across any number of pages; throws at the first unreadable page.</summary>
     public void Read(AccessContext ctx, Span<byte> buffer)
     {
-        if (buffer.Length >= (int)Amd64.PageSize)
-        {
-            ReadStreaming(ctx, buffer); // a page or more: as runs, straight from the driver's mapping
-            return;
-        }
-
         CheckRange(ctx.Address, buffer.Length);
         int done = 0;
         while (done < buffer.Length)
@@ -610,10 +604,6 @@ public sealed partial class VmiCore : IDisposable
             return new ReadResult(buffer.Length, null, []);
         }
 
-        if (buffer.Length >= (int)Amd64.PageSize)
-        {
-            return ReadStreaming(ctx, buffer, mode);
-        }
 
         CheckRange(ctx.Address, buffer.Length);
         List<ulong>? unreadable = null;

@@ -16,6 +16,9 @@ internal abstract class ImageSource : IDisposable
 
     public abstract bool TryMapPage(ulong gfn, [NotNullWhen(true)] out MappedPage? page);
 
+    /// <summary>Reads the stored bytes from <paramref name="pa"/> on into <paramref name="destination"/>, up to the end of their run; 0 where memory is not stored as such.</summary>
+    public virtual int ReadDirect(ulong pa, Span<byte> destination) => 0;
+
     public abstract void Dispose();
 }
 
@@ -92,6 +95,23 @@ internal sealed unsafe class RunSource : ImageSource
     {
         int i = Array.BinarySearch(_starts, pa);
         return i >= 0 ? i : ~i - 1;
+    }
+
+    /// <summary>One positioned read of a stored run straight into the caller's buffer (then the same change check a page read makes).</summary>
+    public override int ReadDirect(ulong pa, Span<byte> destination)
+    {
+        int i = Find(pa);
+        if (i < 0 || destination.IsEmpty || _runs[i].End <= pa || _runs[i].FileOffset < 0)
+        {
+            return 0;
+        }
+
+        Run r = _runs[i];
+        int n = (int)Math.Min((ulong)destination.Length, r.End - pa);
+        long offset = r.FileOffset + (long)(pa - r.Pa);
+        _file.Read(offset, destination[..n], "a memory run");
+        _file.CheckUnchanged(offset, "a memory run");
+        return n;
     }
 
     public override bool TryMapPage(ulong gfn, [NotNullWhen(true)] out MappedPage? page)

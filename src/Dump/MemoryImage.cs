@@ -65,7 +65,7 @@ public sealed record MemoryImageOptions
 /// kdump pages decompressed into pooled buffers. Registers come from the image where it carries
 /// them, so virtual addresses translate with no extra input.
 /// </summary>
-public class MemoryImage : IVmiDriver, IVmiRead, IVmcoreinfoSource, IVmiStoredExtent
+public class MemoryImage : IVmiDriver, IVmiRead, IVmiDirectMemory, IVmcoreinfoSource, IVmiStoredExtent
 {
     private readonly ImageSource _source;
     private readonly Registers[] _registers;
@@ -262,6 +262,13 @@ public class MemoryImage : IVmiDriver, IVmiRead, IVmcoreinfoSource, IVmiStoredEx
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         return _source.TryMapPage(gfn.Value, out page);
+    }
+
+    /// <summary>Memory stored as is (raw, ELF, LiME, Xen core) read straight into the caller's buffer, a run at a time; 0 for compressed or assembled frames.</summary>
+    public int ReadDirect(ulong pa, Span<byte> destination)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return _source.ReadDirect(pa, destination);
     }
 
     internal Registers GetRegistersCore(VcpuId vcpu)
