@@ -160,6 +160,10 @@ public sealed class GdbRemote : IDisposable
     }
 
     /// <summary>Waits up to <paramref name="timeout"/> until a stop reply is queued, without taking it; true when one is.</summary>
+    /// <remarks>
+    /// As in <see cref="TryTakeStop"/>, the waiting happens outside the lock: holding it while blocked on the socket starved
+    /// every command from another thread (the restore on SIGTERM found the gdbstub still attached).
+    /// </remarks>
     public bool WaitForStop(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         DateTime deadline = timeout == System.Threading.Timeout.InfiniteTimeSpan ? DateTime.MaxValue : DateTime.UtcNow + timeout;
@@ -167,23 +171,34 @@ public sealed class GdbRemote : IDisposable
         {
             lock (_io)
             {
+                while (ReceiveLocked(DateTime.UtcNow) is string packet)
+                {
+                    if (GdbStopReply.IsStopReply(packet))
+                    {
+                        _stops.Enqueue(GdbStopReply.Parse(packet));
+                    }
+                }
+
                 if (_stops.Count > 0)
                 {
                     return true;
                 }
-
-                DateTime slice = DateTime.UtcNow + TimeSpan.FromMilliseconds(50);
-                string? packet = ReceiveLocked(slice < deadline ? slice : deadline);
-                if (packet is not null && GdbStopReply.IsStopReply(packet))
-                {
-                    _stops.Enqueue(GdbStopReply.Parse(packet));
-                    continue;
-                }
             }
 
-            if (cancellationToken.IsCancellationRequested || DateTime.UtcNow >= deadline)
+            TimeSpan left = deadline - DateTime.UtcNow;
+            if (cancellationToken.IsCancellationRequested || left <= TimeSpan.Zero)
             {
                 return false;
+            }
+
+            TimeSpan slice = left < TimeSpan.FromMilliseconds(50) ? left : TimeSpan.FromMilliseconds(50);
+            try
+            {
+                _socket.Poll((int)slice.TotalMicroseconds, SelectMode.SelectRead);
+            }
+            catch (ObjectDisposedException)
+            {
+                throw new VmiDriverException("The gdbstub connection was closed while waiting for the VM to stop (the session was disconnected).");
             }
         }
     }

@@ -23,7 +23,7 @@ public sealed class CmdletLiveTests(FourLevelGuest guest)
             Assert.NotEqual(0UL, cr3);
             byte[] bytes = host.Get<byte[]>($", (Read-VmiMemory {nanosleep} -Length 16 -Cr3 0x{cr3:x}).Bytes");
             Assert.Equal(16, bytes.Length);
-            string x = host.Get<string>($"$s.Core.Driver.Qmp.Hmp('x /2gx {nanosleep}', 0)");
+            string x = host.Get<string>($"$s.Guest.GetDriver[Vmi.Qemu.QemuDriver]().Qmp.Hmp('x /2gx {nanosleep}', 0)");
             Assert.Equal(LiveTests<FourLevelGuest>.QemuBytes(x), bytes); // QEMU's own read of the same bytes
             host.RunClean("Resume-VmiDomain");
 
