@@ -31,6 +31,19 @@ public sealed class PowerShellHost : IDisposable
 
     public static string RepoRoot => Path.GetFullPath(Path.Combine(ModuleDirectory, "..", "..", ".."));
 
+    /// <summary>A file of the built vmi shell (src/Shell/bin/&lt;configuration&gt;/net10.0), e.g. "vmi.dll" or the "vmi" executable.</summary>
+    public static string ShellFile(string name)
+    {
+#if DEBUG_BUILD
+        const string configuration = "Debug";
+#else
+        const string configuration = "Release";
+#endif
+        string path = Path.Combine(RepoRoot, "src", "Shell", "bin", configuration, "net10.0", name);
+        Assert.True(File.Exists(path), "The vmi shell was not built at " + path);
+        return path;
+    }
+
     /// <summary>Runs a script; returns its output. Errors are collected in <see cref="LastErrors"/>.</summary>
     public Collection<PSObject> Run(string script, IDictionary<string, object?>? variables = null)
     {

@@ -58,20 +58,7 @@ public sealed class ShellRemotingTests : IDisposable
         Assert.True(SpinWait.SpinUntil(() => Listening(_portA) && Listening(_portB), TimeSpan.FromSeconds(30)), "sshd did not start listening");
     }
 
-    private static string VmiExecutable
-    {
-        get
-        {
-#if DEBUG_BUILD
-            const string configuration = "Debug";
-#else
-            const string configuration = "Release";
-#endif
-            string path = Path.Combine(PowerShellHost.RepoRoot, "src", "Shell", "bin", configuration, "net10.0", "vmi");
-            Assert.True(File.Exists(path), "The vmi shell was not built at " + path);
-            return path;
-        }
-    }
+    private static string VmiExecutable => PowerShellHost.ShellFile("vmi");
 
     /// <summary>The Invoke-Command parameters of both endpoints: two host names, so PSComputerName tells them apart.</summary>
     private string FanOut => $"$ssh = @{{ HostName = 'localhost:{_portA}', '127.0.0.1:{_portB}'; UserName = '{Environment.UserName}'; " +

@@ -8,20 +8,7 @@ namespace Vmi.PowerShell.Tests;
 /// </summary>
 public class ShellTests
 {
-    private static string ShellDll
-    {
-        get
-        {
-#if DEBUG_BUILD
-            const string configuration = "Debug";
-#else
-            const string configuration = "Release";
-#endif
-            string path = Path.Combine(PowerShellHost.RepoRoot, "src", "Shell", "bin", configuration, "net10.0", "vmi.dll");
-            Assert.True(File.Exists(path), "The vmi shell was not built at " + path);
-            return path;
-        }
-    }
+    private static string ShellDll => PowerShellHost.ShellFile("vmi.dll");
 
     private static (int ExitCode, string Out, string Err) Vmi(string? stdin, params string[] args) => VmiIn(null, stdin, args);
 

@@ -14,20 +14,7 @@ public sealed class SignalTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private static string ShellDll
-    {
-        get
-        {
-#if DEBUG_BUILD
-            const string configuration = "Debug";
-#else
-            const string configuration = "Release";
-#endif
-            string path = Path.Combine(PowerShellHost.RepoRoot, "src", "Shell", "bin", configuration, "net10.0", "vmi.dll");
-            Assert.True(File.Exists(path), "The vmi shell was not built at " + path);
-            return path;
-        }
-    }
+    private static string ShellDll => PowerShellHost.ShellFile("vmi.dll");
 
     [Theory]
     [InlineData("TERM", 15)]
