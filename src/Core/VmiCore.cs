@@ -1056,7 +1056,7 @@ public sealed partial class VmiCore : IDisposable
         response ??= VmiEventResponse.Continue;
         try
         {
-            response.Validate();
+            response.Validate(pending.Event);
         }
         catch
         {
