@@ -1,6 +1,7 @@
 namespace Vmi.Core;
 
 /// <summary>How the hypervisor side implements a breakpoint.</summary>
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum BreakpointKind : byte
 {
     /// <summary>A breakpoint the hypervisor keeps out of guest memory where it can (QEMU: a gdbstub Z0 point, no byte of the guest changes; Xen: INT3 written by the engine).</summary>

@@ -17,6 +17,7 @@ public sealed class VmiBreakpointInfo
         Hits = breakpoint.Hits;
     }
 
+    [Newtonsoft.Json.JsonIgnore, System.Management.Automation.Hidden]
     public VmiSession Session { get; }
 
     public int Id { get; }
