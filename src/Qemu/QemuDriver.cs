@@ -62,6 +62,7 @@ public sealed unsafe class QemuDriver :
     private bool _kvm;
     private readonly SortedDictionary<int, VmiBreakpoint> _breakpoints = [];
     private readonly Dictionary<ulong, int> _pointsAt = []; // address -> breakpoints there (one Z point each address)
+    private readonly Dictionary<(ulong Address, BreakpointAccess Access, int Length), int> _watchesAt = []; // one Z2-Z4 point each
     private readonly HashSet<EventMonitor> _monitors = [];
     private readonly List<IDisposable> _exitHooks = [];
     private int _nextBreakpoint = 1;
@@ -674,15 +675,7 @@ public sealed unsafe class QemuDriver :
             _stepRequested = false;
             if (_breakpoints.Count > 0)
             {
-                WithStopped(() =>
-                {
-                    foreach (ulong address in _pointsAt.Keys.ToArray())
-                    {
-                        RemovePoint(address);
-                    }
-                });
-                _breakpoints.Clear();
-                _pointsAt.Clear();
+                WithStopped(RemoveAllPoints);
             }
 
             if (_pauses > 0)
@@ -886,6 +879,12 @@ public sealed unsafe class QemuDriver :
             throw new VmiNotSupportedException("This QEMU session is read-only: connect without -ReadOnly to set breakpoints.");
         }
 
+        request.Validate();
+        if (request.IsWatchpoint)
+        {
+            return SetWatchpointLocked(request);
+        }
+
         if (_kvm && request.Kind == BreakpointKind.Software)
         {
             // Under KVM, QEMU's software breakpoints are INT3 bytes written into guest memory: the guest could see them.
@@ -919,6 +918,87 @@ public sealed unsafe class QemuDriver :
         return bp;
     }
 
+    private VmiBreakpoint SetWatchpointLocked(BreakpointRequest request)
+    {
+        if (_kvm && request.Access == BreakpointAccess.Read)
+        {
+            throw new VmiNotSupportedException("Under KVM, QEMU watches data with the x86 debug registers, which cannot watch reads alone: watch ReadWrite (reads and writes) instead.");
+        }
+
+        if (request.Vcpu is VcpuId v)
+        {
+            Thread(v);
+        }
+
+        var key = (request.Address.Value, request.Access, request.Length);
+        if (_watchesAt.TryGetValue(key, out int count))
+        {
+            _watchesAt[key] = count + 1;
+        }
+        else
+        {
+            WithStopped(() => InsertWatch(key.Value, key.Access, key.Length));
+            _watchesAt[key] = 1;
+        }
+
+        var bp = new VmiBreakpoint(_nextBreakpoint++, request.Address, BreakpointKind.Hardware, request.Cr3, request.Vcpu, null, 0)
+        {
+            Access = request.Access,
+            Length = request.Length,
+        };
+        _breakpoints[bp.Id] = bp;
+        return bp;
+    }
+
+    /// <summary>The gdbstub's watchpoint type: Z2 write, Z3 read, Z4 access.</summary>
+    private static int WatchType(BreakpointAccess access) => access switch
+    {
+        BreakpointAccess.Write => 2,
+        BreakpointAccess.Read => 3,
+        BreakpointAccess.ReadWrite => 4,
+        _ => throw new ArgumentOutOfRangeException(nameof(access), access, "not a watchpoint access"),
+    };
+
+    private void InsertWatch(ulong address, BreakpointAccess access, int length)
+    {
+        string reply = _gdb.Command(string.Create(CultureInfo.InvariantCulture, $"Z{WatchType(access)},{address:x},{length:x}"));
+        if (reply != "OK")
+        {
+            throw new VmiDriverException(_kvm
+                ? $"QEMU refused a {access} watchpoint of {length} bytes at 0x{address:x} ('{reply}'): under KVM the 4 debug registers hold every hardware breakpoint and watchpoint; remove one."
+                : $"QEMU refused a {access} watchpoint of {length} bytes at 0x{address:x} ('{reply}').");
+        }
+    }
+
+    private void RemoveWatch(ulong address, BreakpointAccess access, int length)
+    {
+        string reply = _gdb.Command(string.Create(CultureInfo.InvariantCulture, $"z{WatchType(access)},{address:x},{length:x}"));
+        if (reply != "OK")
+        {
+            Log($"QEMU did not remove the {access} watchpoint at 0x{address:x} ('{reply}').");
+        }
+    }
+
+    /// <summary>Removes every breakpoint and watchpoint from QEMU (the VM stopped) and forgets them.</summary>
+    private void RemoveAllPoints()
+    {
+        foreach (ulong address in _pointsAt.Keys.ToArray())
+        {
+            RemovePoint(address);
+        }
+
+        foreach ((ulong address, BreakpointAccess access, int length) in _watchesAt.Keys.ToArray())
+        {
+            RemoveWatch(address, access, length);
+        }
+
+        _pointsAt.Clear();
+        _watchesAt.Clear();
+        _breakpoints.Clear();
+        _reinsertAfterStep = null;
+        _resumeOver = null;
+    }
+
     public bool RemoveBreakpoint(int id)
     {
         lock (_gate)
@@ -932,6 +1012,18 @@ public sealed unsafe class QemuDriver :
         if (!_breakpoints.Remove(id, out VmiBreakpoint? bp))
         {
             return false;
+        }
+
+        if (bp.Access != BreakpointAccess.Execute)
+        {
+            var key = (bp.Address.Value, bp.Access, bp.Length);
+            if (--_watchesAt[key] == 0)
+            {
+                _watchesAt.Remove(key);
+                WithStopped(() => RemoveWatch(key.Value, key.Access, key.Length));
+            }
+
+            return true;
         }
 
         ulong address = bp.Address.Value;
@@ -1077,7 +1169,25 @@ public sealed unsafe class QemuDriver :
                 VcpuId vcpu = VcpuOf(thread);
                 Registers regs = ReadRegisters(vcpu, thread);
                 EventReason reason;
-                if (wasStep)
+                if (WatchHit(stop) is (ulong watched, BreakpointAccess access))
+                {
+                    // QEMU stops after the accessing instruction: nothing to step over.
+                    Pa root = regs.TranslationRoot;
+                    VmiBreakpoint[] hits = [.. _breakpoints.Values.Where(b => b.Access == access && b.Address.Value == watched && (b.Cr3 is null || b.Cr3 == root) && (b.Vcpu is null || b.Vcpu == vcpu))];
+                    if (hits.Length == 0)
+                    {
+                        RunIfNotPaused(); // filtered out, or a watchpoint already removed
+                        continue;
+                    }
+
+                    foreach (VmiBreakpoint b in hits)
+                    {
+                        _breakpoints[b.Id] = b with { Hits = b.Hits + 1 };
+                    }
+
+                    reason = new WatchpointReason(new Va(watched), access, hits.Max(b => b.Length));
+                }
+                else if (wasStep)
                 {
                     reason = new SinglestepReason(GfnOf(vcpu, regs.Rip), new Va(regs.Rip));
                 }
@@ -1112,6 +1222,23 @@ public sealed unsafe class QemuDriver :
 
             return [];
         }
+    }
+
+    private static readonly (string Field, BreakpointAccess Access)[] WatchFields =
+        [("watch", BreakpointAccess.Write), ("rwatch", BreakpointAccess.Read), ("awatch", BreakpointAccess.ReadWrite)];
+
+    /// <summary>The watched address and access of a stop reply that reports a watchpoint ("watch:", "rwatch:", "awatch:"), or null.</summary>
+    private static (ulong Address, BreakpointAccess Access)? WatchHit(GdbStopReply stop)
+    {
+        foreach ((string field, BreakpointAccess access) in WatchFields)
+        {
+            if (stop.Fields.TryGetValue(field, out string? value) && ulong.TryParse(value, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out ulong address))
+            {
+                return (address, access);
+            }
+        }
+
+        return null;
     }
 
     /// <summary>The stop reply that ended the last run, if it was not taken yet: the one kept by a stop, or one that arrived.</summary>
@@ -1288,13 +1415,7 @@ public sealed unsafe class QemuDriver :
         try
         {
             StopVm();
-            foreach (ulong address in _pointsAt.Keys.ToArray())
-            {
-                RemovePoint(address);
-            }
-
-            _pointsAt.Clear();
-            _breakpoints.Clear();
+            RemoveAllPoints();
             if (_wasRunning)
             {
                 // Detach: QEMU removes every breakpoint and watchpoint and lets the VM run.
