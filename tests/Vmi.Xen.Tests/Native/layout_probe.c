@@ -62,6 +62,8 @@ int main(void)
     F(vm_event_request_t, "vm_event_st", data.regs.x86);
     F(vm_event_request_t, "vm_event_st", data.regs.x86.rip);
     F(vm_event_request_t, "vm_event_st", data.regs.x86.cr3);
+    F(vm_event_request_t, "vm_event_st", data.emul.insn);
+    F(vm_event_request_t, "vm_event_st", data.emul.insn.data);
     /* the response is the same type */
     S(vm_event_response_t, "vm_event_st");
 
