@@ -129,7 +129,7 @@ public sealed unsafe partial class XenDriver :
 
         if (!domain.IsHvm)
         {
-            throw new VmiDriverException($"Domain {domain.Id} ('{domain.Name}') is a PV guest; the Xen driver introspects HVM and PVH guests (type = \"hvm\" in the domain's config).");
+            throw new VmiDriverException($"Domain {domain.Id} ('{domain.Name}') is a PV guest, which has no HVM context, nested paging or vm_event monitors; the Xen driver introspects HVM and PVH guests (type = \"hvm\" or type = \"pvh\" in the domain's config).");
         }
 
         if (domain.State is XenDomainState.Dying)

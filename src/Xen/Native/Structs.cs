@@ -468,6 +468,9 @@ internal struct XenDomctlGetdomaininfo
 {
     public const uint FlagDying = 1u << 0;
     public const uint FlagHvmGuest = 1u << 1;
+
+    /// <summary>XEN_X86_EMU_PIC in arch_config.emulation_flags: Xen emulates a PIC for HVM guests, never for PVH ones.</summary>
+    public const uint EmuPic = 1u << 5;
     public const uint FlagShutdown = 1u << 2;
     public const uint FlagPaused = 1u << 3;
     public const uint FlagBlocked = 1u << 4;
