@@ -122,6 +122,8 @@ setsid nice -n "${VMI_XENLAB_NICE:-0}" timeout -s KILL "$QEMU_TIMEOUT" qemu-syst
   -drive file="$W/lab.img",if=virtio,format=raw,cache=unsafe \
   -display none -monitor none -serial file:"$OUT/serial.log" -no-reboot &
 qpid=$!
+# setsid makes the new session (and autogroup) when it runs: wait until it has, or the old session gets the nice.
+i=0; while [ "$(ps -o sid= -p $qpid 2>/dev/null | tr -d ' ')" != "$qpid" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 if [ -n "${VMI_XENLAB_AUTOGROUP_NICE--19}" ] && [ -w /proc/$qpid/autogroup ]; then
   echo "${VMI_XENLAB_AUTOGROUP_NICE--19}" > /proc/$qpid/autogroup 2>/dev/null || say "warning: could not set the lab's autogroup nice"
 fi
