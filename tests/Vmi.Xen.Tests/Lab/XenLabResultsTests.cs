@@ -98,5 +98,5 @@ public sealed class XenLabResultsTests
     }
 
     public static TheoryData<string> Processes() =>
-        new() { "live", "final", "exit-sigkill", "exit-sigterm", "exit-sighup", "exit-sigint", "exit-disconnect" };
+        new() { "live", "final", "exit-exception", "exit-sigkill", "exit-sigterm", "exit-sighup", "exit-sigint", "exit-disconnect" };
 }

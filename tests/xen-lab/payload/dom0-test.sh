@@ -12,8 +12,13 @@ export PATH=$ROOT/bin:$PATH HOME=/tmp DOTNET_BUNDLE_EXTRACT_BASE_DIR=/lab/dotnet
 # data): 3 of 3 vmi starts of the live checks on 2026-12-01. The same crash is known under other emulators (Rosetta,
 # QEMU user mode) with the same cure. run.sh writes /lab/wxe from VMI_XENLAB_WXE (default 0).
 export DOTNET_EnableWriteXorExecute=$(cat /lab/wxe 2>/dev/null || echo 0)
+# The published single-file vmi extracts pwsh's built-in modules (Utility, Management...) under
+# runtimes/unix/lib/net10.0/Modules, not $PSHOME/Modules, so Write-Host and the rest are not found (since vmi became pwsh's
+# own console host; reported in docs/xen.md): point PSModulePath at them.
+PSM=$(ls -d /lab/dotnet-bundle/vmi/*/runtimes/unix/lib/net10.0/Modules 2>/dev/null | head -1)
+[ -n "$PSM" ] && export PSModulePath=$PSM
 t() { echo "LAB-T $(cut -d' ' -f1 /proc/uptime) $*"; }
-r() { id=$1; st=$2; shift 2; echo "R $id $st $*" | tee -a $RES; }
+r() { _rid=$1; _rst=$2; shift 2; echo "R $_rid $_rst $*" | tee -a $RES; }
 
 # run_vmi LABEL TIMEOUT ARGS...: runs the payload; retries only a crash before VMI-READY (the runtime's start-up).
 run_vmi() {
@@ -122,7 +127,7 @@ if [ ! -f /lab/skip-hvm ]; then
   #    the process holds the domain and ends by an exception: the first exit path.
   t "live checks (exit path: exception)"
   run_vmi live 1800 -Mode live -Name guest1 -Serial $S
-  after_exit exception $VRC
+  if grep -q 'holding guest guest1' $OUT/live.log; then after_exit exception $VRC; else r exit-exception-process FAIL "the live process never held the domain (exit $VRC)"; fi
 
   # 3. Exit paths: each process checks what the previous one left (a SIGKILL's leftovers it reclaims), takes the ring,
   #    two monitors and a pause/resume, and ends the way asked; dom0 checks the guest after it ended.
