@@ -3,6 +3,7 @@ using System.Globalization;
 namespace Vmi.Xen;
 
 /// <summary>The run state of a Xen domain, as xl list shows it.</summary>
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum XenDomainState
 {
     Running,
@@ -17,6 +18,7 @@ public enum XenDomainState
 }
 
 /// <summary>The maker of the host's CPU: what Xen can do for introspection depends on it (VT-x or SVM).</summary>
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum XenCpuVendor
 {
     Unknown,

@@ -46,8 +46,9 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev 2>/dev/null
 echo 0 > /proc/sys/kernel/kptr_restrict
-# The guest's own symbol addresses for the host: the functions the tests break on, and every 97th symbol.
-grep -wE "__x64_sys_nanosleep|__x64_sys_clock_nanosleep|hrtimer_nanosleep|ktime_get" /proc/kallsyms | awk '{ print "KFUN " $3 " " $1 }' > /dev/ttyS0
+# The guest's own symbol addresses for the host: the functions the tests break on, the variable they watch
+# (jiffies, written on every timer tick), and every 97th symbol.
+grep -wE "__x64_sys_nanosleep|__x64_sys_clock_nanosleep|hrtimer_nanosleep|ktime_get|jiffies" /proc/kallsyms | awk '{ print "KFUN " $3 " " $1 }' > /dev/ttyS0
 awk 'NR % 97 == 1 && $2 ~ /^[tTdDbBrR]$/ { print "KSYM " $1 }' /proc/kallsyms > /dev/ttyS0
 echo "VMI-GUEST-UP $(uname -r) la57=$(grep -c la57 /proc/cpuinfo)" > /dev/ttyS0
 i=0

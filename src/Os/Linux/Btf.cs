@@ -4,6 +4,7 @@ using System.Text;
 namespace Vmi.Os.Linux;
 
 /// <summary>BTF type kinds (include/uapi/linux/btf.h).</summary>
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum BtfKind : byte
 {
     Unknown = 0,
