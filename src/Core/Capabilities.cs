@@ -4,6 +4,7 @@ using Vmi.Core.Arch.Amd64;
 namespace Vmi.Core;
 
 /// <summary>What a driver can be asked to do. Every capability is one interface; a driver implements what it can.</summary>
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum VmiCapability
 {
     Read,

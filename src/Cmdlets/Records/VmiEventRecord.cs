@@ -85,6 +85,7 @@ public abstract class VmiEventRecord
         ControlRegisterWriteReason r => new VmiControlRegisterEvent(session, e, sequence, r),
         MsrWriteReason r => new VmiMsrEvent(session, e, sequence, r),
         SoftwareBreakpointReason r => new VmiBreakpointEvent(session, e, sequence, r),
+        WatchpointReason r => new VmiWatchpointEvent(session, e, sequence, r),
         DebugExceptionReason r => new VmiDebugExceptionEvent(session, e, sequence, r),
         SinglestepReason r => new VmiSinglestepEvent(session, e, sequence, r),
         CpuidReason r => new VmiCpuidEvent(session, e, sequence, r),

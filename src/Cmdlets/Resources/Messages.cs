@@ -27,6 +27,8 @@ internal static class Messages
 
     internal static string ZeroFilled => Get(nameof(ZeroFilled));
 
+    internal static string PatternNotHex => Get(nameof(PatternNotHex));
+
     internal static string LengthTooLarge => Get(nameof(LengthTooLarge));
 
     internal static string RangeRequired => Get(nameof(RangeRequired));
