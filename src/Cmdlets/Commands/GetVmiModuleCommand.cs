@@ -23,7 +23,7 @@ public sealed class GetVmiModuleCommand : VmiCmdlet
         try
         {
             LinuxKernel kernel = LinuxSessions.Get(session);
-            modules = session.Guest.Exclusive(_ => kernel.GetModules(warning: warnings.Add).ToList());
+            modules = kernel.GetModules(warning: warnings.Add).ToList();
         }
         catch (Exception e) when (IsItemError(e))
         {

@@ -20,12 +20,12 @@ internal static class LinuxSessions
             return kernel;
         }
 
-        kernel = session.Guest.Exclusive(core => LinuxKernel.Open(Memory(session, core)));
+        kernel = LinuxKernel.Open(Memory(session));
         return s_kernels.GetValue(session, _ => kernel);
     }
 
-    /// <summary>The guest memory the kernel reads through; used only inside <see cref="VmiGuest.Exclusive{T}"/> (the guest's lock held).</summary>
-    public static IGuestMemory Memory(VmiSession session, VmiCore core) => new CoreGuestMemory(core, session.Guest.GetDriver<IVmiDriver>() is IVmcoreinfoSource s ? s.Vmcoreinfo : null);
+    /// <summary>The guest memory the kernel reads through: each read one call of the guest (its lock held for that call).</summary>
+    public static IGuestMemory Memory(VmiSession session) => new GuestObjectMemory(session.Guest, session.Guest.GetDriver<IVmiDriver>() is IVmcoreinfoSource s ? s.Vmcoreinfo : null);
 }
 
 /// <summary>No kernel symbol matched a name given without wildcards.</summary>
