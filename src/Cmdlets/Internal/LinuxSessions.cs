@@ -11,18 +11,26 @@ namespace Vmi.PowerShell;
 /// </summary>
 internal static class LinuxSessions
 {
-    private static readonly ConditionalWeakTable<VmiSession, LinuxKernel> s_kernels = new();
+    private static readonly ConditionalWeakTable<VmiSession, Found> s_kernels = new();
 
-    public static LinuxKernel Get(VmiSession session)
+    /// <summary>
+    /// The session's kernel. With <paramref name="profilePath"/> (a Volatility 3 ISF file), layouts come from that
+    /// profile, and the kernel found with it is kept for the session's later calls that give no profile.
+    /// </summary>
+    public static LinuxKernel Get(VmiSession session, string? profilePath = null)
     {
-        if (s_kernels.TryGetValue(session, out LinuxKernel? kernel))
+        if (s_kernels.TryGetValue(session, out Found? found) && (profilePath is null || found.ProfilePath == profilePath))
         {
-            return kernel;
+            return found.Kernel;
         }
 
-        kernel = LinuxKernel.Open(Memory(session));
-        return s_kernels.GetValue(session, _ => kernel);
+        IsfProfile? profile = profilePath is null ? null : IsfProfile.Load(profilePath);
+        LinuxKernel kernel = LinuxKernel.Open(Memory(session), profile);
+        s_kernels.AddOrUpdate(session, new Found(kernel, profilePath));
+        return kernel;
     }
+
+    private sealed record Found(LinuxKernel Kernel, string? ProfilePath);
 
     /// <summary>The guest memory the kernel reads through: each read one call of the guest (its lock held for that call).</summary>
     public static IGuestMemory Memory(VmiSession session) => new GuestObjectMemory(session.Guest, session.Guest.GetDriver<IVmiDriver>() is IVmcoreinfoSource s ? s.Vmcoreinfo : null);

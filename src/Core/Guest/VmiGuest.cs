@@ -333,10 +333,32 @@ public sealed class VmiGuest : IDisposable
     public void InjectInterrupt(VcpuId vcpu, Interrupt interrupt) => Locked(c => c.InjectInterrupt(vcpu, interrupt));
 
     /// <summary>Sets a breakpoint owned by the hypervisor side (see <see cref="IVmiBreakpoints"/>).</summary>
-    public VmiBreakpoint SetBreakpoint(BreakpointRequest request) => Locked(c => BreakpointsOf(c, change: true).SetBreakpoint(request));
+    /// <remarks>A driver may write the breakpoint into guest memory (Xen: INT3) and read it back as the original bytes: the
+    /// page cache is flushed so that no page mapped before the change shows the INT3.</remarks>
+    public VmiBreakpoint SetBreakpoint(BreakpointRequest request) => Locked(c =>
+    {
+        try
+        {
+            return BreakpointsOf(c, change: true).SetBreakpoint(request);
+        }
+        finally
+        {
+            c.FlushGfnCache();
+        }
+    });
 
     /// <summary>Removes a breakpoint; false when there is none with this id.</summary>
-    public bool RemoveBreakpoint(int id) => Locked(c => BreakpointsOf(c, change: true).RemoveBreakpoint(id));
+    public bool RemoveBreakpoint(int id) => Locked(c =>
+    {
+        try
+        {
+            return BreakpointsOf(c, change: true).RemoveBreakpoint(id);
+        }
+        finally
+        {
+            c.FlushGfnCache();
+        }
+    });
 
     /// <summary>The breakpoints set and not removed, with their hit counts.</summary>
     public IReadOnlyList<VmiBreakpoint> Breakpoints => Locked(c => BreakpointsOf(c, change: false).Breakpoints.ToArray());

@@ -110,6 +110,26 @@ internal sealed class VmEventProcessor(VmEventRing ring, Action<VcpuId, Interrup
         }
     }
 
+    /// <summary>Answers a taken event with a response the driver built (a breakpoint's step-over); ignored once answered.</summary>
+    public void AnswerWith(VmiPendingEvent pending, in VmEventSt response, bool notify = true)
+    {
+        ArgumentNullException.ThrowIfNull(pending);
+        _ = Request(pending);
+        if (!_outstanding.Contains(pending) || !pending.TryMarkAnswered())
+        {
+            return;
+        }
+
+        Put(pending, response);
+        if (notify)
+        {
+            Ring.Notify();
+        }
+    }
+
+    /// <summary>The ring request a taken event came from.</summary>
+    public static VmEventSt RequestOf(VmiPendingEvent pending) => Request(pending);
+
     /// <summary>Answers a taken event with Continue: nobody answered it.</summary>
     public void Release(VmiPendingEvent pending, bool notify = true)
     {
