@@ -851,7 +851,7 @@ public sealed partial class VmiCore : IDisposable
         response ??= VmiEventResponse.Continue;
         try
         {
-            response.Validate();
+            response.Validate(pending.Event);
         }
         catch
         {

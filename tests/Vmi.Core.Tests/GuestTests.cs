@@ -25,7 +25,7 @@ public sealed class GuestTests
         {
             (() => guest.Write(AccessContext.Direct(new Pa(0x1000)), [9]), VmiCapability.Write),
             (() => guest.SetRegisters(new VcpuId(0), new Registers()), VmiCapability.SetRegisters),
-            (() => guest.UpdateRegisters(new VcpuId(0), r => r.Rax = 1), VmiCapability.SetRegisters),
+            (() => guest.UpdateRegisters(new VcpuId(0), r => r with { Rax = 1 }), VmiCapability.SetRegisters),
             (() => guest.SetMemoryAccess(new Gfn(1), 1, View.Default, MemoryAccess.R), VmiCapability.SetProtection),
             (() => guest.CreateView(MemoryAccess.RWX), VmiCapability.ViewControl),
             (() => guest.EnableMonitor(EventMonitor.Cpuid), VmiCapability.EventControl),
@@ -145,7 +145,7 @@ public sealed class GuestTests
                         _ = guest.ReadU64(AccessContext.Direct(new Pa((ulong)rng.Next(threads) * 0x1000)));
                         break;
                     case 2:
-                        guest.UpdateRegisters(new VcpuId((ushort)(t & 1)), r => r.Rax++);
+                        guest.UpdateRegisters(new VcpuId((ushort)(t & 1)), r => r with { Rax = r.Rax + 1 });
                         break;
                     case 3:
                         _ = guest.Search(AccessContext.Direct(new Pa(0)), threads * 0x1000UL, BytePattern.FromBytes([0xFF, 0xFE, 0xFD])).Count();

@@ -271,8 +271,12 @@ public sealed class VmiGuest : IDisposable
     /// <summary>Sets a vCPU's registers; translations made under an old CR0/CR3/CR4/EFER are dropped.</summary>
     public void SetRegisters(VcpuId vcpu, Registers registers) => Locked(c => c.SetRegisters(vcpu, registers));
 
-    /// <summary>Reads a vCPU's registers, changes them with <paramref name="change"/> and writes them back, as one call. Returns what was written.</summary>
-    public Registers UpdateRegisters(VcpuId vcpu, Action<Registers> change)
+    /// <summary>
+    /// Reads a vCPU's registers, writes back what <paramref name="change"/> makes of them (<c>r =&gt; r with { Rax = 1 }</c>),
+    /// as one call. Returns what was written. <paramref name="change"/> runs under the guest's lock, the one caller's
+    /// code that does: it must only compute (no call back into this guest, no waiting).
+    /// </summary>
+    public Registers UpdateRegisters(VcpuId vcpu, Func<Registers, Registers> change)
     {
         ArgumentNullException.ThrowIfNull(change);
         lock (_gate)
@@ -283,8 +287,7 @@ public sealed class VmiGuest : IDisposable
                 _core.SetRegisters(vcpu, new Registers()); // throws the one read-only / unsupported error
             }
 
-            Registers registers = _core.GetRegisters(vcpu);
-            change(registers);
+            Registers registers = change(_core.GetRegisters(vcpu)) ?? throw new ArgumentException("The change returned no registers.", nameof(change));
             _core.SetRegisters(vcpu, registers);
             return registers;
         }
