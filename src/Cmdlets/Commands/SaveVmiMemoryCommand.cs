@@ -60,12 +60,15 @@ public sealed class SaveVmiMemoryCommand : VmiCmdlet
         }
 
         var progress = new ProgressReporter(this, 7, $"Save-VmiMemory {path}");
+
+        // Ctrl+C stops the save, and so does a disconnect from another runspace: it need not wait for the whole image.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(StopToken, session.Guest.Closing);
         try
         {
             ImageFileResult result = session.Guest.Exclusive(core =>
             {
                 using VmiPauseGuard? guard = Pause ? core.PauseGuard() : null;
-                return ImageFileWriter.Write(core, path, Format, Force, new Adapter(progress), StopToken);
+                return ImageFileWriter.Write(core, path, Format, Force, new Adapter(progress), stop.Token);
             });
             progress.Complete();
             WriteObject(new VmiSavedImage(session, result));
@@ -73,6 +76,11 @@ public sealed class SaveVmiMemoryCommand : VmiCmdlet
         catch (Exception e) when (IsItemError(e) || e is IOException or UnauthorizedAccessException)
         {
             WriteVmiError(e, path);
+        }
+        catch (Exception e) when (e is OperationCanceledException or GuestClosedException && !StopToken.IsCancellationRequested && session.Guest.Closing.IsCancellationRequested)
+        {
+            string message = string.Format(System.Globalization.CultureInfo.CurrentCulture, Messages.SaveCancelledByDisconnect, session.Name, path);
+            WriteError(new ErrorRecord(new OperationCanceledException(message, e), VmiErrorIds.SessionClosed, ErrorCategory.OperationStopped, path));
         }
     }
 
