@@ -62,7 +62,7 @@ public static class VmiErrors
 
     /// <summary>An error for bad input the cmdlet found itself (not from the engine).</summary>
     public static ErrorRecord InvalidArgument(string message, object? target) =>
-        new(new ArgumentException(message), VmiErrorIds.InvalidArgument, ErrorCategory.InvalidArgument, target);
+        new(new ArgumentException(ParameterSuffix(message) ?? message), VmiErrorIds.InvalidArgument, ErrorCategory.InvalidArgument, target);
 }
 
 /// <summary>No open session matched what -Session was given.</summary>

@@ -4,6 +4,7 @@ using Vmi.Core.Arch.Amd64;
 
 namespace Vmi.PowerShell;
 
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum VmiSessionState
 {
     Open,
@@ -33,6 +34,7 @@ public sealed class VmiSession : IDisposable
     /// The guest object, for scripts that need what no cmdlet offers. Safe from any thread or runspace (every member
     /// takes the guest's lock); a read-only session's guest cannot change the guest.
     /// </summary>
+    [Newtonsoft.Json.JsonIgnore, System.Management.Automation.Hidden]
     public VmiGuest Guest { get; }
 
     /// <summary>A number unique in this process; <c>-Session 1</c> finds the session by it.</summary>
@@ -78,6 +80,7 @@ public sealed class VmiSession : IDisposable
         }
     }
 
+    [Newtonsoft.Json.JsonIgnore, System.Management.Automation.Hidden]
     public VmiInfo Info => Guest.Info;
 
     /// <summary>The runspace that created the session; closing that runspace closes the session.</summary>

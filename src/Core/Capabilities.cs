@@ -4,6 +4,7 @@ using Vmi.Core.Arch.Amd64;
 namespace Vmi.Core;
 
 /// <summary>What a driver can be asked to do. Every capability is one interface; a driver implements what it can.</summary>
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum VmiCapability
 {
     Read,
@@ -215,7 +216,7 @@ public static class VmiEventControlExtensions
                 }
 
                 VmiEventResponse response = handler(pending.Event) ?? VmiEventResponse.Continue;
-                response.Validate();
+                response.Validate(pending.Event);
                 events.Answer(pending, response);
                 handled++;
             }

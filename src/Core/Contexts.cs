@@ -2,6 +2,7 @@ using Vmi.Core.Arch.Amd64;
 
 namespace Vmi.Core;
 
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum TranslationKind : byte
 {
     /// <summary>The address is a guest physical address.</summary>

@@ -4,6 +4,7 @@ namespace Vmi.Core;
 
 /// <summary>Second-level (EPT/NPT) access permissions of a guest frame in a view.</summary>
 [Flags]
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum MemoryAccess : byte
 {
     None = 0,
@@ -17,6 +18,7 @@ public enum MemoryAccess : byte
 }
 
 [Flags]
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum MemoryAccessOptions : byte
 {
     None = 0,

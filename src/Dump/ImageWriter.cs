@@ -6,6 +6,7 @@ using Vmi.Core.Arch.Amd64;
 namespace Vmi.Dump;
 
 /// <summary>The formats <see cref="ImageWriter"/> writes.</summary>
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum ImageFormat
 {
     /// <summary>ELF core as QEMU's dump-guest-memory writes it: PT_LOAD per range, NT_PRSTATUS + QEMU CPU-state notes, VMCOREINFO.</summary>

@@ -6,6 +6,7 @@ using Vmi.Core.Arch.Amd64;
 namespace Vmi.Dump;
 
 /// <summary>The formats <see cref="MemoryImage.Open"/> recognises, by content.</summary>
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum MemoryImageFormat
 {
     /// <summary>A raw physical image: file offset = physical address (or an explicit memory map).</summary>

@@ -4,6 +4,7 @@ using Vmi.Core;
 namespace Vmi.Mock;
 
 /// <summary>The capability calls a <see cref="MockGuest"/> logs and can be told to fail.</summary>
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum MockOperation
 {
     MapPage,
@@ -40,6 +41,7 @@ public sealed record MockCall(MockOperation Operation, IReadOnlyList<object?> Ar
 }
 
 /// <summary>Who gave the answer to an event.</summary>
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum MockAnswerSource
 {
     /// <summary>An answer given through Answer (the handler's response).</summary>

@@ -159,12 +159,15 @@ public sealed class GdbRemote : IDisposable
         }
     }
 
-    /// <summary>Waits up to <paramref name="timeout"/> until a stop reply is queued, without taking it; true when one is.</summary>
+    /// <summary>
+    /// Waits up to <paramref name="timeout"/> until a stop reply is queued, without taking it; true when one is, or when
+    /// <paramref name="alsoDone"/> (checked between slices of the wait) says so.
+    /// </summary>
     /// <remarks>
     /// As in <see cref="TryTakeStop"/>, the waiting happens outside the lock: holding it while blocked on the socket starved
     /// every command from another thread (the restore on SIGTERM found the gdbstub still attached).
     /// </remarks>
-    public bool WaitForStop(TimeSpan timeout, CancellationToken cancellationToken = default)
+    public bool WaitForStop(TimeSpan timeout, CancellationToken cancellationToken = default, Func<bool>? alsoDone = null)
     {
         DateTime deadline = timeout == System.Threading.Timeout.InfiniteTimeSpan ? DateTime.MaxValue : DateTime.UtcNow + timeout;
         while (true)
@@ -183,6 +186,11 @@ public sealed class GdbRemote : IDisposable
                 {
                     return true;
                 }
+            }
+
+            if (alsoDone?.Invoke() == true)
+            {
+                return true;
             }
 
             TimeSpan left = deadline - DateTime.UtcNow;
@@ -263,28 +271,6 @@ public sealed class GdbRemote : IDisposable
             GdbStopReply[] all = [.. _stops];
             _stops.Clear();
             return all;
-        }
-    }
-
-    /// <summary>Drops queued and arrived stop replies with this signal (the pause reports of QMP "stop"); keeps the others.</summary>
-    public void DrainStopsOfSignal(int signal)
-    {
-        lock (_io)
-        {
-            while (ReceiveLocked(DateTime.UtcNow) is string p)
-            {
-                if (GdbStopReply.IsStopReply(p))
-                {
-                    _stops.Enqueue(GdbStopReply.Parse(p));
-                }
-            }
-
-            GdbStopReply[] keep = [.. _stops.Where(s => s.Signal != signal)];
-            _stops.Clear();
-            foreach (GdbStopReply s in keep)
-            {
-                _stops.Enqueue(s);
-            }
         }
     }
 

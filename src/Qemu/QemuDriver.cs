@@ -62,6 +62,7 @@ public sealed unsafe class QemuDriver :
     private bool _kvm;
     private readonly SortedDictionary<int, VmiBreakpoint> _breakpoints = [];
     private readonly Dictionary<ulong, int> _pointsAt = []; // address -> breakpoints there (one Z point each address)
+    private readonly Dictionary<(ulong Address, BreakpointAccess Access, int Length), int> _watchesAt = []; // one Z2-Z4 point each
     private readonly HashSet<EventMonitor> _monitors = [];
     private readonly List<IDisposable> _exitHooks = [];
     private int _nextBreakpoint = 1;
@@ -73,7 +74,15 @@ public sealed unsafe class QemuDriver :
     private string? _steppingThread;
     private ulong? _reinsertAfterStep;
     private string? _lastStopThread;
+    private GdbStopReply? _unreported; // the stop reply that ended the last run when it is an event not yet taken
+    private (string Thread, ulong Address)? _resumeOver; // a vCPU stopped on one of our breakpoints: step it over before running
     private int _restored;
+
+    /// <summary>
+    /// Run control and every gdbstub exchange, also against the restore that SIGTERM and process exit run on other
+    /// threads. The guest object serialises its callers; this lock makes the driver safe without it.
+    /// </summary>
+    private readonly object _gate = new();
 
     private QemuDriver(
         QmpClient qmp, GdbRemote gdb, QemuConnectOptions options, GdbRegisterLayout layout, IReadOnlyList<string> threads,
@@ -353,7 +362,10 @@ public sealed unsafe class QemuDriver :
         }
 
         byte[] bytes = new byte[PageSize];
-        WithStopped(() => _gdb.ReadMemory(pa, bytes));
+        lock (_gate)
+        {
+            WithStopped(() => _gdb.ReadMemory(pa, bytes));
+        }
         page = new PacketPage(gfn, bytes);
         return true;
     }
@@ -385,7 +397,10 @@ public sealed unsafe class QemuDriver :
         }
 
         byte[] copy = data.ToArray();
-        WithStopped(() => _gdb.WriteMemory(pa, copy));
+        lock (_gate)
+        {
+            WithStopped(() => _gdb.WriteMemory(pa, copy));
+        }
     }
 
     private int FindRange(ulong pa)
@@ -417,7 +432,10 @@ public sealed unsafe class QemuDriver :
     public Registers GetRegisters(VcpuId vcpu)
     {
         string thread = Thread(vcpu);
-        return WithStopped(() => ReadRegisters(vcpu, thread));
+        lock (_gate)
+        {
+            return WithStopped(() => ReadRegisters(vcpu, thread));
+        }
     }
 
     public void SetRegisters(VcpuId vcpu, Registers registers)
@@ -429,6 +447,14 @@ public sealed unsafe class QemuDriver :
         }
 
         string thread = Thread(vcpu);
+        lock (_gate)
+        {
+            SetRegistersLocked(vcpu, thread, registers);
+        }
+    }
+
+    private void SetRegistersLocked(VcpuId vcpu, string thread, Registers registers)
+    {
         WithStopped(() =>
         {
             Registers current = ReadRegisters(vcpu, thread);
@@ -494,7 +520,7 @@ public sealed unsafe class QemuDriver :
                 v = GdbRegisterLayout.LittleEndian(p.AsSpan(0, Math.Min(p.Length, 16)));
             }
 
-            Set(r, name, v.Value);
+            r = With(r, name, v.Value);
         }
 
         // Segments, descriptor tables and debug registers: the gdbstub gives selectors only; QEMU's monitor has the rest.
@@ -502,23 +528,25 @@ public sealed unsafe class QemuDriver :
         Dictionary<string, SegmentRegister> seg = HmpRegisters.Segments(text);
         Dictionary<string, DescriptorTable> tables = HmpRegisters.Tables(text);
         Dictionary<string, ulong> values = HmpRegisters.Values(text);
-        r.Cs = seg.GetValueOrDefault("CS");
-        r.Ds = seg.GetValueOrDefault("DS");
-        r.Es = seg.GetValueOrDefault("ES");
-        r.Fs = seg.GetValueOrDefault("FS");
-        r.Gs = seg.GetValueOrDefault("GS");
-        r.Ss = seg.GetValueOrDefault("SS");
-        r.Tr = seg.GetValueOrDefault("TR");
-        r.Ldtr = seg.GetValueOrDefault("LDT");
-        r.Gdtr = tables.GetValueOrDefault("GDT");
-        r.Idtr = tables.GetValueOrDefault("IDT");
-        r.Dr0 = values.GetValueOrDefault("DR0");
-        r.Dr1 = values.GetValueOrDefault("DR1");
-        r.Dr2 = values.GetValueOrDefault("DR2");
-        r.Dr3 = values.GetValueOrDefault("DR3");
-        r.Dr6 = values.GetValueOrDefault("DR6");
-        r.Dr7 = values.GetValueOrDefault("DR7");
-        return r;
+        return r with
+        {
+            Cs = seg.GetValueOrDefault("CS"),
+            Ds = seg.GetValueOrDefault("DS"),
+            Es = seg.GetValueOrDefault("ES"),
+            Fs = seg.GetValueOrDefault("FS"),
+            Gs = seg.GetValueOrDefault("GS"),
+            Ss = seg.GetValueOrDefault("SS"),
+            Tr = seg.GetValueOrDefault("TR"),
+            Ldtr = seg.GetValueOrDefault("LDT"),
+            Gdtr = tables.GetValueOrDefault("GDT"),
+            Idtr = tables.GetValueOrDefault("IDT"),
+            Dr0 = values.GetValueOrDefault("DR0"),
+            Dr1 = values.GetValueOrDefault("DR1"),
+            Dr2 = values.GetValueOrDefault("DR2"),
+            Dr3 = values.GetValueOrDefault("DR3"),
+            Dr6 = values.GetValueOrDefault("DR6"),
+            Dr7 = values.GetValueOrDefault("DR7"),
+        };
     }
 
     private static ulong Get(Registers r, string name) => name switch
@@ -530,38 +558,36 @@ public sealed unsafe class QemuDriver :
         _ => throw new ArgumentOutOfRangeException(nameof(name), name, null),
     };
 
-    private static void Set(Registers r, string name, ulong v)
+    private static Registers With(Registers r, string name, ulong v) => name switch
     {
-        switch (name)
-        {
-            case "rax": r.Rax = v; break;
-            case "rbx": r.Rbx = v; break;
-            case "rcx": r.Rcx = v; break;
-            case "rdx": r.Rdx = v; break;
-            case "rsi": r.Rsi = v; break;
-            case "rdi": r.Rdi = v; break;
-            case "rbp": r.Rbp = v; break;
-            case "rsp": r.Rsp = v; break;
-            case "r8": r.R8 = v; break;
-            case "r9": r.R9 = v; break;
-            case "r10": r.R10 = v; break;
-            case "r11": r.R11 = v; break;
-            case "r12": r.R12 = v; break;
-            case "r13": r.R13 = v; break;
-            case "r14": r.R14 = v; break;
-            case "r15": r.R15 = v; break;
-            case "rip": r.Rip = v; break;
-            case "eflags": r.Rflags = v; break;
-            case "cr0": r.Cr0 = v; break;
-            case "cr2": r.Cr2 = v; break;
-            case "cr3": r.Cr3 = v; break;
-            case "cr4": r.Cr4 = v; break;
-            case "efer": r.MsrEfer = v; break;
-            case "fs_base": r.Fs = r.Fs with { Base = v }; break;
-            case "gs_base": r.Gs = r.Gs with { Base = v }; break;
-            case "k_gs_base": r.ShadowGs = v; break;
-        }
-    }
+        "rax" => r with { Rax = v },
+        "rbx" => r with { Rbx = v },
+        "rcx" => r with { Rcx = v },
+        "rdx" => r with { Rdx = v },
+        "rsi" => r with { Rsi = v },
+        "rdi" => r with { Rdi = v },
+        "rbp" => r with { Rbp = v },
+        "rsp" => r with { Rsp = v },
+        "r8" => r with { R8 = v },
+        "r9" => r with { R9 = v },
+        "r10" => r with { R10 = v },
+        "r11" => r with { R11 = v },
+        "r12" => r with { R12 = v },
+        "r13" => r with { R13 = v },
+        "r14" => r with { R14 = v },
+        "r15" => r with { R15 = v },
+        "rip" => r with { Rip = v },
+        "eflags" => r with { Rflags = v },
+        "cr0" => r with { Cr0 = v },
+        "cr2" => r with { Cr2 = v },
+        "cr3" => r with { Cr3 = v },
+        "cr4" => r with { Cr4 = v },
+        "efer" => r with { MsrEfer = v },
+        "fs_base" => r with { Fs = r.Fs with { Base = v } },
+        "gs_base" => r with { Gs = r.Gs with { Base = v } },
+        "k_gs_base" => r with { ShadowGs = v },
+        _ => r,
+    };
 
     private ulong ReadRip(string thread)
     {
@@ -604,11 +630,11 @@ public sealed unsafe class QemuDriver :
 
     public void Pause()
     {
-        if (_pauses++ == 0)
+        lock (_gate)
         {
-            _pauseStoppedVm = !_stopped;
-            if (_pauseStoppedVm)
+            if (_pauses++ == 0)
             {
+                _pauseStoppedVm = !_stopped;
                 StopVm();
             }
         }
@@ -616,19 +642,18 @@ public sealed unsafe class QemuDriver :
 
     public void Resume()
     {
-        if (_pauses == 0)
+        lock (_gate)
         {
-            if (_stopped && !_inEvent)
+            if (_pauses == 0)
             {
-                RunVm(); // resume a VM paused by someone else, as QMP "cont" would
+                RunVm(); // resume a VM paused by someone else, as QMP "cont" would (not one stopped at an event)
+                return;
             }
 
-            return;
-        }
-
-        if (--_pauses == 0 && !_inEvent && _pauseStoppedVm)
-        {
-            RunVm(); // only a VM our pause stopped: one paused by someone else stays paused
+            if (--_pauses == 0 && _pauseStoppedVm)
+            {
+                RunVm(); // only a VM our pause stopped: one paused by someone else stays paused
+            }
         }
     }
 
@@ -644,84 +669,134 @@ public sealed unsafe class QemuDriver :
     /// <summary>Undoes what this session changed without disconnecting: breakpoints removed, monitors off, pauses released.</summary>
     public void ResetState()
     {
-        _monitors.Clear();
-        _stepRequested = false;
-        if (_breakpoints.Count > 0)
+        lock (_gate)
         {
-            WithStopped(() =>
+            _monitors.Clear();
+            _stepRequested = false;
+            if (_breakpoints.Count > 0)
             {
-                foreach (ulong address in _pointsAt.Keys.ToArray())
-                {
-                    RemovePoint(address);
-                }
-            });
-            _breakpoints.Clear();
-            _pointsAt.Clear();
-        }
+                WithStopped(RemoveAllPoints);
+            }
 
-        if (_pauses > 0)
-        {
-            _pauses = 1;
-            Resume();
+            if (_pauses > 0)
+            {
+                _pauses = 0;
+                if (_pauseStoppedVm)
+                {
+                    RunVm();
+                }
+            }
         }
     }
 
+    // Run control goes through the gdbstub only. QEMU 7.2's gdbstub (gdb_read_byte) treats any byte that arrives while
+    // the VM runs as an interrupt: it stops the VM and drops the byte, so a packet sent to a running VM is lost and its
+    // answer never comes. And each stop of the VM, whatever caused it (a breakpoint, a step, an interrupt, QMP "stop"),
+    // sends exactly one stop reply (gdb_vm_state_change); a stop request that finds the VM already stopped sends none.
+    // So: packets are sent only while the VM is stopped; the VM is stopped with the interrupt byte, and the one stop
+    // reply that follows says why it stopped: T02 for our interrupt, T05 when a breakpoint or step won the race (then
+    // it is an event, kept for TakeEvents). Stopping with QMP "stop" instead left a breakpoint's T05 queued behind the
+    // pause, which was later taken for the end of a step, and the next packet went to a running VM.
+
+    /// <summary>How long a stop waits for a single-step in flight to end by itself before interrupting it.</summary>
+    private static readonly TimeSpan StepGrace = TimeSpan.FromSeconds(2);
+
+    /// <summary>Stops the VM (if it runs) through the gdbstub and takes the one stop reply that says why.</summary>
     private void StopVm()
     {
-        _qmp.Execute("stop"); // synchronous: the vCPUs are stopped when it returns; the gdbstub reports it with a stop reply
-        _stopped = true;
-    }
-
-    /// <summary>Lets the VM run: steps the last stopped vCPU over a breakpoint at its RIP first, or single-steps it when asked.</summary>
-    private void RunVm()
-    {
-        if (!_stopped)
+        if (_stopped)
         {
             return;
         }
 
-        string thread = _lastStopThread ?? _threads[0];
-        bool step = _stepRequested || _monitors.Contains(EventMonitor.Singlestep);
-        ulong? at = null;
-        if (_pointsAt.Count > 0 || step)
+        GdbStopReply? stop = null;
+        if (_steppingThread is not null)
         {
-            ulong rip = ReadRip(thread);
-            if (_pointsAt.ContainsKey(rip))
+            _gdb.TryTakeStop(StepGrace, out stop); // a step ends at once unless its vCPU halts
+        }
+
+        if (stop is null)
+        {
+            _gdb.Interrupt();
+            if (!_gdb.TryTakeStop(_options.Timeout, out stop) || stop is null)
             {
-                at = rip;
+                if (_qmp.Status() == "running")
+                {
+                    throw new VmiDriverException($"The gdbstub did not report the VM stopped within {_options.Timeout.TotalSeconds:0} s of an interrupt: is the VM's QEMU hung?");
+                }
+
+                _stopped = true; // stopped by someone else and its stop reply already taken: nothing more will come
+                return;
             }
+        }
+
+        _stopped = true;
+        if (stop.Kind is 'W' or 'X' || stop.Signal == GdbStopReply.SigTrap)
+        {
+            _unreported = stop; // a breakpoint, a step or the end of the VM: an event for TakeEvents
+        }
+    }
+
+    /// <summary>
+    /// Lets the VM run, unless an event is waiting to be taken or answered (the VM stays stopped at it): steps the vCPU
+    /// stopped on one of our breakpoints over it first, or single-steps a vCPU when asked.
+    /// </summary>
+    private void RunVm()
+    {
+        if (!_stopped || _inEvent || _unreported is not null)
+        {
+            return;
+        }
+
+        bool step = _stepRequested || _steppingThread is not null || _monitors.Contains(EventMonitor.Singlestep);
+        string stepThread = _steppingThread ?? _lastStopThread ?? _threads[0];
+        (string Thread, ulong Address)? over = null;
+        if (_resumeOver is (string t, ulong a) && _pointsAt.ContainsKey(a) && ReadRip(t) == a)
+        {
+            over = (t, a);
+        }
+
+        _resumeOver = null;
+        if (over is (string ot, ulong oa) && !(step && ThreadNumber(ot) == ThreadNumber(stepThread)))
+        {
+            // Step the vCPU over the breakpoint it stopped on (only it runs), then put the breakpoint back.
+            RemovePoint(oa);
+            _gdb.Send("vCont;s:" + ot);
+            GdbStopReply end = TakeStop(_gdb, _options.Timeout, "a step over a breakpoint");
+            InsertPoint(oa, KindAt(oa));
+            if (end.Kind is 'W' or 'X')
+            {
+                _unreported = end;
+                return;
+            }
+
+            over = null;
         }
 
         if (step)
         {
-            if (at is ulong a)
+            if (over is (string, ulong at))
             {
-                RemovePoint(a);
-                _reinsertAfterStep = a;
+                RemovePoint(at); // the step leaves the breakpoint; the stop at its end puts it back
+                _reinsertAfterStep = at;
             }
 
             _stepRequested = false;
-            _steppingThread = thread;
-            _gdb.DrainStopsOfSignal(GdbStopReply.SigInt);
-            _gdb.Send("vCont;s:" + thread);
+            _steppingThread = stepThread;
+            _gdb.Send("vCont;s:" + stepThread);
             _stopped = false;
             return;
         }
 
-        if (at is ulong b)
-        {
-            // Step the vCPU over the breakpoint it stopped on, then put the breakpoint back.
-            RemovePoint(b);
-            _gdb.DrainStopsOfSignal(GdbStopReply.SigInt);
-            _gdb.Send("vCont;s:" + thread);
-            WaitForTrap(_gdb, _options.Timeout, "a step over a breakpoint");
-            InsertPoint(b, KindAt(b));
-        }
-
-        _gdb.DrainStopsOfSignal(GdbStopReply.SigInt);
         _gdb.Send("vCont;c");
         _stopped = false;
     }
+
+    /// <summary>Takes the next stop reply, whatever its signal; throws when none comes in time.</summary>
+    private static GdbStopReply TakeStop(GdbRemote gdb, TimeSpan timeout, string what) =>
+        gdb.TryTakeStop(timeout, out GdbStopReply? stop) && stop is not null
+            ? stop
+            : throw new VmiDriverException($"The gdbstub did not report the end of {what} within {timeout.TotalSeconds:0} s.");
 
     private static GdbStopReply WaitForTrap(GdbRemote gdb, TimeSpan timeout, string what)
     {
@@ -750,11 +825,7 @@ public sealed unsafe class QemuDriver :
     private T WithStopped<T>(Func<T> action)
     {
         bool stopHere = !_stopped;
-        if (stopHere)
-        {
-            StopVm();
-        }
-
+        StopVm();
         try
         {
             return action();
@@ -776,11 +847,28 @@ public sealed unsafe class QemuDriver :
 
     // ------------------------------------------------------------------ breakpoints
 
-    public IReadOnlyList<VmiBreakpoint> Breakpoints => [.. _breakpoints.Values];
+    public IReadOnlyList<VmiBreakpoint> Breakpoints
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return [.. _breakpoints.Values];
+            }
+        }
+    }
 
     public VmiBreakpoint SetBreakpoint(BreakpointRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
+        lock (_gate)
+        {
+            return SetBreakpointLocked(request);
+        }
+    }
+
+    private VmiBreakpoint SetBreakpointLocked(BreakpointRequest request)
+    {
         if (request.Physical is not null)
         {
             throw new VmiNotSupportedException("QEMU's gdbstub breaks on virtual addresses only: set the breakpoint on the virtual address, with a CR3 to limit it to one address space.");
@@ -789,6 +877,12 @@ public sealed unsafe class QemuDriver :
         if (_options.ReadOnly)
         {
             throw new VmiNotSupportedException("This QEMU session is read-only: connect without -ReadOnly to set breakpoints.");
+        }
+
+        request.Validate();
+        if (request.IsWatchpoint)
+        {
+            return SetWatchpointLocked(request);
         }
 
         if (_kvm && request.Kind == BreakpointKind.Software)
@@ -824,11 +918,112 @@ public sealed unsafe class QemuDriver :
         return bp;
     }
 
+    private VmiBreakpoint SetWatchpointLocked(BreakpointRequest request)
+    {
+        if (_kvm && request.Access == BreakpointAccess.Read)
+        {
+            throw new VmiNotSupportedException("Under KVM, QEMU watches data with the x86 debug registers, which cannot watch reads alone: watch ReadWrite (reads and writes) instead.");
+        }
+
+        if (request.Vcpu is VcpuId v)
+        {
+            Thread(v);
+        }
+
+        var key = (request.Address.Value, request.Access, request.Length);
+        if (_watchesAt.TryGetValue(key, out int count))
+        {
+            _watchesAt[key] = count + 1;
+        }
+        else
+        {
+            WithStopped(() => InsertWatch(key.Value, key.Access, key.Length));
+            _watchesAt[key] = 1;
+        }
+
+        var bp = new VmiBreakpoint(_nextBreakpoint++, request.Address, BreakpointKind.Hardware, request.Cr3, request.Vcpu, null, 0)
+        {
+            Access = request.Access,
+            Length = request.Length,
+        };
+        _breakpoints[bp.Id] = bp;
+        return bp;
+    }
+
+    /// <summary>The gdbstub's watchpoint type: Z2 write, Z3 read, Z4 access.</summary>
+    private static int WatchType(BreakpointAccess access) => access switch
+    {
+        BreakpointAccess.Write => 2,
+        BreakpointAccess.Read => 3,
+        BreakpointAccess.ReadWrite => 4,
+        _ => throw new ArgumentOutOfRangeException(nameof(access), access, "not a watchpoint access"),
+    };
+
+    private void InsertWatch(ulong address, BreakpointAccess access, int length)
+    {
+        string reply = _gdb.Command(string.Create(CultureInfo.InvariantCulture, $"Z{WatchType(access)},{address:x},{length:x}"));
+        if (reply != "OK")
+        {
+            throw new VmiDriverException(_kvm
+                ? $"QEMU refused a {access} watchpoint of {length} bytes at 0x{address:x} ('{reply}'): under KVM the 4 debug registers hold every hardware breakpoint and watchpoint; remove one."
+                : $"QEMU refused a {access} watchpoint of {length} bytes at 0x{address:x} ('{reply}').");
+        }
+    }
+
+    private void RemoveWatch(ulong address, BreakpointAccess access, int length)
+    {
+        string reply = _gdb.Command(string.Create(CultureInfo.InvariantCulture, $"z{WatchType(access)},{address:x},{length:x}"));
+        if (reply != "OK")
+        {
+            Log($"QEMU did not remove the {access} watchpoint at 0x{address:x} ('{reply}').");
+        }
+    }
+
+    /// <summary>Removes every breakpoint and watchpoint from QEMU (the VM stopped) and forgets them.</summary>
+    private void RemoveAllPoints()
+    {
+        foreach (ulong address in _pointsAt.Keys.ToArray())
+        {
+            RemovePoint(address);
+        }
+
+        foreach ((ulong address, BreakpointAccess access, int length) in _watchesAt.Keys.ToArray())
+        {
+            RemoveWatch(address, access, length);
+        }
+
+        _pointsAt.Clear();
+        _watchesAt.Clear();
+        _breakpoints.Clear();
+        _reinsertAfterStep = null;
+        _resumeOver = null;
+    }
+
     public bool RemoveBreakpoint(int id)
+    {
+        lock (_gate)
+        {
+            return RemoveBreakpointLocked(id);
+        }
+    }
+
+    private bool RemoveBreakpointLocked(int id)
     {
         if (!_breakpoints.Remove(id, out VmiBreakpoint? bp))
         {
             return false;
+        }
+
+        if (bp.Access != BreakpointAccess.Execute)
+        {
+            var key = (bp.Address.Value, bp.Access, bp.Length);
+            if (--_watchesAt[key] == 0)
+            {
+                _watchesAt.Remove(key);
+                WithStopped(() => RemoveWatch(key.Value, key.Access, key.Length));
+            }
+
+            return true;
         }
 
         ulong address = bp.Address.Value;
@@ -875,112 +1070,193 @@ public sealed unsafe class QemuDriver :
 
     // ------------------------------------------------------------------ events
 
-    public IReadOnlyCollection<EventMonitor> EnabledMonitors => [.. _monitors];
+    public IReadOnlyCollection<EventMonitor> EnabledMonitors
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return [.. _monitors];
+            }
+        }
+    }
 
     public int EventsPending => 0;
 
     public void EnableMonitor(EventMonitor monitor)
     {
-        switch (monitor.Kind)
+        lock (_gate)
         {
-            case MonitorKind.Breakpoint:
-                _monitors.Add(monitor); // breakpoint hits are reported whether or not this is on
-                return;
-            case MonitorKind.Singlestep:
-                if (_options.ReadOnly)
-                {
-                    throw new VmiNotSupportedException("This QEMU session is read-only: connect without -ReadOnly to single-step.");
-                }
+            switch (monitor.Kind)
+            {
+                case MonitorKind.Breakpoint:
+                    _monitors.Add(monitor); // breakpoint hits are reported whether or not this is on
+                    return;
+                case MonitorKind.Singlestep:
+                    if (_options.ReadOnly)
+                    {
+                        throw new VmiNotSupportedException("This QEMU session is read-only: connect without -ReadOnly to single-step.");
+                    }
 
-                _monitors.Add(monitor);
-                if (!_stopped && _pauses == 0)
-                {
-                    StopVm();
-                    RunVm(); // now a step
-                }
+                    _monitors.Add(monitor);
+                    if (!_stopped && _pauses == 0)
+                    {
+                        StopVm();
+                        RunVm(); // now a step
+                    }
 
-                return;
-            default:
-                throw new VmiNotSupportedException(monitor.Kind switch
-                {
-                    MonitorKind.ControlRegister or MonitorKind.Msr => $"QEMU cannot report {monitor} writes (neither QMP nor the gdbstub has such an event): poll the register with GetRegisters, or use Xen.",
-                    MonitorKind.DebugException => "QEMU's gdbstub owns the debug exceptions: use breakpoints and single-step instead.",
-                    _ => $"QEMU cannot report {monitor.Kind} events (neither QMP nor the gdbstub has them): use breakpoints on the guest code that does it, or Xen.",
-                });
+                    return;
+                default:
+                    throw new VmiNotSupportedException(monitor.Kind switch
+                    {
+                        MonitorKind.ControlRegister or MonitorKind.Msr => $"QEMU cannot report {monitor} writes (neither QMP nor the gdbstub has such an event): poll the register with GetRegisters, or use Xen.",
+                        MonitorKind.DebugException => "QEMU's gdbstub owns the debug exceptions: use breakpoints and single-step instead.",
+                        _ => $"QEMU cannot report {monitor.Kind} events (neither QMP nor the gdbstub has them): use breakpoints on the guest code that does it, or Xen.",
+                    });
+            }
         }
     }
 
-    public void DisableMonitor(EventMonitor monitor) => _monitors.Remove(monitor);
-
-    /// <summary>Waits for a stop reply from the gdbstub without taking it (safe beside every other call: the stub's socket has its own lock).</summary>
-    public bool WaitForPending(TimeSpan timeout, CancellationToken cancellationToken = default) => _gdb.WaitForStop(timeout, cancellationToken);
+    public void DisableMonitor(EventMonitor monitor)
+    {
+        lock (_gate)
+        {
+            _monitors.Remove(monitor);
+        }
+    }
 
     /// <summary>
-    /// Takes the next event, if a stop reply is queued: QEMU stops the whole VM at an event, so there is at most one until
+    /// Waits for a stop reply from the gdbstub without taking it, or for a stop that another call took while stopping
+    /// the VM (safe beside every other call: it takes neither the driver's lock nor any stop reply).
+    /// </summary>
+    public bool WaitForPending(TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        Volatile.Read(ref _unreported) is not null || _gdb.WaitForStop(timeout, cancellationToken, () => Volatile.Read(ref _unreported) is not null);
+
+    /// <summary>
+    /// Takes the next event, if the VM stopped at one: QEMU stops the whole VM at an event, so there is at most one until
     /// it is answered. Stops that are not events (pauses, filtered or foreign traps) are consumed on the way.
     /// </summary>
     public IReadOnlyList<VmiPendingEvent> TakeEvents(int maxEvents)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxEvents, 1);
-        while (!_inEvent && _gdb.TryTakeStop(TimeSpan.Zero, out GdbStopReply? stop) && stop is not null)
+        lock (_gate)
         {
-            if (stop.Kind is 'W' or 'X')
+            while (!_inEvent && NextStop() is GdbStopReply stop)
             {
-                throw new VmiDriverException($"The VM ended ({stop.Raw}).");
-            }
-
-            if (stop.Signal != GdbStopReply.SigTrap)
-            {
-                continue; // a pause (QMP stop, ours or another client's): not an event
-            }
-
-            _stopped = true;
-            string thread = stop.Thread ?? _threads[0];
-            _lastStopThread = thread;
-            if (_reinsertAfterStep is ulong again)
-            {
-                _reinsertAfterStep = null;
-                InsertPoint(again, KindAt(again));
-            }
-
-            bool wasStep = _steppingThread is not null;
-            _steppingThread = null;
-            VcpuId vcpu = VcpuOf(thread);
-            Registers regs = ReadRegisters(vcpu, thread);
-            EventReason reason;
-            if (wasStep)
-            {
-                reason = new SinglestepReason(GfnOf(vcpu, regs.Rip), new Va(regs.Rip));
-            }
-            else if (_pointsAt.ContainsKey(regs.Rip))
-            {
-                Pa root = regs.TranslationRoot;
-                VmiBreakpoint[] hits = [.. _breakpoints.Values.Where(b => b.Address.Value == regs.Rip && (b.Cr3 is null || b.Cr3 == root) && (b.Vcpu is null || b.Vcpu == vcpu))];
-                if (hits.Length == 0)
+                if (stop.Kind is 'W' or 'X')
                 {
-                    RunIfNotPaused(); // filtered out (another address space or vCPU): step over silently
+                    throw new VmiDriverException($"The VM ended ({stop.Raw}).");
+                }
+
+                if (stop.Signal != GdbStopReply.SigTrap)
+                {
+                    continue; // a pause by another client (QMP "stop"): not an event, and the VM stays paused
+                }
+
+                string thread = stop.Thread ?? _threads[0];
+                _lastStopThread = thread;
+                if (_reinsertAfterStep is ulong again)
+                {
+                    _reinsertAfterStep = null;
+                    if (_pointsAt.ContainsKey(again))
+                    {
+                        InsertPoint(again, KindAt(again));
+                    }
+                }
+
+                bool wasStep = _steppingThread is not null;
+                _steppingThread = null;
+                VcpuId vcpu = VcpuOf(thread);
+                Registers regs = ReadRegisters(vcpu, thread);
+                EventReason reason;
+                if (WatchHit(stop) is (ulong watched, BreakpointAccess access))
+                {
+                    // QEMU stops after the accessing instruction: nothing to step over.
+                    Pa root = regs.TranslationRoot;
+                    VmiBreakpoint[] hits = [.. _breakpoints.Values.Where(b => b.Access == access && b.Address.Value == watched && (b.Cr3 is null || b.Cr3 == root) && (b.Vcpu is null || b.Vcpu == vcpu))];
+                    if (hits.Length == 0)
+                    {
+                        RunIfNotPaused(); // filtered out, or a watchpoint already removed
+                        continue;
+                    }
+
+                    foreach (VmiBreakpoint b in hits)
+                    {
+                        _breakpoints[b.Id] = b with { Hits = b.Hits + 1 };
+                    }
+
+                    reason = new WatchpointReason(new Va(watched), access, hits.Max(b => b.Length));
+                }
+                else if (wasStep)
+                {
+                    reason = new SinglestepReason(GfnOf(vcpu, regs.Rip), new Va(regs.Rip));
+                }
+                else if (_pointsAt.ContainsKey(regs.Rip))
+                {
+                    _resumeOver = (thread, regs.Rip); // running on steps this vCPU over the breakpoint first
+                    Pa root = regs.TranslationRoot;
+                    VmiBreakpoint[] hits = [.. _breakpoints.Values.Where(b => b.Address.Value == regs.Rip && (b.Cr3 is null || b.Cr3 == root) && (b.Vcpu is null || b.Vcpu == vcpu))];
+                    if (hits.Length == 0)
+                    {
+                        RunIfNotPaused(); // filtered out (another address space or vCPU): step over silently
+                        continue;
+                    }
+
+                    foreach (VmiBreakpoint b in hits)
+                    {
+                        _breakpoints[b.Id] = b with { Hits = b.Hits + 1 };
+                    }
+
+                    reason = new SoftwareBreakpointReason(GfnOf(vcpu, regs.Rip), new Va(regs.Rip), 0);
+                }
+                else
+                {
+                    RunIfNotPaused(); // a trap that is not ours (a breakpoint already removed, another debugger's)
                     continue;
                 }
 
-                foreach (VmiBreakpoint b in hits)
-                {
-                    _breakpoints[b.Id] = b with { Hits = b.Hits + 1 };
-                }
-
-                reason = new SoftwareBreakpointReason(GfnOf(vcpu, regs.Rip), new Va(regs.Rip), 0);
+                _inEvent = true; // the VM stays stopped until the answer
+                var evt = new VmiEvent(vcpu, View.Default, VmiEventFlags.VcpuPaused, regs, reason);
+                return [new VmiPendingEvent(evt, new TakenStop(vcpu, thread, regs))];
             }
-            else
+
+            return [];
+        }
+    }
+
+    private static readonly (string Field, BreakpointAccess Access)[] WatchFields =
+        [("watch", BreakpointAccess.Write), ("rwatch", BreakpointAccess.Read), ("awatch", BreakpointAccess.ReadWrite)];
+
+    /// <summary>The watched address and access of a stop reply that reports a watchpoint ("watch:", "rwatch:", "awatch:"), or null.</summary>
+    private static (ulong Address, BreakpointAccess Access)? WatchHit(GdbStopReply stop)
+    {
+        foreach ((string field, BreakpointAccess access) in WatchFields)
+        {
+            if (stop.Fields.TryGetValue(field, out string? value) && ulong.TryParse(value, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out ulong address))
             {
-                RunIfNotPaused(); // a trap that is not ours (a breakpoint already removed, another debugger's)
-                continue;
+                return (address, access);
             }
-
-            _inEvent = true; // the VM stays stopped until the answer
-            var evt = new VmiEvent(vcpu, View.Default, VmiEventFlags.VcpuPaused, regs, reason);
-            return [new VmiPendingEvent(evt, new TakenStop(vcpu, thread, regs))];
         }
 
-        return [];
+        return null;
+    }
+
+    /// <summary>The stop reply that ended the last run, if it was not taken yet: the one kept by a stop, or one that arrived.</summary>
+    private GdbStopReply? NextStop()
+    {
+        if (_unreported is GdbStopReply kept)
+        {
+            _unreported = null;
+            return kept;
+        }
+
+        if (_gdb.TryTakeStop(TimeSpan.Zero, out GdbStopReply? stop) && stop is not null)
+        {
+            _stopped = true; // every stop reply means the VM stopped
+            return stop;
+        }
+
+        return null;
     }
 
     /// <summary>Carries out the response (registers, single-step) and lets the VM run on, unless this session paused it.</summary>
@@ -988,19 +1264,22 @@ public sealed unsafe class QemuDriver :
     {
         ArgumentNullException.ThrowIfNull(pending);
         ArgumentNullException.ThrowIfNull(response);
-        if (pending.DriverState is not TakenStop taken || !pending.TryMarkAnswered())
+        lock (_gate)
         {
-            return;
-        }
+            if (pending.DriverState is not TakenStop taken || !pending.TryMarkAnswered() || _restored != 0)
+            {
+                return;
+            }
 
-        _inEvent = false;
-        try
-        {
-            Apply(taken.Vcpu, taken.Thread, taken.Registers, response);
-        }
-        finally
-        {
-            RunIfNotPaused();
+            EndEvent();
+            try
+            {
+                Apply(taken.Vcpu, taken.Thread, taken.Registers, response);
+            }
+            finally
+            {
+                RunIfNotPaused();
+            }
         }
     }
 
@@ -1008,13 +1287,25 @@ public sealed unsafe class QemuDriver :
     public void Release(VmiPendingEvent pending)
     {
         ArgumentNullException.ThrowIfNull(pending);
-        if (pending.DriverState is not TakenStop || !pending.TryMarkAnswered())
+        lock (_gate)
         {
-            return;
-        }
+            if (pending.DriverState is not TakenStop || !pending.TryMarkAnswered() || _restored != 0)
+            {
+                return;
+            }
 
+            EndEvent();
+            RunIfNotPaused();
+        }
+    }
+
+    private void EndEvent()
+    {
         _inEvent = false;
-        RunIfNotPaused();
+        if (_pauses > 0)
+        {
+            _pauseStoppedVm = true; // the VM stays stopped for the pause now, and its Resume lets it run
+        }
     }
 
     /// <summary>Where an event stopped the VM: what its answer needs.</summary>
@@ -1030,11 +1321,9 @@ public sealed unsafe class QemuDriver :
 
     private void Apply(VcpuId vcpu, string thread, Registers regs, VmiEventResponse response)
     {
-        if (response.Registers is GpRegisters gp)
+        if (response.Registers is { } wanted)
         {
-            Registers changed = regs with { };
-            changed.SetGpRegisters(gp);
-            SetRegistersStopped(vcpu, thread, regs, changed);
+            SetRegistersStopped(vcpu, thread, regs, regs.WithGeneralPurpose(wanted)); // validated: only these differ from the event's
         }
 
         if ((response.Flags & VmiEventResponseFlags.ToggleSinglestep) != 0)
@@ -1093,52 +1382,63 @@ public sealed unsafe class QemuDriver :
             return;
         }
 
+        // SIGTERM and process exit come on other threads: wait for a call in progress (each exchange is bounded by the
+        // timeout) so that the two never interleave packets on the gdbstub.
+        bool locked = false;
         try
         {
-            try
+            Monitor.TryEnter(_gate, _options.Timeout + _options.Timeout, ref locked);
+            if (!locked)
             {
-                if (!_stopped)
-                {
-                    StopVm();
-                }
-
-                foreach (ulong address in _pointsAt.Keys.ToArray())
-                {
-                    RemovePoint(address);
-                }
-
-                _pointsAt.Clear();
-                _breakpoints.Clear();
-                if (_wasRunning)
-                {
-                    // Detach: QEMU removes every breakpoint and watchpoint and lets the VM run.
-                    string reply = _gdb.Command("D;1");
-                    if (reply != "OK")
-                    {
-                        _gdb.Command("D");
-                    }
-
-                    _stopped = false;
-                }
-            }
-            finally
-            {
-                _gdb.Dispose();
+                Log($"Restoring the QEMU VM on {why}: a call into the driver did not end within {(2 * _options.Timeout).TotalSeconds:0} s; restoring anyway.");
             }
 
-            if (_startedGdbServer)
-            {
-                _qmp.Hmp("gdbserver none");
-            }
-
-            if (_wasRunning && _qmp.Status() != "running")
-            {
-                _qmp.Execute("cont");
-            }
+            RestoreLocked();
         }
         catch (Exception e) when (e is VmiException or IOException or System.Net.Sockets.SocketException or ObjectDisposedException or InvalidOperationException)
         {
             Log($"Restoring the QEMU VM on {why} failed: {e.Message}. If the VM stays stopped, run QMP 'cont'; 'gdbserver none' stops the gdbstub.");
+        }
+        finally
+        {
+            if (locked)
+            {
+                Monitor.Exit(_gate);
+            }
+        }
+    }
+
+    private void RestoreLocked()
+    {
+        try
+        {
+            StopVm();
+            RemoveAllPoints();
+            if (_wasRunning)
+            {
+                // Detach: QEMU removes every breakpoint and watchpoint and lets the VM run.
+                string reply = _gdb.Command("D;1");
+                if (reply != "OK")
+                {
+                    _gdb.Command("D");
+                }
+
+                _stopped = false;
+            }
+        }
+        finally
+        {
+            _gdb.Dispose();
+        }
+
+        if (_startedGdbServer)
+        {
+            _qmp.Hmp("gdbserver none");
+        }
+
+        if (_wasRunning && _qmp.Status() != "running")
+        {
+            _qmp.Execute("cont");
         }
     }
 

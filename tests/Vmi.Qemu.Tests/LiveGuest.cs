@@ -88,7 +88,7 @@ public abstract partial class LiveGuest : IDisposable
 
     public string SerialPath => Path.Combine(WorkDir, "serial.log");
 
-    /// <summary>Kernel functions by name, from the guest's own /proc/kallsyms.</summary>
+    /// <summary>Kernel functions (and the variable jiffies) by name, from the guest's own /proc/kallsyms.</summary>
     public Dictionary<string, ulong> Functions { get; } = new(StringComparer.Ordinal);
 
     /// <summary>Every 97th kernel symbol of the guest's kallsyms.</summary>

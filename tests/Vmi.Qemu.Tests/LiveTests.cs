@@ -268,6 +268,101 @@ public abstract partial class LiveTests<TGuest>(TGuest guest)
     }
 
     [Fact]
+    public void Breakpoints_and_watchpoints_leave_guest_memory_as_it_was_through_xp()
+    {
+        using QemuDriver d = Connect();
+        using var core = new VmiCore(d);
+        d.Pause();
+        try
+        {
+            Registers r = d.GetRegisters(new VcpuId(0));
+            ulong[] targets = [Guest.Functions["__x64_sys_nanosleep"], Guest.Functions["__x64_sys_clock_nanosleep"], Guest.Functions["jiffies"]];
+            ulong[] gpas = [.. targets.Select(t => ulong.Parse(Gpa().Match(d.Qmp.Hmp($"gva2gpa 0x{t:x}", 0)).Groups[1].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture))];
+            byte[][] before = [.. gpas.Select(g => QemuBytes(d.Qmp.Hmp($"xp /2gx 0x{g:x}")))];
+            VmiBreakpoint[] set =
+            [
+                d.SetBreakpoint(new BreakpointRequest(new Va(targets[0]))),
+                d.SetBreakpoint(new BreakpointRequest(new Va(targets[1]), BreakpointKind.Hardware)),
+                d.SetBreakpoint(new BreakpointRequest(new Va(targets[2])) { Access = BreakpointAccess.ReadWrite, Length = 8 }),
+            ];
+            for (int i = 0; i < targets.Length; i++)
+            {
+                // QEMU's own read of guest memory, and ours through the shared RAM file: no INT3, nothing changed.
+                Assert.Equal(before[i], QemuBytes(d.Qmp.Hmp($"xp /2gx 0x{gpas[i]:x}")));
+                Assert.Equal(before[i], core.ReadBytes(AccessContext.Paging(new Va(targets[i]), r.TranslationRoot, r.PagingMode), 16));
+            }
+
+            Assert.Equal(3, d.Breakpoints.Count);
+            Assert.All(set, b => Assert.True(d.RemoveBreakpoint(b.Id)));
+        }
+        finally
+        {
+            d.Resume();
+        }
+    }
+
+    [BreakpointLaneFact]
+    public void Watchpoints_on_jiffies_fire_in_the_kernel_with_the_watched_address()
+    {
+        ulong jiffies = Guest.Functions["jiffies"];
+        using QemuDriver d = Connect();
+        using var core = new VmiCore(d);
+
+        // Writes: the timer tick adds to jiffies; each hit comes after the write, so the value grows from hit to hit.
+        VmiBreakpoint write = d.SetBreakpoint(new BreakpointRequest(new Va(jiffies)) { Access = BreakpointAccess.Write, Length = 8 });
+        var values = new List<ulong>();
+        List<VmiEvent> writes = WaitForHits(d, 3, e =>
+        {
+            string g = d.Qmp.Hmp($"gva2gpa 0x{jiffies:x}", e.Vcpu.Value);
+            ulong gpa = ulong.Parse(Gpa().Match(g).Groups[1].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+            ulong value = core.ReadU64(AccessContext.Paging(new Va(jiffies), e.Registers.TranslationRoot, e.Registers.PagingMode));
+            Assert.Equal(BitConverter.GetBytes(value), QemuBytes(d.Qmp.Hmp($"xp /1gx 0x{gpa:x}"))[..8]); // QEMU's own read
+            values.Add(value);
+        });
+        foreach (VmiEvent e in writes)
+        {
+            var w = Assert.IsType<WatchpointReason>(e.Reason);
+            Assert.Equal(jiffies, w.Address.Value);
+            Assert.Equal(BreakpointAccess.Write, w.Access);
+            Assert.True(e.Registers.Rip >= 0xff00000000000000UL, $"the write to jiffies came from RIP 0x{e.Registers.Rip:x}, not the kernel");
+        }
+
+        Assert.True(values.Zip(values.Skip(1)).All(p => p.Second > p.First), $"jiffies did not grow from hit to hit: {string.Join(", ", values)}");
+        Assert.Equal(3, Assert.Single(d.Breakpoints).Hits);
+        Assert.True(d.RemoveBreakpoint(write.Id));
+
+        // Reads (Z3, TCG only) and any access (Z4): the kernel reads jiffies all the time.
+        foreach (BreakpointAccess access in (BreakpointAccess[])[BreakpointAccess.Read, BreakpointAccess.ReadWrite])
+        {
+            VmiBreakpoint wp = d.SetBreakpoint(new BreakpointRequest(new Va(jiffies)) { Access = access, Length = 8 });
+            List<VmiEvent> hits = WaitForHits(d, 2, _ => { });
+            Assert.All(hits, e => Assert.Equal(new WatchpointReason(new Va(jiffies), access, 8), e.Reason));
+            Assert.All(hits, e => Assert.True(e.Registers.Rip >= 0xff00000000000000UL));
+            Assert.True(d.RemoveBreakpoint(wp.Id));
+        }
+
+        Assert.Empty(d.Breakpoints);
+    }
+
+    private static List<VmiEvent> WaitForHits(QemuDriver d, int count, Action<VmiEvent> check)
+    {
+        var hits = new List<VmiEvent>();
+        DateTime deadline = DateTime.UtcNow + TimeSpan.FromMinutes(3); // hang guard only
+        while (hits.Count < count && DateTime.UtcNow < deadline)
+        {
+            d.WaitForEvents(TimeSpan.FromSeconds(10), 1, e =>
+            {
+                hits.Add(e);
+                check(e);
+                return VmiEventResponse.Continue;
+            });
+        }
+
+        Assert.Equal(count, hits.Count);
+        return hits;
+    }
+
+    [Fact]
     public void Set_registers_round_trips_through_info_registers()
     {
         using QemuDriver d = Connect();
@@ -298,6 +393,7 @@ public abstract partial class LiveTests<TGuest>(TGuest guest)
         {
             d.SetBreakpoint(new BreakpointRequest(new Va(Guest.Functions["__x64_sys_clock_nanosleep"])));
             d.SetBreakpoint(new BreakpointRequest(new Va(Guest.Functions["__x64_sys_nanosleep"])));
+            d.SetBreakpoint(new BreakpointRequest(new Va(Guest.Functions["jiffies"])) { Access = BreakpointAccess.Write, Length = 8 });
             d.Pause();
         }
 
@@ -310,7 +406,8 @@ public abstract partial class LiveTests<TGuest>(TGuest guest)
             Thread.Sleep(200);
         }
 
-        // The loop calls nanosleep dozens of times a second: a breakpoint left behind would have stopped the VM.
+        // The loop calls nanosleep dozens of times a second and every tick writes jiffies: a breakpoint or watchpoint
+        // left behind would have stopped the VM.
         Assert.True(Guest.LastTick() >= tick + 10, $"the guest's serial stopped at tick {Guest.LastTick()}");
         Assert.Equal("running", qmp.Status());
         // The gdbstub socket the session started is gone (QEMU keeps only its internal "gdb" monitor chardev).
@@ -325,6 +422,9 @@ public abstract partial class LiveTests<TGuest>(TGuest guest)
         Assert.Contains("poll", Assert.Throws<VmiNotSupportedException>(() => d.EnableMonitor(EventMonitor.ControlRegisterWrite(ControlRegister.Cr3))).Message, StringComparison.Ordinal);
         Assert.Throws<VmiNotSupportedException>(() => d.AllocateGfn());
         Assert.Throws<VcpuNotFoundException>(() => d.GetRegisters(new VcpuId(9)));
+        Assert.Contains("multiple of 8", Assert.Throws<ArgumentException>(() => d.SetBreakpoint(new BreakpointRequest(new Va(0xffffffff81000004)) { Access = BreakpointAccess.Write, Length = 8 })).Message, StringComparison.Ordinal);
+        Assert.Contains("1, 2, 4 or 8", Assert.Throws<ArgumentException>(() => d.SetBreakpoint(new BreakpointRequest(new Va(0xffffffff81000000)) { Access = BreakpointAccess.Read, Length = 3 })).Message, StringComparison.Ordinal);
+        Assert.Empty(d.Breakpoints);
     }
 
     [Fact]

@@ -136,3 +136,52 @@ Describe 'Disconnect-VmiDomain' {
         $s.State | Should -Be 'Closed'
     }
 }
+
+Describe 'ConvertTo-Json of records' {
+    # Records are exported as JSON (to a SIEM, a ticket): each must carry its own data, not the session and the
+    # engine behind it, and name its enums.
+    BeforeAll { $session = Connect-VmiDomain -Mock }
+    AfterAll { Disconnect-VmiDomain -All }
+
+    It 'leaves the session out of a <Name> record' -TestCases @(
+        @{ Name = 'translation'; Make = { Resolve-VmiAddress $AsciiStringVa -Vcpu 0 } }
+        @{ Name = 'memory'; Make = { Read-VmiMemory $AsciiStringVa -Length 8 -Vcpu 0 } }
+        @{ Name = 'pointer'; Make = { Read-VmiMemory $AsciiStringVa -As Pointer -Vcpu 0 } }
+        @{ Name = 'match'; Make = { Find-VmiMemory -String 'Hello' -Physical | Select-Object -First 1 } }
+        @{ Name = 'monitor'; Make = { Enable-VmiMonitor Cr3 -PassThru; Disable-VmiMonitor Cr3 } }
+    ) {
+        $record = & $Make | Select-Object -First 1
+        $record | Should -Not -BeNullOrEmpty
+        $record.Session.Id | Should -Be $session.Id   # still there for scripts and pipelines
+        $json = $record | ConvertTo-Json -Depth 6 | ConvertFrom-Json
+        $json.PSObject.Properties.Name | Should -Not -Contain 'Session'
+        $json.PSObject.Properties.Name | Should -Not -Contain 'Guest'
+    }
+
+    It 'writes enums as their names' {
+        $json = Resolve-VmiAddress $AsciiStringVa -Vcpu 0 | ConvertTo-Json | ConvertFrom-Json
+        $json.PagingMode | Should -Be 'Ia32e'
+        $json.PageSize | Should -BeIn @('Size4K', 'Size2M', 'Size1G')
+    }
+
+    It 'writes a session without its guest object' {
+        $json = Get-VmiSession -Default | ConvertTo-Json -Depth 6 | ConvertFrom-Json
+        $json.Name | Should -Be 'mock'
+        $json.State | Should -Be 'Open'
+        $json.PSObject.Properties.Name | Should -Not -Contain 'Guest'
+        $json.Capabilities | Should -Contain 'Read'
+    }
+}
+
+Describe 'Find-VmiMemory -Pattern given text' {
+    BeforeAll { $null = Connect-VmiDomain -Mock }
+    AfterAll { Disconnect-VmiDomain -All }
+
+    It 'says to use -String, with no .NET parameter suffix' {
+        { Find-VmiMemory -Pattern 'Hello' -Physical -ErrorAction Stop } | Should -Throw -ErrorId 'Vmi.InvalidArgument,*'
+        $err = $null
+        try { Find-VmiMemory -Pattern 'Hello' -Physical -ErrorAction Stop } catch { $err = $_ }
+        $err.Exception.Message | Should -Match "-String 'Hello'"
+        $err.Exception.Message | Should -Not -Match "\(Parameter '"
+    }
+}

@@ -3,6 +3,7 @@ using System.Management.Automation;
 namespace Vmi.PowerShell.Commands;
 
 /// <summary>Which cache Clear-VmiCache flushes.</summary>
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum VmiCacheKind
 {
     All,

@@ -60,16 +60,9 @@ public sealed class SaveVmiMemoryCommand : VmiCmdlet
         }
 
         var progress = new ProgressReporter(this, 7, $"Save-VmiMemory {path}");
-
-        // Ctrl+C stops the save, and so does a disconnect from another runspace: it need not wait for the whole image.
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(StopToken, session.Guest.Closing);
         try
         {
-            ImageFileResult result = session.Guest.Exclusive(core =>
-            {
-                using VmiPauseGuard? guard = Pause ? core.PauseGuard() : null;
-                return ImageFileWriter.Write(core, path, Format, Force, new Adapter(progress), stop.Token);
-            });
+            ImageFileResult result = session.Guest.Acquire((core, token) => ImageFileWriter.Write(core, path, Format, Force, new Adapter(progress), token), Pause, StopToken);
             progress.Complete();
             WriteObject(new VmiSavedImage(session, result));
         }

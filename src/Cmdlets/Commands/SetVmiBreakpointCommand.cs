@@ -4,7 +4,7 @@ using Vmi.Core;
 
 namespace Vmi.PowerShell.Commands;
 
-/// <summary>Sets a breakpoint owned by the hypervisor side (QEMU: the gdbstub, invisible to the guest). Hits arrive through Wait-VmiEvent.</summary>
+/// <summary>Sets a breakpoint or watchpoint owned by the hypervisor side (QEMU: the gdbstub, invisible to the guest). Hits arrive through Wait-VmiEvent.</summary>
 [Cmdlet(VerbsCommon.Set, "VmiBreakpoint", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
 [OutputType(typeof(VmiBreakpointInfo))]
 public sealed class SetVmiBreakpointCommand : VmiCmdlet
@@ -31,12 +31,20 @@ public sealed class SetVmiBreakpointCommand : VmiCmdlet
     [Parameter]
     public SwitchParameter Hardware { get; set; }
 
+    /// <summary>Execute (a breakpoint, the default), or a watchpoint on Write, Read or ReadWrite data accesses.</summary>
+    [Parameter]
+    public BreakpointAccess Access { get; set; } = BreakpointAccess.Execute;
+
+    /// <summary>Bytes a watchpoint covers: 1, 2, 4 or 8 (the address a multiple of it).</summary>
+    [Parameter]
+    public int Length { get; set; } = 1;
+
     protected override void ProcessVmiRecord()
     {
         VmiSession session = ActiveSession;
         foreach (ulong address in Address!)
         {
-            if (!ShouldProcess(Target(session, string.Format(CultureInfo.InvariantCulture, "0x{0:x}", address)), "Set breakpoint"))
+            if (!ShouldProcess(Target(session, string.Format(CultureInfo.InvariantCulture, "0x{0:x}", address)), Access == BreakpointAccess.Execute ? "Set breakpoint" : "Set watchpoint"))
             {
                 continue;
             }
@@ -44,6 +52,8 @@ public sealed class SetVmiBreakpointCommand : VmiCmdlet
             var request = new BreakpointRequest(new Va(Physical ? 0 : address), Hardware ? BreakpointKind.Hardware : BreakpointKind.Software, Cr3 is ulong c ? new Pa(c) : null, Vcpu is ushort v ? new VcpuId(v) : null)
             {
                 Physical = Physical ? new Pa(address) : null,
+                Access = Access,
+                Length = Length,
             };
             try
             {

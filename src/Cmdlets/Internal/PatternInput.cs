@@ -19,7 +19,7 @@ internal static class PatternInput
             case byte[] bytes when bytes.Length > 0:
                 return BytePattern.FromBytes(bytes);
             case string text:
-                return BytePattern.Parse(text);
+                return ParseHex(text);
             case object[] items when items.Length > 0:
                 return BytePattern.FromBytes(items.Select(ToByte).ToArray());
             default:
@@ -29,6 +29,20 @@ internal static class PatternInput
                 }
 
                 return BytePattern.Parse(LanguagePrimitives.ConvertTo<string>(v));
+        }
+    }
+
+    /// <summary>Hex text. Text with other characters than hex digits, ?? and spaces is most likely a string the user meant to
+    /// find: say which parameter takes it (hex-shaped mistakes keep the engine's own message).</summary>
+    private static BytePattern ParseHex(string text)
+    {
+        try
+        {
+            return BytePattern.Parse(text);
+        }
+        catch (ArgumentException) when (text.Any(c => !char.IsAsciiHexDigit(c) && c != '?' && !char.IsWhiteSpace(c)))
+        {
+            throw new ArgumentException(string.Format(CultureInfo.CurrentCulture, Messages.PatternNotHex, text));
         }
     }
 

@@ -1,6 +1,7 @@
 namespace Vmi.PowerShell;
 
 /// <summary>What Read-VmiMemory and Write-VmiMemory read or write at an address.</summary>
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum VmiValueType
 {
     /// <summary>Raw bytes, as byte records (the default).</summary>

@@ -15,8 +15,11 @@ public sealed class VmiBreakpointInfo
         Cr3 = breakpoint.Cr3?.Value;
         Vcpu = breakpoint.Vcpu?.Value;
         Hits = breakpoint.Hits;
+        Access = breakpoint.Access;
+        Length = breakpoint.Length;
     }
 
+    [Newtonsoft.Json.JsonIgnore, System.Management.Automation.Hidden]
     public VmiSession Session { get; }
 
     public int Id { get; }
@@ -37,5 +40,11 @@ public sealed class VmiBreakpointInfo
     /// <summary>Hits reported so far.</summary>
     public long Hits { get; }
 
-    public override string ToString() => $"breakpoint {Id} at 0x{Address:x}";
+    /// <summary>Execute for a breakpoint; Write, Read or ReadWrite for a watchpoint.</summary>
+    public BreakpointAccess Access { get; }
+
+    /// <summary>Bytes watched (1 for a breakpoint).</summary>
+    public int Length { get; }
+
+    public override string ToString() => Access == BreakpointAccess.Execute ? $"breakpoint {Id} at 0x{Address:x}" : $"watchpoint {Id} ({Access}, {Length} bytes) at 0x{Address:x}";
 }

@@ -18,6 +18,7 @@ public sealed class VmiCacheInfo
         HitRatio = s.HitRatio;
     }
 
+    [Newtonsoft.Json.JsonIgnore, System.Management.Automation.Hidden]
     public VmiSession Session { get; }
 
     /// <summary>Gfn (mapped pages) or V2P (translations).</summary>

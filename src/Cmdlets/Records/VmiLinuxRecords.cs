@@ -24,6 +24,7 @@ public sealed class VmiKernel
         VmcoreinfoAgrees = info.VmcoreinfoAgrees;
     }
 
+    [Newtonsoft.Json.JsonIgnore, System.Management.Automation.Hidden]
     public VmiSession Session { get; }
 
     public string Banner { get; }
@@ -70,6 +71,7 @@ public sealed class VmiSymbol
         Address = address;
     }
 
+    [Newtonsoft.Json.JsonIgnore, System.Management.Automation.Hidden]
     public VmiSession Session { get; }
 
     public string Name { get; }
@@ -109,6 +111,7 @@ public sealed class VmiProcess
         MmAddress = p.MmAddress;
     }
 
+    [Newtonsoft.Json.JsonIgnore, System.Management.Automation.Hidden]
     public VmiSession Session { get; }
 
     public int Pid { get; }
@@ -156,6 +159,7 @@ public sealed class VmiModule
         ModuleAddress = m.ModuleAddress;
     }
 
+    [Newtonsoft.Json.JsonIgnore, System.Management.Automation.Hidden]
     public VmiSession Session { get; }
 
     public string Name { get; }

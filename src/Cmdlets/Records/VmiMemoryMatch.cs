@@ -13,6 +13,7 @@ public sealed class VmiMemoryMatch
         Pattern = pattern;
     }
 
+    [Newtonsoft.Json.JsonIgnore, System.Management.Automation.Hidden]
     public VmiSession Session { get; }
 
     public ulong Address { get; }

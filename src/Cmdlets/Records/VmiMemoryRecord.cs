@@ -17,6 +17,7 @@ public sealed class VmiMemoryRecord
         ZeroFilledPages = zeroFilledPages ?? [];
     }
 
+    [Newtonsoft.Json.JsonIgnore, System.Management.Automation.Hidden]
     public VmiSession Session { get; }
 
     /// <summary>The address of the first byte (virtual unless <see cref="Physical"/>).</summary>

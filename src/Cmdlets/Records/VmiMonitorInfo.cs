@@ -14,6 +14,7 @@ public sealed class VmiMonitorInfo
         Enabled = enabled;
     }
 
+    [Newtonsoft.Json.JsonIgnore, System.Management.Automation.Hidden]
     public VmiSession Session { get; }
 
     /// <summary>The monitor's name, as -Monitor takes it (Cr3, Msr:0xC0000082, Breakpoint...).</summary>

@@ -13,6 +13,7 @@ public sealed class VmiPageAccess
         Access = access;
     }
 
+    [Newtonsoft.Json.JsonIgnore, System.Management.Automation.Hidden]
     public VmiSession Session { get; }
 
     public ulong Gfn { get; }

@@ -16,6 +16,7 @@ public sealed class VmiPointer
         Cr3 = cr3;
     }
 
+    [Newtonsoft.Json.JsonIgnore, System.Management.Automation.Hidden]
     public VmiSession Session { get; }
 
     /// <summary>Where the pointer was read.</summary>

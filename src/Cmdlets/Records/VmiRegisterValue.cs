@@ -11,6 +11,7 @@ public sealed class VmiRegisterValue
         Value = value;
     }
 
+    [Newtonsoft.Json.JsonIgnore, System.Management.Automation.Hidden]
     public VmiSession Session { get; }
 
     public ushort Vcpu { get; }

@@ -17,6 +17,7 @@ public sealed class VmiSavedImage
         Duration = r.Duration;
     }
 
+    [Newtonsoft.Json.JsonIgnore, System.Management.Automation.Hidden]
     public VmiSession Session { get; }
 
     /// <summary>The image file (binds to -Path of Connect-VmiDomain).</summary>

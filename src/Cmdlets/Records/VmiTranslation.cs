@@ -19,6 +19,7 @@ public sealed class VmiTranslation
         Flags = result.Flags;
     }
 
+    [Newtonsoft.Json.JsonIgnore, System.Management.Automation.Hidden]
     public VmiSession Session { get; }
 
     public ulong Va { get; }
@@ -99,6 +100,7 @@ public sealed class VmiPageWalk
         FaultLevel = walk.Result.FaultLevel;
     }
 
+    [Newtonsoft.Json.JsonIgnore, System.Management.Automation.Hidden]
     public VmiSession Session { get; }
 
     public ulong Va { get; }

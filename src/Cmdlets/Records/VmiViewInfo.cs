@@ -12,6 +12,7 @@ public sealed class VmiViewInfo
         DefaultAccess = defaultAccess;
     }
 
+    [Newtonsoft.Json.JsonIgnore, System.Management.Automation.Hidden]
     public VmiSession Session { get; }
 
     public ushort View { get; }

@@ -27,6 +27,8 @@ internal static class Messages
 
     internal static string ZeroFilled => Get(nameof(ZeroFilled));
 
+    internal static string PatternNotHex => Get(nameof(PatternNotHex));
+
     internal static string LengthTooLarge => Get(nameof(LengthTooLarge));
 
     internal static string RangeRequired => Get(nameof(RangeRequired));
@@ -34,6 +36,12 @@ internal static class Messages
     internal static string RangeOverflow => Get(nameof(RangeOverflow));
 
     internal static string RegisterUnknown => Get(nameof(RegisterUnknown));
+
+    internal static string RegisterNotSettable => Get(nameof(RegisterNotSettable));
+
+    internal static string RegistersReadOnly => Get(nameof(RegistersReadOnly));
+
+    internal static string ValueTooLarge => Get(nameof(ValueTooLarge));
 
     internal static string EventResponseInvalid => Get(nameof(EventResponseInvalid));
 

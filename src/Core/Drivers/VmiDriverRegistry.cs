@@ -5,6 +5,7 @@ namespace Vmi.Core.Drivers;
 
 /// <summary>What kinds of target a provider opens.</summary>
 [Flags]
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum VmiTargetKinds
 {
     None = 0,

@@ -1,6 +1,7 @@
 namespace Vmi.Core.Arch.Amd64;
 
 /// <summary>Event types as VMX and Xen number them (X86_EVENTTYPE_*).</summary>
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum InterruptType : byte
 {
     ExternalInterrupt = 0,

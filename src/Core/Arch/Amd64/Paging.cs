@@ -1,6 +1,7 @@
 namespace Vmi.Core.Arch.Amd64;
 
 /// <summary>The paging mode a vCPU is in, chosen from CR0.PG, CR4.PAE, EFER.LME/LMA and CR4.LA57.</summary>
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum PagingMode : byte
 {
     /// <summary>CR0.PG clear: linear addresses are physical.</summary>
@@ -24,6 +25,7 @@ public enum PagingMode : byte
 /// Chosen from CR4.PSE and IA32_EFER.NXE (<see cref="Amd64.GetPagingFeatures(ulong, ulong)"/>).
 /// </summary>
 [Flags]
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum PagingFeatures : byte
 {
     None = 0,
@@ -39,6 +41,7 @@ public enum PagingFeatures : byte
 }
 
 /// <summary>A paging-structure level, numbered as the SDM does (1 = page table).</summary>
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum PagingLevel : byte
 {
     None = 0,
@@ -49,6 +52,7 @@ public enum PagingLevel : byte
     Pml5 = 5,
 }
 
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum PageSizeKind : byte
 {
     Size4K,
@@ -58,6 +62,7 @@ public enum PageSizeKind : byte
 }
 
 /// <summary>Why a translation failed.</summary>
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum WalkFaultKind : byte
 {
     None,
@@ -77,6 +82,7 @@ public enum WalkFaultKind : byte
 
 /// <summary>Flags of a paging-structure entry, as named in the SDM.</summary>
 [Flags]
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum PageEntryFlags : ushort
 {
     None = 0,
