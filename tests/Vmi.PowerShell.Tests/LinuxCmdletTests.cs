@@ -39,6 +39,31 @@ public sealed class LinuxCmdletTests : MockSessionTest
     }
 
     [Fact]
+    public void A_profile_that_is_missing_or_of_another_kernel_is_a_clear_error_and_the_kernel_stays_usable()
+    {
+        Host.Run("Get-VmiProcess -Profile ./no-such-profile.json");
+        Assert.Contains(Host.LastErrors, e => e.FullyQualifiedErrorId.StartsWith(VmiErrorIds.OsNotRecognized, StringComparison.Ordinal)
+            && e.Exception.Message.Contains("no-such-profile.json' does not exist", StringComparison.Ordinal));
+
+        // an ISF profile whose banner is another kernel's: refused before any of its layouts is used
+        string path = Path.Combine(Path.GetTempPath(), $"vmi-other-kernel-{Environment.ProcessId}.json");
+        string banner = Convert.ToBase64String("Linux version 5.10.0-99-amd64 (someone@else) #1 SMP\n\0"u8);
+        File.WriteAllText(path, """{"metadata": {"format": "6.2.0"}, "base_types": {}, "user_types": {}, "enums": {}, "symbols": {"linux_banner": {"address": 0, "constant_data": """ + "\"" + banner + "\"}}}");
+        try
+        {
+            Host.Run($"Get-VmiKernel -Profile '{path}'");
+            Assert.Contains(Host.LastErrors, e => e.FullyQualifiedErrorId.StartsWith(VmiErrorIds.OsNotRecognized, StringComparison.Ordinal)
+                && e.Exception.Message.Contains("is for another kernel: it was made for \"Linux version 5.10.0-99-amd64 (someone@else) #1 SMP\", but the guest runs \"Linux version 6.6.0-vmi-demo", StringComparison.Ordinal));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+
+        Assert.StartsWith("BTF in guest memory", Host.Get<VmiKernel>("Get-VmiKernel").TypeSource, StringComparison.Ordinal); // nothing kept from the refused profile
+    }
+
+    [Fact]
     public void Get_VmiProcess_lists_the_demo_tasks_and_filters()
     {
         var all = Host.Run("Get-VmiProcess").Select(o => (VmiProcess)o.BaseObject).ToList();
