@@ -31,6 +31,18 @@ public sealed class LinuxCmdletTests : MockSessionTest
     }
 
     [Fact]
+    public void Get_VmiSymbol_finds_module_symbols_by_name_wildcard_and_address()
+    {
+        DemoModule ascii = X.Modules.Single(m => m.Name == "nls_ascii");
+        VmiSymbol probe = Host.Get<VmiSymbol>("Get-VmiSymbol nls_ascii_probe");
+        Assert.Equal(("nls_ascii", ascii.Base + 0x100, 't'), (probe.Module, probe.Address, probe.Type));
+        Assert.Equal(["vmi_demo_probe", "nls_ascii_probe", "qemu_fw_cfg_probe"], Host.Run("Get-VmiSymbol '*_probe' | ForEach-Object Name").Select(o => o.ToString()!));
+        // an address inside a module is named by that module's nearest symbol, as "name+0x.. [module]"
+        Assert.Equal("nls_ascii_remove+0x10 [nls_ascii]", Host.Get<VmiSymbol>($"Get-VmiSymbol -Address {Hex(ascii.Base + 0x190)}").ToString());
+        Assert.Null(Host.Get<VmiSymbol>("Get-VmiSymbol __x64_sys_openat").Module);
+    }
+
+    [Fact]
     public void An_unknown_symbol_is_a_clear_non_terminating_error()
     {
         Host.Run("Get-VmiSymbol no_such_symbol");
