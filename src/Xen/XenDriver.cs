@@ -15,7 +15,7 @@ namespace Vmi.Xen;
 /// SIGTERM/SIGINT. Thread-safe: each call holds the driver's lock from start to end (signal handlers and process exit
 /// restore from other threads); <see cref="WaitForPending"/> holds it only between slices of its wait.
 /// </summary>
-public sealed unsafe class XenDriver :
+public sealed unsafe partial class XenDriver :
     IVmiDriver, IVmiRead, IVmiWrite, IVmiQueryProtection, IVmiSetProtection, IVmiQueryRegisters, IVmiSetRegisters,
     IVmiViewControl, IVmiEventControl, IVmiVmControl
 {
@@ -129,7 +129,7 @@ public sealed unsafe class XenDriver :
 
         if (!domain.IsHvm)
         {
-            throw new VmiDriverException($"Domain {domain.Id} ('{domain.Name}') is a PV guest; the Xen driver introspects HVM and PVH guests (type = \"hvm\" in the domain's config).");
+            throw new VmiDriverException($"Domain {domain.Id} ('{domain.Name}') is a PV guest, which has no HVM context, nested paging or vm_event monitors; the Xen driver introspects HVM and PVH guests (type = \"hvm\" or type = \"pvh\" in the domain's config).");
         }
 
         if (domain.State is XenDomainState.Dying)
@@ -192,6 +192,14 @@ public sealed unsafe class XenDriver :
     {
         ThrowIfDisposed();
         page = gfn > Info.MaxGfn && !IsAllocated(gfn) ? null : _host.MapPage(_domid, gfn);
+        if (page is not null && _int3s.Count > 0)
+        {
+            lock (_gate)
+            {
+                page = WithOriginalBytes(gfn, page); // a breakpoint's INT3 reads as the byte it replaced
+            }
+        }
+
         return page is not null;
     }
 
@@ -206,7 +214,7 @@ public sealed unsafe class XenDriver :
         lock (_gate)
         {
             ThrowIfReadOnly("writing guest memory");
-            _host.WritePage(_domid, gfn, offset, data);
+            _host.WritePage(_domid, gfn, offset, KeepInt3s(gfn, offset, data));
         }
     }
 
@@ -587,11 +595,19 @@ public sealed unsafe class XenDriver :
             EnsureRing();
             try
             {
-                _host.SetMonitor(_domid, monitor, true);
+                if (!(monitor == EventMonitor.Breakpoint && _breakpointMonitorOn))
+                {
+                    _host.SetMonitor(_domid, monitor, true);
+                }
             }
             catch (VmiDriverException ex) when (ex.ErrorCode is XenErrors.EOpNotSupp or XenErrors.ENoSys)
             {
                 throw MonitorUnavailable(monitor, ex);
+            }
+
+            if (monitor == EventMonitor.Breakpoint)
+            {
+                _breakpointMonitorOn = true;
             }
 
             _monitors.Add(monitor);
@@ -635,8 +651,23 @@ public sealed unsafe class XenDriver :
                     }
                 }
 
+                if (monitor == EventMonitor.Breakpoint && _breakpoints.Count > 0)
+                {
+                    // Xen's monitor stays on for this session's breakpoints; the guest's own INT3s go back to it.
+                    _monitors.Remove(monitor);
+                    return;
+                }
+
                 _host.SetMonitor(_domid, monitor, false);
                 _monitors.Remove(monitor);
+                if (monitor == EventMonitor.Breakpoint)
+                {
+                    _breakpointMonitorOn = false;
+                }
+
+                // Requests this monitor put in the ring before it went off would keep their vCPUs paused until the next wait
+                // or the ring's teardown (the lab's guest froze after a CPUID monitor was disabled with requests waiting).
+                _processor?.ContinueWaiting(r => IsFrom(monitor, r));
             }
             finally
             {
@@ -644,6 +675,22 @@ public sealed unsafe class XenDriver :
             }
         }
     }
+
+    /// <summary>Whether a ring request was raised by <paramref name="monitor"/>.</summary>
+    private static bool IsFrom(EventMonitor monitor, in VmEventSt request) => monitor.Kind switch
+    {
+        MonitorKind.ControlRegister => request.Reason == VmEventAbi.ReasonWriteCtrlreg
+            && request.U.WriteCtrlreg.Index == NativeXenHost.ControlRegisterIndex((ControlRegister)monitor.Parameter),
+        MonitorKind.Msr => request.Reason == VmEventAbi.ReasonMovToMsr && (uint)request.U.MovToMsr.Msr == monitor.Parameter,
+        MonitorKind.Breakpoint => request.Reason == VmEventAbi.ReasonSoftwareBreakpoint,
+        MonitorKind.DebugException => request.Reason == VmEventAbi.ReasonDebugException,
+        MonitorKind.Singlestep => request.Reason == VmEventAbi.ReasonSinglestep,
+        MonitorKind.Cpuid => request.Reason == VmEventAbi.ReasonCpuid,
+        MonitorKind.Io => request.Reason == VmEventAbi.ReasonIoInstruction,
+        MonitorKind.GuestRequest => request.Reason == VmEventAbi.ReasonGuestRequest,
+        MonitorKind.DescriptorAccess => request.Reason == VmEventAbi.ReasonDescriptorAccess,
+        _ => false,
+    };
 
     /// <summary>Starts single-stepping every vCPU; on a failure stops the ones it started and throws, explained.</summary>
     private void StartSinglestepAll()
@@ -739,7 +786,7 @@ public sealed unsafe class XenDriver :
             ThrowIfDisposed();
             VmEventProcessor processor = _processor ?? throw new InvalidOperationException(
                 "No event source is enabled: enable a monitor or restrict memory access before waiting for events.");
-            return processor.Take(maxEvents);
+            return SortBreakpointHits(processor.Take(maxEvents));
         }
     }
 
@@ -751,6 +798,11 @@ public sealed unsafe class XenDriver :
             if (_processor is null)
             {
                 return; // no ring: the reset answered it
+            }
+
+            if (TryAnswerBreakpointHit(pending, response))
+            {
+                return;
             }
 
             bool toggles = response is not null && (response.Flags & VmiEventResponseFlags.ToggleSinglestep) != 0 && !pending.IsAnswered;
@@ -767,7 +819,10 @@ public sealed unsafe class XenDriver :
     {
         lock (_gate)
         {
-            _processor?.Release(pending);
+            if (_processor is not null && !TryAnswerBreakpointHit(pending, null))
+            {
+                _processor.Release(pending);
+            }
         }
     }
 
@@ -910,6 +965,12 @@ public sealed unsafe class XenDriver :
             parts.Add($"{pauses} pause(s) of the domain");
         }
 
+        int int3s = dead.Sum(d => d.Record.Int3s.Count);
+        if (int3s > 0)
+        {
+            parts.Add($"{int3s} breakpoint INT3(s) in guest memory");
+        }
+
         return string.Join("; ", parts);
     }
 
@@ -959,6 +1020,8 @@ public sealed unsafe class XenDriver :
                 }
             });
         }
+
+        RestoreDeadInt3s(dead.SelectMany(d => d.Record.Int3s).Distinct(), Step);
 
         if (dead.Any(d => d.Record.HasRing))
         {
@@ -1061,7 +1124,8 @@ public sealed unsafe class XenDriver :
         XenSessionRecord record = _owner with
         {
             HasRing = _channel is not null,
-            Monitors = _monitors.ToArray(),
+            Monitors = _breakpointMonitorOn ? _monitors.Append(EventMonitor.Breakpoint).Distinct().ToArray() : _monitors.ToArray(),
+            Int3s = Int3Record(),
             SinglestepVcpus = _singlestepVcpus.Order().ToArray(),
             Pauses = _pauses,
         };
@@ -1157,7 +1221,7 @@ public sealed unsafe class XenDriver :
             }
         }
 
-        bool changed = _singlestepVcpus.Count > 0 || _monitors.Count > 0 || _originalAccess.Count > 0 || _pageWalkEventsDisabled || _viewSwitched
+        bool changed = _singlestepVcpus.Count > 0 || _monitors.Count > 0 || _int3s.Count > 0 || _breakpointMonitorOn || _originalAccess.Count > 0 || _pageWalkEventsDisabled || _viewSwitched
             || _views.Count > 0 || _changedGfns.Count > 0 || _altp2mEnabledByUs || _allocatedGfns.Count > 0 || _channel is not null;
         bool pausedForReset = false;
         if (changed)
@@ -1178,12 +1242,16 @@ public sealed unsafe class XenDriver :
 
         _singlestepVcpus.Clear();
 
+        // Every INT3 out while the domain is paused, before the ring goes: the vCPUs it releases run the original bytes.
+        RemoveAllBreakpoints(Step);
+
         foreach (EventMonitor m in _monitors.ToArray())
         {
             Step(() => _host.SetMonitor(_domid, m, false));
         }
 
         _monitors.Clear();
+        _breakpointMonitorOn = false;
 
         // View 0: put back what each frame had, one range call per run of equal access.
         foreach ((ulong first, uint count, MemoryAccess access) in Runs(_originalAccess))

@@ -26,8 +26,11 @@ internal sealed record XenSessionRecord(int Pid, ulong StartTicks, string BootId
     /// <summary>Pauses of the domain the session has not released.</summary>
     public int Pauses { get; init; }
 
+    /// <summary>The INT3s of the session's breakpoints, "physical address:original byte" in hex.</summary>
+    public IReadOnlyList<string> Int3s { get; init; } = [];
+
     /// <summary>Nothing left to undo: the record can go.</summary>
-    public bool IsEmpty => !HasRing && Monitors.Count == 0 && SinglestepVcpus.Count == 0 && Pauses == 0;
+    public bool IsEmpty => !HasRing && Monitors.Count == 0 && SinglestepVcpus.Count == 0 && Pauses == 0 && Int3s.Count == 0;
 
     /// <summary>This process, as /proc describes it (PID, start time in clock ticks since boot, boot id).</summary>
     public static XenSessionRecord ForThisProcess() => new(Environment.ProcessId, StartTicksOf(Environment.ProcessId) ?? 0, ReadBootId());
@@ -44,6 +47,11 @@ internal sealed record XenSessionRecord(int Pid, ulong StartTicks, string BootId
         sb.Append(CultureInfo.InvariantCulture, $"pid={Pid};start={StartTicks};boot={BootId};ring={(HasRing ? 1 : 0)};pauses={Pauses}");
         sb.Append(";monitors=").AppendJoin(',', Monitors.Select(m => string.Create(CultureInfo.InvariantCulture, $"{(byte)m.Kind}:{m.Parameter}")));
         sb.Append(";singlestep=").AppendJoin(',', SinglestepVcpus.Select(v => v.ToString(CultureInfo.InvariantCulture)));
+        if (Int3s.Count > 0)
+        {
+            sb.Append(";int3=").AppendJoin(',', Int3s);
+        }
+
         return sb.ToString();
     }
 
@@ -97,6 +105,7 @@ internal sealed record XenSessionRecord(int Pid, ulong StartTicks, string BootId
             Pauses = int.TryParse(fields.GetValueOrDefault("pauses"), NumberStyles.None, CultureInfo.InvariantCulture, out int p) ? p : 0,
             Monitors = monitors,
             SinglestepVcpus = vcpus,
+            Int3s = Split(fields.GetValueOrDefault("int3")),
         };
     }
 

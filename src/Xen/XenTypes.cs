@@ -32,7 +32,13 @@ public enum XenCpuVendor
 /// <param name="IsHvm">True for HVM and PVH guests: the kinds the driver can introspect.</param>
 public sealed record XenDomainInfo(uint Id, string Name, int VcpuCount, ulong MemoryBytes, XenDomainState State, bool IsHvm = true)
 {
-    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{Id} {Name} ({VcpuCount} vCPU, {MemoryBytes / (1024 * 1024)} MiB, {State})");
+    /// <summary>
+    /// A PVH guest (type = "pvh"): an HVM container with no device model and no emulated PIC. Everything the driver does
+    /// works on it as on HVM: no call the driver makes needs a device model (docs/xen.md).
+    /// </summary>
+    public bool IsPvh { get; init; }
+
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{Id} {Name} ({(IsPvh ? "PVH, " : IsHvm ? string.Empty : "PV, ")}{VcpuCount} vCPU, {MemoryBytes / (1024 * 1024)} MiB, {State})");
 }
 
 /// <summary>Which domain to connect to: by id or by name (the name in xenstore, /local/domain/ID/name).</summary>

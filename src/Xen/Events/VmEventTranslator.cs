@@ -200,6 +200,30 @@ internal static class VmEventTranslator
         return rsp;
     }
 
+    /// <summary>
+    /// The answer that runs the instruction a breakpoint of this session replaced, with the INT3 still in memory: Xen
+    /// emulates <paramref name="instruction"/> (the original bytes at RIP, up to 16) instead of fetching the INT3
+    /// (VM_EVENT_FLAG_EMULATE with SET_EMUL_INSN_DATA, which Xen accepts for software-breakpoint events on Intel and AMD
+    /// alike: its x86 emulator is common code). No registers can be set with it: they share the response's data union.
+    /// </summary>
+    public static VmEventSt StepOverResponse(in VmEventSt request, ReadOnlySpan<byte> instruction)
+    {
+        if (request.Reason != VmEventAbi.ReasonSoftwareBreakpoint)
+        {
+            throw new ArgumentException($"Only a software-breakpoint event can be stepped over by emulation; this event's reason is {request.Reason}.", nameof(request));
+        }
+
+        VmEventSt rsp = ContinueResponse(request);
+        rsp.Flags |= VmEventAbi.FlagEmulate | VmEventAbi.FlagSetEmulInsnData;
+        rsp.Data = default;
+        unsafe
+        {
+            instruction[..Math.Min(instruction.Length, VmEventEmulInsnData.Size)].CopyTo(new Span<byte>(rsp.Data.Emul.Insn.Data, VmEventEmulInsnData.Size));
+        }
+
+        return rsp;
+    }
+
     /// <summary>The plain "carry on" answer: the vCPU is unpaused, nothing else.</summary>
     public static VmEventSt ContinueResponse(in VmEventSt request) => ToResponse(request, VmiEventResponse.Continue);
 

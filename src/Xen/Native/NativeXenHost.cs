@@ -184,7 +184,10 @@ internal sealed unsafe class NativeXenHost : IXenHost
             vcpus,
             info.TotPages * PageSize,
             state,
-            (f & XenDomctlGetdomaininfo.FlagHvmGuest) != 0);
+            (f & XenDomctlGetdomaininfo.FlagHvmGuest) != 0)
+        {
+            IsPvh = (f & XenDomctlGetdomaininfo.FlagHvmGuest) != 0 && (info.ArchConfig.EmulationFlags & XenDomctlGetdomaininfo.EmuPic) == 0,
+        };
     }
 
     private static XenStoreHandle? OpenXenStore()

@@ -287,11 +287,30 @@ internal struct VmEventRegs
     [FieldOffset(0)] public VmEventRegsX86 X86;
 }
 
+/// <summary>struct vm_event_emul_insn_data: the instruction bytes Xen emulates instead of fetching them (VM_EVENT_FLAG_SET_EMUL_INSN_DATA).</summary>
+[StructLayout(LayoutKind.Sequential, Size = 16)]
+internal unsafe struct VmEventEmulInsnData
+{
+    public const int Size = 16;
+
+    public fixed byte Data[Size];
+}
+
+/// <summary>The union emul of vm_event_st's data (only the instruction bytes are used here).</summary>
+[StructLayout(LayoutKind.Explicit, Size = 16)]
+internal struct VmEventEmul
+{
+    [FieldOffset(0)] public VmEventEmulInsnData Insn;
+}
+
 /// <summary>The union data of vm_event_st.</summary>
 [StructLayout(LayoutKind.Explicit, Size = 344)]
 internal struct VmEventData
 {
     [FieldOffset(0)] public VmEventRegs Regs;
+
+    /// <summary>data.emul: shares its bytes with the registers (a response sets one or the other).</summary>
+    [FieldOffset(0)] public VmEventEmul Emul;
 }
 
 /// <summary>vm_event_request_t and vm_event_response_t (struct vm_event_st), one ring slot.</summary>
@@ -449,6 +468,9 @@ internal struct XenDomctlGetdomaininfo
 {
     public const uint FlagDying = 1u << 0;
     public const uint FlagHvmGuest = 1u << 1;
+
+    /// <summary>XEN_X86_EMU_PIC in arch_config.emulation_flags: Xen emulates a PIC for HVM guests, never for PVH ones.</summary>
+    public const uint EmuPic = 1u << 5;
     public const uint FlagShutdown = 1u << 2;
     public const uint FlagPaused = 1u << 3;
     public const uint FlagBlocked = 1u << 4;

@@ -30,14 +30,15 @@ public sealed class XenLabResultsTests
     {
         var steps = new TheoryData<string>
         {
-            "env-xen", "env-vmi-startup", "env-other-processes",
-            "boot-event-Cr0", "boot-event-Cr4", "boot-event-Msr:0xC0000080", "boot-event-Msr:0xC0000082", "boot-event-Cpuid",
-            "boot-event-DescriptorAccess", "boot-cpuid-leaves", "guest-boots-under-monitors",
+            "env-xen", "env-other-processes", "guest-probe-tsd-baseline", "guest-probe-cpuid-baseline",
             "read-guest-mark-physical", "translate-direct-map", "translate-kernel-text", "registers-equal-xen-hvmctx", "pause-guard",
             "read-only-refuses-writes", "read-only-refuses-pause", "write-seen-by-guest", "set-register-seen-by-xen", "refusal-singlestep", "refusal-mem-access",
-            "monitor-cr3", "monitor-cpuid-steps-past", "live-guest-still-runs",
-            "exit-sigkill-record-left", "exit-sigkill-reclaimed",
-            "guest-crashed-preserved", "postmortem-read-only", "postmortem-read-write-refused",
+            "monitor-cr3", "monitor-cpuid-steps-past", "monitor-cpuid-set-registers",
+            "exit-sigkill-record-left", "exit-sigkill-reclaimed", "exit-disconnect-restored-before-exit",
+            "guest-crashed-preserved", "postmortem-read-only", "postmortem-read-write-refused", "postmortem-equals-xl-dump-core",
+            "boot-event-Cr0", "boot-event-Cr4", "boot-event-Msr:0xC0000080", "boot-event-Msr:0xC0000082", "boot-event-Cpuid",
+            "boot-event-DescriptorAccess", "boot-cpuid-leaves", "guest-boots-under-monitors", "cr4-write-denied-seen-by-guest", "cr4-deny-ends-with-session",
+            "pvh-boots", "pvh-read-only", "pvh-monitor-and-restore",
         };
         foreach (string how in ExitPaths)
         {
@@ -45,6 +46,12 @@ public sealed class XenLabResultsTests
             steps.Add($"exit-{how}-not-frozen");
             steps.Add($"exit-{how}-no-record");
             steps.Add($"exit-{how}-ring-free");
+            steps.Add($"exit-{how}-int3-set");
+            steps.Add($"exit-{how}-no-int3");
+            if (how != "sigkill")
+            {
+                steps.Add($"exit-{how}-exit-code");
+            }
         }
 
         return steps;
@@ -91,9 +98,5 @@ public sealed class XenLabResultsTests
     }
 
     public static TheoryData<string> Processes() =>
-        new()
-        {
-            "boot", "live", "reclaim", "postmortem", "check-disconnect", "check-exception", "check-sigint", "check-sigterm", "check-sighup",
-            "exit-disconnect", "exit-exception", "exit-sigint", "exit-sigterm", "exit-sighup",
-        };
+        new() { "live", "final", "exit-exception", "exit-sigkill", "exit-sigterm", "exit-sighup", "exit-sigint", "exit-disconnect" };
 }

@@ -62,6 +62,8 @@ int main(void)
     F(vm_event_request_t, "vm_event_st", data.regs.x86);
     F(vm_event_request_t, "vm_event_st", data.regs.x86.rip);
     F(vm_event_request_t, "vm_event_st", data.regs.x86.cr3);
+    F(vm_event_request_t, "vm_event_st", data.emul.insn);
+    F(vm_event_request_t, "vm_event_st", data.emul.insn.data);
     /* the response is the same type */
     S(vm_event_response_t, "vm_event_st");
 
@@ -127,6 +129,7 @@ int main(void)
     C(VM_EVENT_INTERFACE_VERSION);
     C(VM_EVENT_FLAG_VCPU_PAUSED); C(VM_EVENT_FLAG_EMULATE); C(VM_EVENT_FLAG_TOGGLE_SINGLESTEP); C(VM_EVENT_FLAG_DENY);
     C(VM_EVENT_FLAG_ALTERNATE_P2M); C(VM_EVENT_FLAG_SET_REGISTERS); C(VM_EVENT_FLAG_FAST_SINGLESTEP);
+    C(VM_EVENT_FLAG_SET_EMUL_INSN_DATA);
     C(VM_EVENT_REASON_MEM_ACCESS); C(VM_EVENT_REASON_WRITE_CTRLREG); C(VM_EVENT_REASON_MOV_TO_MSR);
     C(VM_EVENT_REASON_SOFTWARE_BREAKPOINT); C(VM_EVENT_REASON_SINGLESTEP); C(VM_EVENT_REASON_GUEST_REQUEST);
     C(VM_EVENT_REASON_DEBUG_EXCEPTION); C(VM_EVENT_REASON_CPUID); C(VM_EVENT_REASON_DESCRIPTOR_ACCESS);
@@ -136,7 +139,7 @@ int main(void)
     C(HVM_PARAM_ALTP2M); C(XEN_DOMCTL_DEBUG_OP_SINGLE_STEP_OFF); C(XEN_DOMCTL_DEBUG_OP_SINGLE_STEP_ON);
     C(XENVER_version); C(XBT_NULL);
     C(XEN_DOMINF_dying); C(XEN_DOMINF_hvm_guest); C(XEN_DOMINF_shutdown); C(XEN_DOMINF_paused);
-    C(XEN_DOMINF_blocked); C(XEN_DOMINF_running);
+    C(XEN_DOMINF_blocked); C(XEN_DOMINF_running); C(XEN_X86_EMU_PIC);
     C(HVM_SAVE_CODE(CPU)); C(HVM_SAVE_CODE(MTRR)); C(CPU_XSAVE_CODE);
     return 0;
 }
