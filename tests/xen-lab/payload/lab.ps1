@@ -333,15 +333,16 @@ function Step-Boot {
         }
         if ($narrowed -and $script:denied -gt 0 -and [regex]::IsMatch((SerialText $Serial2), 'GUEST-TSD allowed')) { break }
         Wait-VmiEvent -Count 200 -Timeout 10 | ForEach-Object {
+            $ev = $_   # inside the switch below, $_ is the switch's value
             $script:n++
-            $key = switch ($_.Reason) {
-                'ControlRegister' { "$($_.Register)" }
-                'Msr' { 'Msr:0x{0:X}' -f $_.Msr }
-                default { $_.Reason }
+            $key = switch ($ev.Reason) {
+                'ControlRegister' { "$($ev.Register)" }
+                'Msr' { 'Msr:0x{0:X}' -f $ev.Msr }
+                default { "$($ev.Reason)" }
             }
-            if (-not $script:seen.ContainsKey($key)) { $script:seen[$key] = $_.Details; Write-Host "first $key event: $($_.Details)" }
-            if ($_.Reason -eq 'Cpuid') { $null = $leaves.Add($_.Leaf) }
-            if ($key -eq 'Cr4' -and ($_.NewValue -band 4) -and -not ($_.OldValue -band 4)) { $_.Response = 'Deny'; $script:denied++ }
+            if (-not $script:seen.ContainsKey($key)) { $script:seen[$key] = $ev.Details; Write-Host "first $key event: $($ev.Details)" }
+            if ($ev.Reason -eq 'Cpuid') { $null = $leaves.Add($ev.Leaf) }
+            if ($key -eq 'Cr4' -and ($ev.NewValue -band 4) -and -not ($ev.OldValue -band 4)) { $ev.Response = 'Deny'; $script:denied++ }
         }
     }
     Disconnect-VmiDomain
