@@ -10,6 +10,7 @@ base=(
   linux-image-amd64   # the Debian kernel that guest runs
   busybox-static cpio # its initramfs
   crash               # reads our ELF cores in the tests, as it reads QEMU's
+  gdb                 # tests/guest/make-isf.py reads the kernel's DWARF through gdb for the -Profile tests
   openssh-server      # the remoting tests start a real sshd whose subsystem is vmi -sshs
   openssh-client      # and connect to it with Invoke-Command -HostName (pwsh's SSH transport runs ssh)
 )

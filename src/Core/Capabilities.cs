@@ -216,7 +216,7 @@ public static class VmiEventControlExtensions
                 }
 
                 VmiEventResponse response = handler(pending.Event) ?? VmiEventResponse.Continue;
-                response.Validate();
+                response.Validate(pending.Event);
                 events.Answer(pending, response);
                 handled++;
             }

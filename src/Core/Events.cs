@@ -1,5 +1,6 @@
 using System.Globalization;
 using Vmi.Core.Arch.Amd64;
+using Amd64Registers = Vmi.Core.Arch.Amd64.Registers;
 
 namespace Vmi.Core;
 
@@ -224,8 +225,13 @@ public enum VmiEventResponseFlags : byte
 
 /// <summary>The answer to an event.</summary>
 /// <param name="View">Switch the vCPU to this view before it resumes (required with fast singlestep).</param>
-/// <param name="Registers">Set these general-purpose registers before the vCPU resumes.</param>
-public sealed record VmiEventResponse(VmiEventResponseFlags Flags = VmiEventResponseFlags.Continue, View? View = null, GpRegisters? Registers = null)
+/// <param name="Registers">
+/// The registers the vCPU resumes with: the event's <see cref="VmiEvent.Registers"/> with changes made
+/// (<c>e.Registers with { Rip = ... }</c>, or <see cref="Amd64Registers.With(string, ulong)"/>). What changed is what differs
+/// from the event's registers, and only the general-purpose ones (<see cref="Amd64Registers.GeneralPurposeNames"/>: RAX-R15,
+/// RIP, RFLAGS) may: every driver sets those, and <see cref="Validate(VmiEvent)"/> refuses a change to any other. Null: none changed.
+/// </param>
+public sealed record VmiEventResponse(VmiEventResponseFlags Flags = VmiEventResponseFlags.Continue, View? View = null, Registers? Registers = null)
 {
     public static VmiEventResponse Continue { get; } = new();
 
@@ -252,6 +258,29 @@ public sealed record VmiEventResponse(VmiEventResponseFlags Flags = VmiEventResp
         if ((Flags & VmiEventResponseFlags.ToggleFastSinglestep) != 0 && (Flags & VmiEventResponseFlags.ToggleSinglestep) != 0)
         {
             throw new ArgumentException("A response cannot toggle both singlestep and fast singlestep.");
+        }
+    }
+
+    /// <summary>
+    /// As <see cref="Validate()"/>, and checks that <see cref="Registers"/> changes only general-purpose registers of
+    /// <paramref name="answered"/>'s. Throws <see cref="ArgumentException"/> naming the registers that may not change.
+    /// </summary>
+    public void Validate(VmiEvent answered)
+    {
+        ArgumentNullException.ThrowIfNull(answered);
+        Validate();
+        if (Registers is null)
+        {
+            return;
+        }
+
+        string[] refused = answered.Registers.Differences(Registers).Except(Amd64Registers.GeneralPurposeNames).ToArray();
+        if (refused.Length > 0)
+        {
+            throw new ArgumentException(
+                $"A response sets only the general-purpose registers ({string.Join(", ", Amd64Registers.GeneralPurposeNames)}), " +
+                $"but {string.Join(", ", refused)} differ from the event's: start from the event's registers and change only those " +
+                "(set the others on the vCPU, not in the response).");
         }
     }
 }

@@ -2,7 +2,6 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
-using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
@@ -33,8 +32,10 @@ public sealed record ReadResult(int BytesRead, ulong? FaultAddress, IReadOnlyLis
 }
 
 /// <summary>
-/// The engine: a driver plus a page cache and a translation cache, and every read, write and
-/// translation built once on the driver's page primitive. Used by one thread at a time.
+/// The engine's front: reads, strings and writes built once on two parts it composes — a cached page source
+/// (<see cref="PageSource"/>: the driver's pages, the GFN cache and its front) and a translator (<see cref="Translator"/>:
+/// walks, the V2P cache, paging modes) — plus the driver's other capabilities. Every rule that drops cached state
+/// lives in one method, <see cref="Invalidate"/>. Used by one thread at a time (<see cref="VmiGuest"/> serialises).
 /// </summary>
 public sealed partial class VmiCore : IDisposable
 {
@@ -42,26 +43,11 @@ public sealed partial class VmiCore : IDisposable
     public const int DefaultStringLimit = 64 * 1024;
 
     private readonly IVmiDriver _driver;
-    private readonly IVmiRead? _read;
     private readonly IVmiWrite? _write;
-    private readonly IVmiDirectMemory? _direct;
-    private readonly LruCache<ulong, MappedPage> _pages;
-    private readonly LruCache<V2PKey, ulong> _v2p;
-    private readonly ulong[] _tableFilter = new ulong[64]; // 4096-bit filter of GFNs that hold cached page tables
-    private readonly Amd64.WalkShortcut[] _shortcuts = new Amd64.WalkShortcut[64]; // upper levels of recent walks, per 2 MiB region
-    private ulong _shortcutsFilled; // bit i: _shortcuts[i] may be valid (a flush clears only these)
-    private ulong _tableWordsSet;   // bit i: _tableFilter[i] may be non-zero (a flush clears only these)
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int ShortcutIndex(ulong root, ulong va) => (int)(((va >> 21) ^ (root >> 12)) & 63);
+    private readonly PageSource _pages;
+    private readonly Translator _translator;
     private readonly int _pageShift;
     private readonly ulong _pageMask;
-    private bool _pagesEnabled = true;
-    private bool _v2pEnabled = true;
-    private PagingMode? _pagingMode;
-    private bool _pagingModeSet; // set by the caller: kept, not re-detected
-    private PagingFeatures? _pagingFeatures;
-    private bool _pagingFeaturesSet; // set by the caller: kept, not re-detected
     private int _stringLimit = DefaultStringLimit;
     private bool _disposed;
 
@@ -69,9 +55,8 @@ public sealed partial class VmiCore : IDisposable
     {
         ArgumentNullException.ThrowIfNull(driver);
         _driver = driver;
-        _read = driver is ReadOnlyDriver ro && !ro.InnerSupports(VmiCapability.Read) ? null : driver as IVmiRead;
+        IVmiRead? read = driver is ReadOnlyDriver ro && !ro.InnerSupports(VmiCapability.Read) ? null : driver as IVmiRead;
         _write = driver as IVmiWrite;
-        _direct = driver as IVmiDirectMemory;
         Info = driver.Info;
         if (Info.PageSize != Amd64.PageSize || Info.PageShift != Amd64.PageShift)
         {
@@ -83,10 +68,12 @@ public sealed partial class VmiCore : IDisposable
 
         _pageShift = Info.PageShift;
         _pageMask = Info.PageSize - 1;
-        _physicalAddressWidth = Info.PhysicalAddressWidth;
-        _pages = new LruCache<ulong, MappedPage>("Page (GFN)", cacheCapacity, ReleasePage);
-        _v2p = new LruCache<V2PKey, ulong>("V2P", cacheCapacity);
+        _pages = new PageSource(driver.Name, read, driver as IVmiDirectMemory, Info.MaxGfn.Value, cacheCapacity, () => Missing(VmiCapability.Read));
+        _translator = new Translator(_pages, Info.PhysicalAddressWidth, cacheCapacity, Vcpu0Registers);
     }
+
+    private Registers? Vcpu0Registers() =>
+        Supports(VmiCapability.QueryRegisters) ? ((IVmiQueryRegisters)_driver).GetRegisters(new VcpuId(0)) : null;
 
     public IVmiDriver Driver => _driver;
 
@@ -110,7 +97,7 @@ public sealed partial class VmiCore : IDisposable
     /// </remarks>
     public int PhysicalAddressWidth
     {
-        get => _physicalAddressWidth;
+        get => _translator.PhysicalAddressWidth;
         set
         {
             if (value is < 32 or > Amd64.MaxPhysicalAddressWidth)
@@ -118,15 +105,13 @@ public sealed partial class VmiCore : IDisposable
                 throw new ArgumentOutOfRangeException(nameof(value), value, $"A physical-address width (MAXPHYADDR, CPUID 0x80000008 EAX[7:0]) is from 32 to {Amd64.MaxPhysicalAddressWidth} bits.");
             }
 
-            if (value != _physicalAddressWidth)
+            if (value != _translator.PhysicalAddressWidth)
             {
-                _physicalAddressWidth = value;
-                FlushV2PCache();
+                _translator.PhysicalAddressWidth = value;
+                Invalidate(GuestChange.TranslationParameters);
             }
         }
     }
-
-    private int _physicalAddressWidth;
 
     /// <summary>The session-wide byte limit of string reads.</summary>
     public int StringLimit
@@ -146,12 +131,8 @@ public sealed partial class VmiCore : IDisposable
     public PagingMode PagingMode
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get => _pagingMode ?? DetectedPagingMode();
-        set
-        {
-            _pagingMode = value;
-            _pagingModeSet = true;
-        }
+        get => _translator.PagingMode;
+        set => _translator.SetPagingMode(value); // cached translations are keyed by mode: nothing to drop
     }
 
     /// <summary>
@@ -163,16 +144,7 @@ public sealed partial class VmiCore : IDisposable
     /// <remarks>Changing it drops the cached translations made under the old features.</remarks>
     public PagingFeatures PagingFeatures
     {
-        get
-        {
-            if (_pagingFeatures is { } f)
-            {
-                return f;
-            }
-
-            DetectPaging();
-            return _pagingFeatures!.Value;
-        }
+        get => _translator.PagingFeatures;
         set
         {
             if ((value & ~PagingFeatures.All) != 0)
@@ -180,43 +152,17 @@ public sealed partial class VmiCore : IDisposable
                 throw new ArgumentOutOfRangeException(nameof(value), value, $"Paging features are a combination of {PagingFeatures.Pse} and {PagingFeatures.Nxe}.");
             }
 
-            _pagingFeaturesSet = true;
-            ChangePagingFeatures(value);
-        }
-    }
-
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private PagingMode DetectedPagingMode()
-    {
-        DetectPaging();
-        return _pagingMode!.Value;
-    }
-
-    /// <summary>Fills whichever of the paging mode and features is not known yet from vCPU 0's registers (one query).</summary>
-    private void DetectPaging()
-    {
-        Registers? registers = Supports(VmiCapability.QueryRegisters) ? ((IVmiQueryRegisters)_driver).GetRegisters(new VcpuId(0)) : null;
-        _pagingMode ??= registers?.PagingMode ?? PagingMode.Ia32e;
-        _pagingFeatures ??= FeaturesOf(registers);
-    }
-
-    private static PagingFeatures FeaturesOf(Registers? registers) =>
-        registers is null || registers.PagingMode == PagingMode.Disabled ? PagingFeatures.All : registers.PagingFeatures;
-
-    private void ChangePagingFeatures(PagingFeatures value)
-    {
-        if (_pagingFeatures != value)
-        {
-            // Cached translations and walk shortcuts were made under the old features.
-            _pagingFeatures = value;
-            FlushV2PCache();
+            if (_translator.SetPagingFeatures(value, byCaller: true))
+            {
+                Invalidate(GuestChange.TranslationParameters);
+            }
         }
     }
 
     public bool Supports(VmiCapability capability) => capability switch
     {
         _ when _driver is ReadOnlyDriver ro => capability is VmiCapability.Read or VmiCapability.QueryProtection or VmiCapability.QueryRegisters && ro.InnerSupports(capability),
-        VmiCapability.Read => _read is not null,
+        VmiCapability.Read => _pages.CanRead,
         VmiCapability.Write => _write is not null,
         VmiCapability.QueryProtection => _driver is IVmiQueryProtection,
         VmiCapability.SetProtection => _driver is IVmiSetProtection,
@@ -230,122 +176,118 @@ public sealed partial class VmiCore : IDisposable
 
     public IEnumerable<VmiCapability> Capabilities => Enum.GetValues<VmiCapability>().Where(Supports);
 
-    // ---------------------------------------------------------------- caches
+    // ---------------------------------------------------------------- the cache rules (the only place cached state is dropped)
 
-    public CacheStatistics GfnCacheStatistics
+    /// <summary>What happened that may make cached pages or translations wrong.</summary>
+    private enum GuestChange
     {
-        get
+        /// <summary>Bytes were written to a frame (through this engine).</summary>
+        FrameWritten,
+
+        /// <summary>A frame was given back to the hypervisor.</summary>
+        FrameFreed,
+
+        /// <summary>A view's frames were remapped or a view destroyed: any GFN may now read other memory.</summary>
+        ViewsChanged,
+
+        /// <summary>The driver put the guest back as it found it (monitors, access, views).</summary>
+        StateReset,
+
+        /// <summary>vCPU 0's registers were written: its CR0/CR4/EFER give the detected mode and features.</summary>
+        Vcpu0RegistersSet,
+
+        /// <summary>What every walk depends on changed: MAXPHYADDR, or CR4.PSE / EFER.NXE.</summary>
+        TranslationParameters,
+    }
+
+    /// <summary>
+    /// Every rule that drops cached state because the guest or what translation depends on changed, in one place
+    /// (a caller's own flush, Clear-style, is the Flush* methods below and nothing else). Cached translations are keyed by root and paging mode, so a
+    /// new CR3 or mode on any vCPU leaves them valid; what a walk reads (page tables) and what it depends on (MAXPHYADDR,
+    /// PSE, NXE) do not. Pages the cache holds as live views see writes; copies do not.
+    /// </summary>
+    private void Invalidate(GuestChange change, ulong gfn = 0, Registers? registers = null)
+    {
+        switch (change)
         {
-            CacheStatistics s = _pages.Statistics(_pagesEnabled);
-            return s with { Hits = s.Hits + _frontHits }; // hits in the page front are hits of this cache
+            case GuestChange.FrameWritten:
+                _pages.RemoveIfCopy(gfn);
+                if (_translator.MayHoldTable(gfn))
+                {
+                    _translator.Clear(); // the write may have changed a paging structure a cached translation went through
+                }
+
+                break;
+            case GuestChange.FrameFreed:
+                _pages.Remove(gfn);
+                _translator.Clear();
+                break;
+            case GuestChange.ViewsChanged:
+            case GuestChange.StateReset:
+                _pages.Clear();
+                _translator.Clear();
+                break;
+            case GuestChange.Vcpu0RegistersSet:
+                _translator.ForgetDetectedMode(); // re-detected at the next walk that needs it
+                if (!_translator.FeaturesSetByCaller && _translator.FeaturesKnown
+                    && _translator.SetPagingFeatures(Translator.FeaturesOf(registers), byCaller: false))
+                {
+                    _translator.Clear(); // only if CR4.PSE or EFER.NXE changed
+                }
+
+                break;
+            case GuestChange.TranslationParameters:
+                _translator.Clear();
+                break;
         }
     }
 
-    public CacheStatistics V2PCacheStatistics => _v2p.Statistics(_v2pEnabled);
+    // ---------------------------------------------------------------- caches
 
-    public bool GfnCacheEnabled => _pagesEnabled;
+    public CacheStatistics GfnCacheStatistics => _pages.Statistics;
 
-    public bool V2PCacheEnabled => _v2pEnabled;
+    public CacheStatistics V2PCacheStatistics => _translator.Statistics;
 
-    public void EnableGfnCache() => _pagesEnabled = true;
+    public bool GfnCacheEnabled => _pages.Enabled;
 
-    public void DisableGfnCache()
-    {
-        _pagesEnabled = false;
-        _pages.Clear();
-    }
+    public bool V2PCacheEnabled => _translator.Enabled;
 
-    public void ResizeGfnCache(int capacity)
-    {
-        SyncFront();
-        _pages.Resize(capacity);
-    }
+    public void EnableGfnCache() => _pages.Enable();
+
+    public void DisableGfnCache() => _pages.Disable();
+
+    public void ResizeGfnCache(int capacity) => _pages.Resize(capacity);
 
     public void FlushGfnCache() => _pages.Clear();
 
     public bool FlushGfnCacheEntry(Gfn gfn) => _pages.Remove(gfn.Value);
 
-    public void EnableV2PCache() => _v2pEnabled = true;
+    public void EnableV2PCache() => _translator.Enable();
 
     public void DisableV2PCache()
     {
-        _v2pEnabled = false;
-        FlushV2PCache();
+        _translator.Disable();
+        _translator.Clear();
     }
 
-    public void ResizeV2PCache(int capacity) => _v2p.Resize(capacity);
+    public void ResizeV2PCache(int capacity) => _translator.Resize(capacity);
 
     /// <summary>Forgets every cached translation. Costs O(cached entries), not O(budget): writes to page tables call it.</summary>
-    public void FlushV2PCache()
-    {
-        _v2p.Clear();
-        for (ulong m = _shortcutsFilled; m != 0; m &= m - 1)
-        {
-            _shortcuts[BitOperations.TrailingZeroCount(m)] = default;
-        }
-
-        for (ulong m = _tableWordsSet; m != 0; m &= m - 1)
-        {
-            _tableFilter[BitOperations.TrailingZeroCount(m)] = 0;
-        }
-
-        _shortcutsFilled = 0;
-        _tableWordsSet = 0;
-    }
+    public void FlushV2PCache() => _translator.Clear();
 
     /// <summary>Forgets the cached translation of the page holding <paramref name="ctx"/>'s address.</summary>
-    public bool FlushV2PCacheEntry(AddressContext ctx)
-    {
-        PagingMode mode = ctx.Mode ?? PagingMode;
-        _shortcuts[ShortcutIndex(ctx.Root.Value, ctx.Va.Value)] = default; // the upper levels may have changed too
-        return _v2p.Remove(new V2PKey(ctx.Root.Value, ctx.Va.Value & ~_pageMask, mode));
-    }
+    public bool FlushV2PCacheEntry(AddressContext ctx) => _translator.Remove(ctx);
 
     public void ResetCacheStatistics()
     {
-        _frontHits = 0;
         _pages.ResetStatistics();
-        _v2p.ResetStatistics();
+        _translator.ResetStatistics();
     }
 
     // ---------------------------------------------------------------- pages
 
-    private bool TryGetPageSlow(ulong gfn, [NotNullWhen(true)] out MappedPage? page)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        IVmiRead read = _read ?? throw Missing(VmiCapability.Read);
-        if (gfn > Info.MaxGfn.Value || !read.TryMapPage(new Gfn(gfn), out page))
-        {
-            page = null;
-            return false;
-        }
-
-        if (page.Length != (int)Info.PageSize)
-        {
-            page.Dispose();
-            throw new VmiDriverException($"The {_driver.Name} driver mapped frame 0x{gfn:x} as {page.Length} bytes, not a page of {Info.PageSize}.");
-        }
-
-        if (_pagesEnabled)
-        {
-            if (_pages.Count >= _pages.Capacity)
-            {
-                SyncFront(); // the eviction below must not take a page that is in use through the front
-            }
-
-            _pages.AddNew(gfn, page);
-            SetFront(gfn, page);
-        }
-        else
-        {
-            // Uncached: hand out a copy so the mapping can go at once.
-            var copy = new MappedPage(page.Gfn, page.Span.ToArray());
-            page.Dispose();
-            page = copy;
-        }
-
-        return true;
-    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool TryGetPage(ulong gfn, out ReadOnlySpan<byte> page) => _pages.TryGetPage(gfn, out page);
 
     /// <summary>Reads the frame <paramref name="gfn"/> whole into <paramref name="destination"/>; false if it has no backing.</summary>
     public bool TryReadPage(Gfn gfn, Span<byte> destination)
@@ -366,127 +308,9 @@ public sealed partial class VmiCore : IDisposable
 
     // ---------------------------------------------------------------- translation
 
-    private readonly struct V2PKey(ulong root, ulong page, PagingMode mode) : IEquatable<V2PKey>
-    {
-        private readonly ulong _root = root;
-        private readonly ulong _pageAndMode = page | (ulong)mode; // the page's offset bits are zero: the mode fits there
-
-        public bool Equals(V2PKey other) => _pageAndMode == other._pageAndMode && _root == other._root;
-
-        public override bool Equals(object? obj) => obj is V2PKey k && Equals(k);
-
-        public override int GetHashCode()
-        {
-            // Pages of one address space differ in bits 12 and up; fold them down, mixing in the root.
-            ulong h = (_pageAndMode >> 12) ^ (_pageAndMode << 52) ^ (_root * 0x9E37_79B9_7F4A_7C15UL);
-            return (int)h ^ (int)(h >> 32);
-        }
-    }
-
-    private struct TableReader(VmiCore core) : IPageTableReader
-    {
-        public bool TryReadU64(ulong pa, out ulong value)
-        {
-            ulong gfn = pa >> core._pageShift;
-            core.NoteTable(gfn);
-            if (!core.TryGetPage(gfn, out ReadOnlySpan<byte> page))
-            {
-                value = 0;
-                return false;
-            }
-
-            value = BinaryPrimitives.ReadUInt64LittleEndian(page[(int)(pa & core._pageMask)..]);
-            return true;
-        }
-
-        public bool TryReadU32(ulong pa, out uint value)
-        {
-            ulong gfn = pa >> core._pageShift;
-            core.NoteTable(gfn);
-            if (!core.TryGetPage(gfn, out ReadOnlySpan<byte> page))
-            {
-                value = 0;
-                return false;
-            }
-
-            value = BinaryPrimitives.ReadUInt32LittleEndian(page[(int)(pa & core._pageMask)..]);
-            return true;
-        }
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void NoteTable(ulong gfn)
-    {
-        int word = (int)((gfn >> 6) & 63);
-        _tableFilter[word] |= 1UL << (int)(gfn & 63);
-        _tableWordsSet |= 1UL << word;
-    }
-
-    private bool MayHoldTable(ulong gfn) => (_tableFilter[(gfn >> 6) & 63] & (1UL << (int)(gfn & 63))) != 0;
-
     /// <summary>Translates without throwing: a fault is a result. Uses and fills the V2P cache.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public TranslationResult TryTranslateAddress(AddressContext ctx)
-    {
-        PagingMode mode = ctx.Mode ?? PagingMode;
-        ulong page = ctx.Va.Value & ~_pageMask;
-        var key = new V2PKey(ctx.Root.Value, page, mode);
-        if (_v2pEnabled && _v2p.TryGet(key, out ulong packed))
-        {
-            return Unpack(packed, ctx.Va.Value & _pageMask);
-        }
-
-        return TranslateMiss(ctx, mode, key);
-    }
-
-    /// <summary>The V2P miss: a walk (through the shortcut when one fits), then the V2P insert. Kept out of line so the hit path stays small.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private TranslationResult TranslateMiss(AddressContext ctx, PagingMode mode, V2PKey key)
-    {
-        var reader = new TableReader(this);
-        if (!_v2pEnabled)
-        {
-            return Amd64.Translate(ref reader, mode, ctx.Root, ctx.Va, PhysicalAddressWidth, null, PagingFeatures);
-        }
-
-        PagingFeatures features = PagingFeatures;
-        int slot = ShortcutIndex(ctx.Root.Value, ctx.Va.Value);
-        ref Amd64.WalkShortcut shortcut = ref _shortcuts[slot];
-        TranslationResult r = Amd64.TranslateWithShortcut(ref reader, mode, ctx.Root, ctx.Va, PhysicalAddressWidth, features, ref shortcut);
-        _shortcutsFilled |= 1UL << slot;
-        if (r.Success)
-        {
-            _v2p.AddNew(key, Pack(r, _pageMask));
-        }
-
-        return r;
-    }
-
-    // A cached translation is one ulong: the frame's address in bits 63..12, and in the (always zero)
-    // offset bits the page size (bits 11..10), NoExecute (bit 9) and the entry flags Present..Global (bits 8..0).
-    // So a hit answers with the same flags and page size as the walk that filled it.
-    private const ulong PackedFlagBits = 0x1FF;
-    private const int PackedNxBit = 9;
-    private const int PackedSizeShift = 10;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static ulong Pack(in TranslationResult r, ulong pageMask) =>
-        (r.Pa.Value & ~pageMask)
-        | ((ulong)r.Flags & PackedFlagBits)
-        | ((r.Flags & PageEntryFlags.NoExecute) != 0 ? 1UL << PackedNxBit : 0)
-        | ((ulong)r.PageSize << PackedSizeShift);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static TranslationResult Unpack(ulong packed, ulong offset)
-    {
-        var flags = (PageEntryFlags)(packed & PackedFlagBits);
-        if ((packed & (1UL << PackedNxBit)) != 0)
-        {
-            flags |= PageEntryFlags.NoExecute;
-        }
-
-        return new TranslationResult(new Pa((packed & ~Amd64.PageMask) | offset), (PageSizeKind)((packed >> PackedSizeShift) & 3), flags, WalkFaultKind.None, PagingLevel.None);
-    }
+    public TranslationResult TryTranslateAddress(AddressContext ctx) => _translator.TryTranslate(ctx);
 
     /// <summary>Translates a virtual address; throws <see cref="PageFaultException"/> or <see cref="NonCanonicalAddressException"/>.</summary>
     public Pa TranslateAddress(AddressContext ctx)
@@ -512,11 +336,7 @@ public sealed partial class VmiCore : IDisposable
     }
 
     /// <summary>A full page walk with every level's entry (uncached; the V2P cache is not consulted).</summary>
-    public PageWalk WalkAddress(AddressContext ctx)
-    {
-        var reader = new TableReader(this);
-        return Amd64.Walk(ref reader, ctx.Mode ?? PagingMode, ctx.Root, ctx.Va, PhysicalAddressWidth, PagingFeatures);
-    }
+    public PageWalk WalkAddress(AddressContext ctx) => _translator.Walk(ctx);
 
     /// <summary>The translation root for <paramref name="vcpu"/>'s current CR3.</summary>
     public Pa GetTranslationRoot(VcpuId vcpu) => GetRegisters(vcpu).TranslationRoot;
@@ -870,7 +690,7 @@ public sealed partial class VmiCore : IDisposable
                 int offset = (int)(address & _pageMask);
                 int chunk = Math.Min((int)Info.PageSize - offset, data.Length - done);
                 write.WritePage(new Gfn(frames[i]), offset, data.Slice(done, chunk));
-                AfterWrite(frames[i]);
+                Invalidate(GuestChange.FrameWritten, frames[i]);
                 done += chunk;
             }
         }
@@ -880,21 +700,6 @@ public sealed partial class VmiCore : IDisposable
             {
                 ArrayPool<ulong>.Shared.Return(rented);
             }
-        }
-    }
-
-    /// <summary>Keeps the caches coherent after a write to <paramref name="gfn"/>.</summary>
-    private void AfterWrite(ulong gfn)
-    {
-        if (_pages.TryPeek(gfn, out MappedPage? page) && !page.IsLive)
-        {
-            _pages.Remove(gfn);
-        }
-
-        if (MayHoldTable(gfn))
-        {
-            // The write may have changed a paging structure that a cached translation went through.
-            FlushV2PCache();
         }
     }
 
@@ -965,19 +770,9 @@ public sealed partial class VmiCore : IDisposable
         CheckVcpu(vcpu);
         s.SetRegisters(vcpu, registers);
 
-        // The one rule for register writes: cached translations are keyed by root and paging mode, so a new CR3 or
-        // mode on any vCPU leaves them valid; only vCPU 0's CR4.PSE / EFER.NXE (the features every walk uses) matter.
         if (vcpu.Value == 0)
         {
-            if (!_pagingModeSet)
-            {
-                _pagingMode = null; // re-detect: CR0/CR4/EFER may have changed
-            }
-
-            if (!_pagingFeaturesSet && _pagingFeatures is not null)
-            {
-                ChangePagingFeatures(FeaturesOf(registers)); // flushes only if CR4.PSE or EFER.NXE changed
-            }
+            Invalidate(GuestChange.Vcpu0RegistersSet, registers: registers);
         }
     }
 
@@ -1012,7 +807,7 @@ public sealed partial class VmiCore : IDisposable
     public void DestroyView(View view)
     {
         Require<IVmiViewControl>(VmiCapability.ViewControl).DestroyView(view);
-        FlushAll();
+        Invalidate(GuestChange.ViewsChanged);
     }
 
     public void SwitchToView(View view) => Require<IVmiViewControl>(VmiCapability.ViewControl).SwitchToView(view);
@@ -1020,13 +815,13 @@ public sealed partial class VmiCore : IDisposable
     public void ChangeViewGfn(View view, Gfn oldGfn, Gfn newGfn)
     {
         Require<IVmiViewControl>(VmiCapability.ViewControl).ChangeViewGfn(view, oldGfn, newGfn);
-        FlushAll();
+        Invalidate(GuestChange.ViewsChanged);
     }
 
     public void ResetViewGfn(View view, Gfn gfn)
     {
         Require<IVmiViewControl>(VmiCapability.ViewControl).ResetViewGfn(view, gfn);
-        FlushAll();
+        Invalidate(GuestChange.ViewsChanged);
     }
 
     public void EnableMonitor(EventMonitor monitor) => Require<IVmiEventControl>(VmiCapability.EventControl).EnableMonitor(monitor);
@@ -1056,7 +851,7 @@ public sealed partial class VmiCore : IDisposable
         response ??= VmiEventResponse.Continue;
         try
         {
-            response.Validate();
+            response.Validate(pending.Event);
         }
         catch
         {
@@ -1093,8 +888,7 @@ public sealed partial class VmiCore : IDisposable
     public void FreeGfn(Gfn gfn)
     {
         Require<IVmiVmControl>(VmiCapability.VmControl).FreeGfn(gfn);
-        _pages.Remove(gfn.Value);
-        FlushV2PCache();
+        Invalidate(GuestChange.FrameFreed, gfn.Value);
     }
 
     public void InjectInterrupt(VcpuId vcpu, Interrupt interrupt)
@@ -1107,13 +901,7 @@ public sealed partial class VmiCore : IDisposable
     public void ResetState()
     {
         Require<IVmiVmControl>(VmiCapability.VmControl).ResetState();
-        FlushAll();
-    }
-
-    private void FlushAll()
-    {
-        FlushGfnCache();
-        FlushV2PCache();
+        Invalidate(GuestChange.StateReset);
     }
 
     /// <summary>Releases every cached mapping and the driver.</summary>
@@ -1125,8 +913,8 @@ public sealed partial class VmiCore : IDisposable
         }
 
         _disposed = true;
-        _pages.Clear();
-        _v2p.Clear();
+        _pages.Dispose();
+        _translator.Clear();
         _driver.Dispose();
     }
 }

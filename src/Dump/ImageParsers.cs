@@ -386,8 +386,7 @@ internal static class ElfNotes
             Cr0 = Q(CrOffset), Cr2 = Q(CrOffset + 16), Cr3 = Q(CrOffset + 24), Cr4 = Q(CrOffset + 32),
             ShadowGs = size >= 440 ? Q(432) : 0,
         };
-        regs.MsrEfer = InferEfer(regs);
-        return regs;
+        return regs with { MsrEfer = InferEfer(regs) };
     }
 
     /// <summary>

@@ -97,7 +97,13 @@ internal sealed unsafe class RunSource : ImageSource
         return i >= 0 ? i : ~i - 1;
     }
 
-    /// <summary>One positioned read of a stored run straight into the caller's buffer (then the same change check a page read makes).</summary>
+    /// <summary>
+    /// The stored bytes of a run from <paramref name="pa"/> on. A large read is one positioned read straight into the
+    /// caller's buffer, then the same change check a page read makes (one fstat). Small reads that follow each other
+    /// (a stream read a page at a time) are served from a read-ahead window of <see cref="AheadSize"/> bytes, filled
+    /// by one positioned read and one change check, so such a stream makes two system calls per window, not per read.
+    /// What the window holds was checked when it was read, as a cached page is: it stays what the file held then.
+    /// </summary>
     public override int ReadDirect(ulong pa, Span<byte> destination)
     {
         int i = Find(pa);
@@ -109,10 +115,49 @@ internal sealed unsafe class RunSource : ImageSource
         Run r = _runs[i];
         int n = (int)Math.Min((ulong)destination.Length, r.End - pa);
         long offset = r.FileOffset + (long)(pa - r.Pa);
+        if (n <= AheadSize / 4)
+        {
+            lock (_aheadGate)
+            {
+                if (_ahead is not null && pa >= _aheadPa && pa - _aheadPa + (ulong)n <= (ulong)_aheadLength)
+                {
+                    _ahead.AsSpan((int)(pa - _aheadPa), n).CopyTo(destination);
+                    _aheadNext = pa + (ulong)n;
+                    return n;
+                }
+
+                if (pa == _aheadNext)
+                {
+                    // Sequential: read ahead from here to the window's size or the run's end, whichever comes first.
+                    int fill = (int)Math.Min(AheadSize, r.End - pa);
+                    _aheadLength = 0; // nothing valid until the read and its check succeed
+                    _ahead ??= GC.AllocateUninitializedArray<byte>(AheadSize);
+                    _file.Read(offset, _ahead.AsSpan(0, fill), "a memory run");
+                    _file.CheckUnchanged(offset, "a memory run");
+                    _aheadPa = pa;
+                    _aheadLength = fill;
+                    _ahead.AsSpan(0, n).CopyTo(destination);
+                    _aheadNext = pa + (ulong)n;
+                    return n;
+                }
+
+                _aheadNext = pa + (ulong)n;
+            }
+        }
+
         _file.Read(offset, destination[..n], "a memory run");
         _file.CheckUnchanged(offset, "a memory run");
         return n;
     }
+
+    /// <summary>The read-ahead window of small sequential direct reads (bytes); fits a core's L2 cache.</summary>
+    internal const int AheadSize = 128 * 1024;
+
+    private readonly Lock _aheadGate = new();
+    private byte[]? _ahead; // allocated by the first sequential small read
+    private ulong _aheadPa;
+    private int _aheadLength;
+    private ulong _aheadNext = ulong.MaxValue; // where a read that follows the last small one starts
 
     public override bool TryMapPage(ulong gfn, [NotNullWhen(true)] out MappedPage? page)
     {

@@ -157,8 +157,7 @@ internal static class XenCoreParser
             Cr0 = Q(c, CtrlRegOffset), Cr2 = Q(c, CtrlRegOffset + 16), Cr3 = Q(c, CtrlRegOffset + 24), Cr4 = Q(c, CtrlRegOffset + 32),
             ShadowGs = Q(c, GsBaseKernelOffset),
         };
-        r.MsrEfer = ElfNotes.InferEfer(r);
-        return r;
+        return r with { MsrEfer = ElfNotes.InferEfer(r) };
     }
 
     private static ulong Q(ReadOnlySpan<byte> s, int offset) => BinaryPrimitives.ReadUInt64LittleEndian(s[offset..]);

@@ -72,20 +72,17 @@ public static class DemoGuest
             int vcpu = i;
             b.WithRegisters((ushort)vcpu, r =>
             {
-                r.Cr3 = L.VcpuCr3[vcpu];
-                r.Rip = L.VcpuRip[vcpu];
-                r.Rsp = L.VcpuRsp[vcpu];
-                r.Rax = L.VcpuRax[vcpu];
-                r.MsrLstar = L.SyscallEntryVa;
-                r.MsrStar = 0x0023_0010_0000_0000;
-                r.TscAux = (ulong)vcpu;
-                if (vcpu >= 2)
+                r = r with
                 {
-                    r.Cs = userCs;
-                    r.Ss = userSs;
-                    r.Ds = userSs;
-                    r.Es = userSs;
-                }
+                    Cr3 = L.VcpuCr3[vcpu],
+                    Rip = L.VcpuRip[vcpu],
+                    Rsp = L.VcpuRsp[vcpu],
+                    Rax = L.VcpuRax[vcpu],
+                    MsrLstar = L.SyscallEntryVa,
+                    MsrStar = 0x0023_0010_0000_0000,
+                    TscAux = (ulong)vcpu,
+                };
+                return vcpu >= 2 ? r with { Cs = userCs, Ss = userSs, Ds = userSs, Es = userSs } : r;
             });
         }
 

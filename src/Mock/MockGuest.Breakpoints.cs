@@ -73,7 +73,7 @@ public sealed partial class MockGuest : IVmiBreakpoints
                 _breakpoints[b.Id] = b with { Hits = b.Hits + 1 };
             }
 
-            v.Registers.Rip = va.Value;
+            v.Registers = v.Registers with { Rip = va.Value };
             RaiseLocked(vcpu, v, BreakpointReason(v, va, 0));
             return true;
         }

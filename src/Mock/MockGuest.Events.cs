@@ -170,7 +170,7 @@ public sealed partial class MockGuest
         {
             try
             {
-                response.Validate();
+                response.Validate(pending.Event);
                 if (response.View is { } view && !_views.ContainsKey(view.Value))
                 {
                     throw new ViewNotFoundException(view);
@@ -279,7 +279,7 @@ public sealed partial class MockGuest
                 return true;
             }
 
-            WriteCr(v.Registers, register, newValue);
+            v.Registers = WithCr(v.Registers, register, newValue);
             return false;
         }
     }
@@ -496,7 +496,7 @@ public sealed partial class MockGuest
     private void RaiseLocked(VcpuId id, VcpuState v, EventReason reason)
     {
         VmiEventFlags flags = VmiEventFlags.VcpuPaused | (v.View != View.Default ? VmiEventFlags.AltP2m : VmiEventFlags.None);
-        v.Backlog.Enqueue(new PendingEvent(new VmiEvent(id, v.View, flags, v.Registers with { }, reason)));
+        v.Backlog.Enqueue(new PendingEvent(new VmiEvent(id, v.View, flags, v.Registers, reason)));
         DeliverLocked();
     }
 
@@ -576,7 +576,7 @@ public sealed partial class MockGuest
         switch (e.Reason)
         {
             case ControlRegisterWriteReason cr when !deny:
-                WriteCr(v.Registers, cr.Register, cr.NewValue);
+                v.Registers = WithCr(v.Registers, cr.Register, cr.NewValue);
                 break;
             case MsrWriteReason msr when !deny:
                 WriteMsr(v, msr.Msr, msr.NewValue);
@@ -589,9 +589,9 @@ public sealed partial class MockGuest
                 break;
         }
 
-        if (response.Registers is { } gp)
+        if (response.Registers is { } wanted)
         {
-            v.Registers.SetGpRegisters(gp);
+            v.Registers = v.Registers.WithGeneralPurpose(wanted); // validated: only these differ from the event's
         }
 
         bool fast = (flags & VmiEventResponseFlags.ToggleFastSinglestep) != 0;
@@ -655,17 +655,14 @@ public sealed partial class MockGuest
         _ => throw new ArgumentOutOfRangeException(nameof(register), register, "Use Cr0, Cr3, Cr4 or Xcr0."),
     };
 
-    private static void WriteCr(Registers r, ControlRegister register, ulong value)
+    private static Registers WithCr(Registers r, ControlRegister register, ulong value) => register switch
     {
-        switch (register)
-        {
-            case ControlRegister.Cr0: r.Cr0 = value; break;
-            case ControlRegister.Cr3: r.Cr3 = value; break;
-            case ControlRegister.Cr4: r.Cr4 = value; break;
-            case ControlRegister.Xcr0: r.Xcr0 = value; break;
-            default: throw new ArgumentOutOfRangeException(nameof(register), register, "Use Cr0, Cr3, Cr4 or Xcr0.");
-        }
-    }
+        ControlRegister.Cr0 => r with { Cr0 = value },
+        ControlRegister.Cr3 => r with { Cr3 = value },
+        ControlRegister.Cr4 => r with { Cr4 = value },
+        ControlRegister.Xcr0 => r with { Xcr0 = value },
+        _ => throw new ArgumentOutOfRangeException(nameof(register), register, "Use Cr0, Cr3, Cr4 or Xcr0."),
+    };
 
     private static ulong ReadMsr(VcpuState v, uint msr)
     {
@@ -690,20 +687,24 @@ public sealed partial class MockGuest
     private static void WriteMsr(VcpuState v, uint msr, ulong value)
     {
         Registers r = v.Registers;
-        switch (msr)
+        v.Registers = msr switch
         {
-            case 0x174: r.SysenterCs = value; break;
-            case 0x175: r.SysenterEsp = value; break;
-            case 0x176: r.SysenterEip = value; break;
-            case 0x277: r.MsrPat = value; break;
-            case 0xC000_0080: r.MsrEfer = value; break;
-            case 0xC000_0081: r.MsrStar = value; break;
-            case 0xC000_0082: r.MsrLstar = value; break;
-            case 0xC000_0083: r.MsrCstar = value; break;
-            case 0xC000_0084: r.MsrSyscallMask = value; break;
-            case 0xC000_0102: r.ShadowGs = value; break;
-            case 0xC000_0103: r.TscAux = value; break;
-            default: v.OtherMsrs[msr] = value; break;
+            0x174 => r with { SysenterCs = value },
+            0x175 => r with { SysenterEsp = value },
+            0x176 => r with { SysenterEip = value },
+            0x277 => r with { MsrPat = value },
+            0xC000_0080 => r with { MsrEfer = value },
+            0xC000_0081 => r with { MsrStar = value },
+            0xC000_0082 => r with { MsrLstar = value },
+            0xC000_0083 => r with { MsrCstar = value },
+            0xC000_0084 => r with { MsrSyscallMask = value },
+            0xC000_0102 => r with { ShadowGs = value },
+            0xC000_0103 => r with { TscAux = value },
+            _ => r,
+        };
+        if (ReferenceEquals(v.Registers, r))
+        {
+            v.OtherMsrs[msr] = value;
         }
     }
 

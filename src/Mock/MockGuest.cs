@@ -354,7 +354,7 @@ public sealed partial class MockGuest :
         lock (_gate)
         {
             Enter(MockOperation.GetRegisters, vcpu);
-            return Vcpu(vcpu).Registers with { };
+            return Vcpu(vcpu).Registers;
         }
     }
 
@@ -364,7 +364,7 @@ public sealed partial class MockGuest :
         lock (_gate)
         {
             Enter(MockOperation.SetRegisters, vcpu);
-            Vcpu(vcpu).Registers = registers with { };
+            Vcpu(vcpu).Registers = registers;
         }
     }
 
@@ -373,7 +373,7 @@ public sealed partial class MockGuest :
     {
         lock (_gate)
         {
-            return Vcpu(vcpu).Registers with { };
+            return Vcpu(vcpu).Registers;
         }
     }
 
@@ -383,17 +383,18 @@ public sealed partial class MockGuest :
         ArgumentNullException.ThrowIfNull(registers);
         lock (_gate)
         {
-            Vcpu(vcpu).Registers = registers with { };
+            Vcpu(vcpu).Registers = registers;
         }
     }
 
     /// <summary>Changes the vCPU's registers without logging a call (for test setup).</summary>
-    public void UpdateRegisters(VcpuId vcpu, Action<Registers> update)
+    public void UpdateRegisters(VcpuId vcpu, Func<Registers, Registers> update)
     {
         ArgumentNullException.ThrowIfNull(update);
         lock (_gate)
         {
-            update(Vcpu(vcpu).Registers);
+            VcpuState v = Vcpu(vcpu);
+            v.Registers = update(v.Registers) ?? throw new ArgumentException("The update returned no registers.", nameof(update));
         }
     }
 

@@ -10,7 +10,7 @@ namespace Vmi.Mock;
 /// MockGuest guest = new MockGuestBuilder(PagingMode.Ia32e, vcpuCount: 2)
 ///     .Map(new Va(0xffff_8000_0000_0000), new Pa(0x20_0000), 0x20_0000, PageSizeKind.Size2M)
 ///     .WriteString(new Va(0xffff_8000_0000_0100), "hello")
-///     .WithRegisters(0, r => r.Rip = 0xffff_8000_0000_0000)
+///     .WithRegisters(0, r => r with { Rip = 0xffff_8000_0000_0000 })
 ///     .Build();
 /// </code>
 /// Every vCPU starts in the chosen paging mode (CR0.PG, CR4.PAE/PSE/LA57 and EFER.LME/LMA/NXE set to match)
@@ -165,12 +165,12 @@ public sealed class MockGuestBuilder
             throw new ArgumentException("The address space belongs to another guest or another paging mode: create it with NewAddressSpace.", nameof(space));
         }
 
-        _guest.UpdateRegisters(vcpu, r => r.Cr3 = space.Cr3);
+        _guest.UpdateRegisters(vcpu, r => r with { Cr3 = space.Cr3 });
         return this;
     }
 
     /// <summary>Changes <paramref name="vcpu"/>'s registers (applied now, on top of the mode's defaults).</summary>
-    public MockGuestBuilder WithRegisters(VcpuId vcpu, Action<Registers> update)
+    public MockGuestBuilder WithRegisters(VcpuId vcpu, Func<Registers, Registers> update)
     {
         ArgumentNullException.ThrowIfNull(update);
         CheckOpen();

@@ -520,7 +520,7 @@ public sealed unsafe class QemuDriver :
                 v = GdbRegisterLayout.LittleEndian(p.AsSpan(0, Math.Min(p.Length, 16)));
             }
 
-            Set(r, name, v.Value);
+            r = With(r, name, v.Value);
         }
 
         // Segments, descriptor tables and debug registers: the gdbstub gives selectors only; QEMU's monitor has the rest.
@@ -528,23 +528,25 @@ public sealed unsafe class QemuDriver :
         Dictionary<string, SegmentRegister> seg = HmpRegisters.Segments(text);
         Dictionary<string, DescriptorTable> tables = HmpRegisters.Tables(text);
         Dictionary<string, ulong> values = HmpRegisters.Values(text);
-        r.Cs = seg.GetValueOrDefault("CS");
-        r.Ds = seg.GetValueOrDefault("DS");
-        r.Es = seg.GetValueOrDefault("ES");
-        r.Fs = seg.GetValueOrDefault("FS");
-        r.Gs = seg.GetValueOrDefault("GS");
-        r.Ss = seg.GetValueOrDefault("SS");
-        r.Tr = seg.GetValueOrDefault("TR");
-        r.Ldtr = seg.GetValueOrDefault("LDT");
-        r.Gdtr = tables.GetValueOrDefault("GDT");
-        r.Idtr = tables.GetValueOrDefault("IDT");
-        r.Dr0 = values.GetValueOrDefault("DR0");
-        r.Dr1 = values.GetValueOrDefault("DR1");
-        r.Dr2 = values.GetValueOrDefault("DR2");
-        r.Dr3 = values.GetValueOrDefault("DR3");
-        r.Dr6 = values.GetValueOrDefault("DR6");
-        r.Dr7 = values.GetValueOrDefault("DR7");
-        return r;
+        return r with
+        {
+            Cs = seg.GetValueOrDefault("CS"),
+            Ds = seg.GetValueOrDefault("DS"),
+            Es = seg.GetValueOrDefault("ES"),
+            Fs = seg.GetValueOrDefault("FS"),
+            Gs = seg.GetValueOrDefault("GS"),
+            Ss = seg.GetValueOrDefault("SS"),
+            Tr = seg.GetValueOrDefault("TR"),
+            Ldtr = seg.GetValueOrDefault("LDT"),
+            Gdtr = tables.GetValueOrDefault("GDT"),
+            Idtr = tables.GetValueOrDefault("IDT"),
+            Dr0 = values.GetValueOrDefault("DR0"),
+            Dr1 = values.GetValueOrDefault("DR1"),
+            Dr2 = values.GetValueOrDefault("DR2"),
+            Dr3 = values.GetValueOrDefault("DR3"),
+            Dr6 = values.GetValueOrDefault("DR6"),
+            Dr7 = values.GetValueOrDefault("DR7"),
+        };
     }
 
     private static ulong Get(Registers r, string name) => name switch
@@ -556,38 +558,36 @@ public sealed unsafe class QemuDriver :
         _ => throw new ArgumentOutOfRangeException(nameof(name), name, null),
     };
 
-    private static void Set(Registers r, string name, ulong v)
+    private static Registers With(Registers r, string name, ulong v) => name switch
     {
-        switch (name)
-        {
-            case "rax": r.Rax = v; break;
-            case "rbx": r.Rbx = v; break;
-            case "rcx": r.Rcx = v; break;
-            case "rdx": r.Rdx = v; break;
-            case "rsi": r.Rsi = v; break;
-            case "rdi": r.Rdi = v; break;
-            case "rbp": r.Rbp = v; break;
-            case "rsp": r.Rsp = v; break;
-            case "r8": r.R8 = v; break;
-            case "r9": r.R9 = v; break;
-            case "r10": r.R10 = v; break;
-            case "r11": r.R11 = v; break;
-            case "r12": r.R12 = v; break;
-            case "r13": r.R13 = v; break;
-            case "r14": r.R14 = v; break;
-            case "r15": r.R15 = v; break;
-            case "rip": r.Rip = v; break;
-            case "eflags": r.Rflags = v; break;
-            case "cr0": r.Cr0 = v; break;
-            case "cr2": r.Cr2 = v; break;
-            case "cr3": r.Cr3 = v; break;
-            case "cr4": r.Cr4 = v; break;
-            case "efer": r.MsrEfer = v; break;
-            case "fs_base": r.Fs = r.Fs with { Base = v }; break;
-            case "gs_base": r.Gs = r.Gs with { Base = v }; break;
-            case "k_gs_base": r.ShadowGs = v; break;
-        }
-    }
+        "rax" => r with { Rax = v },
+        "rbx" => r with { Rbx = v },
+        "rcx" => r with { Rcx = v },
+        "rdx" => r with { Rdx = v },
+        "rsi" => r with { Rsi = v },
+        "rdi" => r with { Rdi = v },
+        "rbp" => r with { Rbp = v },
+        "rsp" => r with { Rsp = v },
+        "r8" => r with { R8 = v },
+        "r9" => r with { R9 = v },
+        "r10" => r with { R10 = v },
+        "r11" => r with { R11 = v },
+        "r12" => r with { R12 = v },
+        "r13" => r with { R13 = v },
+        "r14" => r with { R14 = v },
+        "r15" => r with { R15 = v },
+        "rip" => r with { Rip = v },
+        "eflags" => r with { Rflags = v },
+        "cr0" => r with { Cr0 = v },
+        "cr2" => r with { Cr2 = v },
+        "cr3" => r with { Cr3 = v },
+        "cr4" => r with { Cr4 = v },
+        "efer" => r with { MsrEfer = v },
+        "fs_base" => r with { Fs = r.Fs with { Base = v } },
+        "gs_base" => r with { Gs = r.Gs with { Base = v } },
+        "k_gs_base" => r with { ShadowGs = v },
+        _ => r,
+    };
 
     private ulong ReadRip(string thread)
     {
@@ -1321,11 +1321,9 @@ public sealed unsafe class QemuDriver :
 
     private void Apply(VcpuId vcpu, string thread, Registers regs, VmiEventResponse response)
     {
-        if (response.Registers is GpRegisters gp)
+        if (response.Registers is { } wanted)
         {
-            Registers changed = regs with { };
-            changed.SetGpRegisters(gp);
-            SetRegistersStopped(vcpu, thread, regs, changed);
+            SetRegistersStopped(vcpu, thread, regs, regs.WithGeneralPurpose(wanted)); // validated: only these differ from the event's
         }
 
         if ((response.Flags & VmiEventResponseFlags.ToggleSinglestep) != 0)

@@ -83,13 +83,13 @@ internal static class HvmContext
         int mtrrAt = FindRecord(context, HvmSaveDescriptor.CodeMtrr, vcpu.Value, Unsafe.SizeOf<HvmHwMtrr>());
         if (mtrrAt >= 0)
         {
-            r.MsrPat = MemoryMarshal.Read<HvmHwMtrr>(context[mtrrAt..]).MsrPatCr;
+            r = r with { MsrPat = MemoryMarshal.Read<HvmHwMtrr>(context[mtrrAt..]).MsrPatCr };
         }
 
         int xsaveAt = FindRecord(context, HvmSaveDescriptor.CodeCpuXsave, vcpu.Value, Unsafe.SizeOf<HvmHwCpuXsaveHead>());
         if (xsaveAt >= 0)
         {
-            r.Xcr0 = MemoryMarshal.Read<HvmHwCpuXsaveHead>(context[xsaveAt..]).Xcr0;
+            r = r with { Xcr0 = MemoryMarshal.Read<HvmHwCpuXsaveHead>(context[xsaveAt..]).Xcr0 };
         }
 
         return r;

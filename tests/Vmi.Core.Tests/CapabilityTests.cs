@@ -70,8 +70,7 @@ public class CapabilityTests
         using var core = new VmiCore(new FullDriver());
         Assert.Equal(PagingMode.Ia32e, core.PagingMode);
         Registers r = core.GetRegisters(new VcpuId(0));
-        r.Cr4 |= Amd64.Cr4La57;
-        core.SetRegisters(new VcpuId(0), r);
+        core.SetRegisters(new VcpuId(0), r with { Cr4 = r.Cr4 | Amd64.Cr4La57 });
         Assert.Equal(PagingMode.Ia32eLa57, core.PagingMode);
     }
 

@@ -77,7 +77,7 @@ public class EventTests
         VmiEventResponse.ToggleSinglestep(new View(2)),
         VmiEventResponse.FastSinglestep(new View(1)),
         VmiEventResponse.SwitchView(new View(3)),
-        new VmiEventResponse(VmiEventResponseFlags.Continue, null, new GpRegisters { Rip = 0x1000 }),
+        new VmiEventResponse(VmiEventResponseFlags.Continue, null, new Registers { Rip = 0x1000 }),
     };
 
     [Theory]

@@ -15,9 +15,7 @@ public class PagingFeatureTests
 
     private static void SetEfer(VmiCore core, ulong efer)
     {
-        Registers r = core.GetRegisters(new VcpuId(0));
-        r.MsrEfer = efer;
-        core.SetRegisters(new VcpuId(0), r);
+        core.SetRegisters(new VcpuId(0), core.GetRegisters(new VcpuId(0)) with { MsrEfer = efer });
     }
 
     [Fact]

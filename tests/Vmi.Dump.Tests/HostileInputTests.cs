@@ -52,6 +52,90 @@ public sealed class HostileInputTests
         Assert.Contains("modified in place", e.Message, StringComparison.Ordinal);
     }
 
+    /// <summary>A raw image of <paramref name="frames"/> frames of seeded bytes (frame 0 starts with zeros: no format's magic).</summary>
+    private static byte[] RawPattern(int frames)
+    {
+        byte[] b = new byte[frames * 4096];
+        new Random(8).NextBytes(b);
+        b.AsSpan(0, 64).Clear();
+        return b;
+    }
+
+    [Theory]
+    [InlineData(4096)]
+    [InlineData(1000)]
+    [InlineData(3)]
+    [InlineData(40_000)]
+    public void Small_sequential_streaming_reads_return_the_file_s_bytes_across_read_ahead_windows(int chunk)
+    {
+        // 100 frames = 400 KiB: more than three read-ahead windows, ending inside one.
+        byte[] bytes = RawPattern(100);
+        using var file = new TempFile(bytes);
+        using MemoryImage image = MemoryImage.Open(file.Path);
+        using var core = new VmiCore(image);
+        byte[] got = new byte[bytes.Length];
+        for (int done = 0; done < got.Length; done += chunk)
+        {
+            int n = Math.Min(chunk, got.Length - done);
+            core.ReadStreaming(AccessContext.Direct(new Pa((ulong)done)), got.AsSpan(done, n));
+        }
+
+        Assert.True(got.AsSpan().SequenceEqual(bytes), "every byte as the file holds it");
+
+        // Out of order and backwards: no window reuse may hand out another offset's bytes.
+        var random = new Random(9);
+        byte[] one = new byte[4096];
+        for (int i = 0; i < 200; i++)
+        {
+            int at = random.Next(bytes.Length - one.Length);
+            core.ReadStreaming(AccessContext.Direct(new Pa((ulong)at)), one);
+            Assert.True(one.AsSpan().SequenceEqual(bytes.AsSpan(at, one.Length)), $"4 KiB at 0x{at:x}");
+        }
+    }
+
+    [Fact]
+    public void A_file_truncated_under_a_small_read_stream_gives_a_clear_error_past_what_was_read_ahead()
+    {
+        byte[] bytes = RawPattern(100);
+        using var file = new TempFile(bytes);
+        using MemoryImage image = MemoryImage.Open(file.Path);
+        using var core = new VmiCore(image);
+        byte[] page = new byte[4096];
+        core.ReadStreaming(AccessContext.Direct(new Pa(0)), page);
+        core.ReadStreaming(AccessContext.Direct(new Pa(4096)), page); // sequential: the next window is read ahead
+        using (var f = new FileStream(file.Path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite))
+        {
+            f.SetLength(8192); // another program truncates the file
+        }
+
+        // What was read ahead before the change stays what the file held then, as a cached page does ...
+        core.ReadStreaming(AccessContext.Direct(new Pa(8192)), page);
+        Assert.True(page.AsSpan().SequenceEqual(bytes.AsSpan(8192, 4096)));
+
+        // ... and the stream's first read past it is a clear error naming the file, not a crash or stale bytes.
+        ulong past = 4096 + Vmi.Dump.RunSource.AheadSize;
+        var e = Assert.Throws<ImageChangedException>(() => core.ReadStreaming(AccessContext.Direct(new Pa(past)), page));
+        Assert.Contains(file.Path, e.Message, StringComparison.Ordinal);
+        Assert.Contains("8192 bytes", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_file_rewritten_in_place_under_a_small_read_stream_is_reported_at_the_next_window()
+    {
+        byte[] bytes = RawPattern(100);
+        using var file = new TempFile(bytes);
+        using MemoryImage image = MemoryImage.Open(file.Path);
+        using var core = new VmiCore(image);
+        byte[] page = new byte[4096];
+        core.ReadStreaming(AccessContext.Direct(new Pa(0)), page);
+        core.ReadStreaming(AccessContext.Direct(new Pa(4096)), page);
+        File.WriteAllBytes(file.Path, new byte[bytes.Length]); // same length, other bytes
+        File.SetLastWriteTimeUtc(file.Path, DateTime.UtcNow.AddMinutes(1));
+        ulong past = 4096 + Vmi.Dump.RunSource.AheadSize;
+        var e = Assert.Throws<ImageChangedException>(() => core.ReadStreaming(AccessContext.Direct(new Pa(past)), page));
+        Assert.Contains("modified in place", e.Message, StringComparison.Ordinal);
+    }
+
     /// <summary>A version-6 kdump whose sub-header says max_mapnr = <paramref name="maxMapnr"/>, as a small file.</summary>
     private static byte[] KdumpWithMaxMapnr(ulong maxMapnr)
     {

@@ -86,7 +86,7 @@ public sealed class EventTests
             () =>
             {
                 started.Set();
-                return guest.WaitForEvents(Timeout.InfiniteTimeSpan, e => new VmiEventResponse(Registers: new GpRegisters { Rax = 0xAB }));
+                return guest.WaitForEvents(Timeout.InfiniteTimeSpan, e => new VmiEventResponse(Registers: e.Registers with { Rax = 0xAB }));
             },
             TaskCreationOptions.LongRunning);
         Assert.True(started.Wait(Long));
@@ -298,7 +298,7 @@ public sealed class EventTests
     public void Breakpoints_report_their_frame_and_can_be_reinjected()
     {
         MockGuest guest = Guest();
-        guest.UpdateRegisters(0, r => r.Rip = 0xFFFF_8000_0000_1234);
+        guest.UpdateRegisters(0, r => r with { Rip = 0xFFFF_8000_0000_1234 });
         Assert.False(guest.TriggerBreakpoint(0));
         guest.EnableMonitor(EventMonitor.Breakpoint);
         Assert.True(guest.TriggerBreakpoint(0));
@@ -341,7 +341,7 @@ public sealed class EventTests
     public void Responses_switch_views_and_toggle_singlestep()
     {
         MockGuest guest = Guest();
-        guest.UpdateRegisters(1, r => r.Rip = 0xFFFF_8000_0000_0010);
+        guest.UpdateRegisters(1, r => r with { Rip = 0xFFFF_8000_0000_0010 });
         View v = guest.CreateView(MemoryAccess.RWX);
         guest.Raise(Event(1, new GuestRequestReason()));
         guest.WaitForEvents(Long, _ => VmiEventResponse.ToggleSinglestep(v));
@@ -471,7 +471,7 @@ public sealed class EventTests
             guest.SetMemoryAccess(new Gfn(0x400), View.Default, MemoryAccess.R);
             guest.TriggerGuestRequest(1);
             Registers r = guest.GetRegisters(e.Vcpu);
-            return new VmiEventResponse(Registers: r.ToGpRegisters() with { Rip = r.Rip + 3 });
+            return new VmiEventResponse(Registers: r with { Rip = r.Rip + 3 });
         });
         Assert.Equal(3UL, guest.GetRegisters(0).Rip);
         Assert.Equal(MemoryAccess.R, guest.GetMemoryAccess(new Gfn(0x400), View.Default));

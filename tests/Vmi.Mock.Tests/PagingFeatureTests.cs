@@ -56,7 +56,7 @@ public class PagingFeatureTests
     {
         MockGuest guest = new MockGuestBuilder(PagingMode.Ia32e)
             .Map(new Va(0x40_0000), new Pa(0x20_0000), Amd64.PageSize, flags: PageEntryFlags.Writable | PageEntryFlags.NoExecute)
-            .WithRegisters(new VcpuId(0), r => r.MsrEfer &= ~Amd64.EferNxe)
+            .WithRegisters(new VcpuId(0), r => r with { MsrEfer = r.MsrEfer & ~Amd64.EferNxe })
             .Build();
         using var core = new VmiCore(guest);
         Assert.Equal(PagingFeatures.Pse, core.PagingFeatures);
@@ -72,7 +72,7 @@ public class PagingFeatureTests
     {
         MockGuest guest = new MockGuestBuilder(PagingMode.Ia32e)
             .Map(new Va(0x40_0000), new Pa(0x20_0000), Amd64.PageSize, flags: PageEntryFlags.Writable | PageEntryFlags.NoExecute)
-            .WithRegisters(new VcpuId(0), r => r.MsrEfer &= ~Amd64.EferNxe)
+            .WithRegisters(new VcpuId(0), r => r with { MsrEfer = r.MsrEfer & ~Amd64.EferNxe })
             .Build();
         using var core = new VmiCore(guest);
         var ctx = new AddressContext(new Va(0x40_0000), core.GetTranslationRoot(new VcpuId(0)));

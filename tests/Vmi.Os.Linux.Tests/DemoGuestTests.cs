@@ -39,9 +39,7 @@ public sealed class DemoGuestTests
         using var core = new VmiCore(DemoGuest.Create());
         for (ushort v = 0; v < L.VcpuCount; v++)
         {
-            Vmi.Core.Arch.Amd64.Registers r = core.GetRegisters(new VcpuId(v));
-            r.MsrLstar = 0;
-            core.SetRegisters(new VcpuId(v), r);
+            core.SetRegisters(new VcpuId(v), core.GetRegisters(new VcpuId(v)) with { MsrLstar = 0 });
         }
 
         LinuxKernel k = LinuxKernel.Open(new CoreGuestMemory(core));
@@ -62,10 +60,7 @@ public sealed class DemoGuestTests
         BitConverter.GetBytes((ushort)((handler >> 16) & 0xFFFF)).CopyTo(gate, 6);
         BitConverter.GetBytes((uint)(handler >> 32)).CopyTo(gate, 8);
         core.Write(AccessContext.Paging(new Va(idt), new Pa(L.KernelCr3)), gate);
-        Vmi.Core.Arch.Amd64.Registers r = core.GetRegisters(new VcpuId(0));
-        r.MsrLstar = 0;
-        r.Idtr = new Vmi.Core.Arch.Amd64.DescriptorTable(idt, 0xFFF);
-        core.SetRegisters(new VcpuId(0), r);
+        core.SetRegisters(new VcpuId(0), core.GetRegisters(new VcpuId(0)) with { MsrLstar = 0, Idtr = new Vmi.Core.Arch.Amd64.DescriptorTable(idt, 0xFFF) });
         LinuxKernel k = LinuxKernel.Open(new CoreGuestMemory(core));
         Assert.Equal(("IDT", L.KernelTextVa), (k.Info.TextFoundBy, k.Info.TextBase));
     }

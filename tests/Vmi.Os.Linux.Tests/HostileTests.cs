@@ -81,7 +81,7 @@ public sealed class HostileTests
         using (core)
         {
             LinuxProcess bash = k.GetProcesses().Single(p => p.Pid == 1337);
-            BtfField comm = k.Types!.GetField("task_struct", "comm");
+            KernelField comm = k.Types!.GetField("task_struct", "comm");
             byte[] filled = new byte[comm.Size + 64];
             Array.Fill(filled, (byte)'A');
             core.Write(Kernel(core, bash.TaskAddress + comm.Offset), filled);
@@ -97,7 +97,7 @@ public sealed class HostileTests
         using (core)
         {
             LinuxProcess bash = k.GetProcesses().Single(p => p.Pid == 1337);
-            BtfField argEnd = k.Types!.GetField("mm_struct", "arg_end");
+            KernelField argEnd = k.Types!.GetField("mm_struct", "arg_end");
             core.WriteU64(Kernel(core, bash.MmAddress + argEnd.Offset), ulong.MaxValue);
             LinuxProcess after = k.GetProcesses(new LinuxWalkOptions { MaxCommandLine = 100 }).Single(p => p.Pid == 1337);
             Assert.StartsWith("-bash", after.CommandLine, StringComparison.Ordinal);

@@ -89,6 +89,8 @@ public sealed class RealGuestTruthTests(RealGuestFixture fixture)
                 {
                     Assert.NotNull(p.Cr3);
                     Assert.Equal(0u, p.Uid);
+                    Assert.NotNull(p.CommandLine); // arg_start..arg_end as the guest's /proc gave them, read through the process's own page tables
+                    Assert.Equal(t.ArgEnd - t.ArgStart, (ulong)p.CommandLine.Length + 1);
                 }
             }
 

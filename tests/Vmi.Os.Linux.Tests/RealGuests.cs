@@ -14,20 +14,19 @@ public sealed record TruthTask(int Pid, string Comm, char State, int Ppid, ulong
 public sealed record TruthModule(string Name, ulong Size, ulong Base);
 
 /// <summary>
-/// A real Linux guest built by tests/guest/build-guest.sh and what it printed about itself on its serial console
-/// (between the VMI-TRUTH-* markers): /proc/kallsyms, /proc/modules and every /proc/PID/stat.
+/// What a real Linux guest printed about itself on its serial console, between the VMI-TRUTH-* markers of
+/// tests/guest/build-guest.sh and live-guest.sh: /proc/kallsyms, /proc/modules and every /proc/PID/stat.
 /// </summary>
-public sealed class RealGuest
+public sealed class GuestTruth
 {
-    public RealGuest(string variant, string directory)
+    public GuestTruth(IEnumerable<string> serialLines)
     {
-        Variant = variant;
-        Directory = directory;
         var kallsyms = new List<(ulong, char, string)>();
+        var moduleSymbols = new List<(ulong, char, string, string)>();
         var tasks = new List<TruthTask>();
         var modules = new List<TruthModule>();
         string? section = null;
-        foreach (string raw in File.ReadLines(Path.Combine(directory, "serial.log")))
+        foreach (string raw in serialLines)
         {
             string line = raw.TrimEnd('\r');
             if (line.StartsWith("VMI-TRUTH-SELF ", StringComparison.Ordinal))
@@ -51,10 +50,20 @@ public sealed class RealGuest
             switch (section)
             {
                 case "KALLSYMS":
-                    string[] k = line.Split(' ', 4);
-                    if (k.Length == 3 && !k[2].Contains('\t', StringComparison.Ordinal))
+                    string[] k = line.Split(' ', 3);
+                    if (k.Length != 3)
+                    {
+                        break;
+                    }
+
+                    int tab = k[2].IndexOf('\t', StringComparison.Ordinal);
+                    if (tab < 0)
                     {
                         kallsyms.Add((Hex(k[0]), k[1][0], k[2]));
+                    }
+                    else if (k[2][(tab + 1)..] is ['[', .. string module, ']'])
+                    {
+                        moduleSymbols.Add((Hex(k[0]), k[1][0], k[2][..tab], module));
                     }
 
                     break;
@@ -66,18 +75,45 @@ public sealed class RealGuest
                     int open = line.IndexOf('(', StringComparison.Ordinal);
                     int close = line.LastIndexOf(')');
                     string[] f = line[(close + 2)..].Split(' ');
-                    // f[0] is field 3 (state): field N is f[N - 3]
+                    // f[0] is field 3 (state): field N is f[N - 3] (arg_start and arg_end are fields 48 and 49)
                     tasks.Add(new TruthTask(
                         int.Parse(line[..(open - 1)], CultureInfo.InvariantCulture), line[(open + 1)..close], f[0][0],
                         int.Parse(f[1], CultureInfo.InvariantCulture), ulong.Parse(f[19], CultureInfo.InvariantCulture),
-                        ulong.Parse(f[47], CultureInfo.InvariantCulture), ulong.Parse(f[48], CultureInfo.InvariantCulture)));
+                        ulong.Parse(f[45], CultureInfo.InvariantCulture), ulong.Parse(f[46], CultureInfo.InvariantCulture)));
                     break;
             }
         }
 
         Kallsyms = kallsyms;
+        ModuleKallsyms = moduleSymbols;
         Tasks = tasks;
         Modules = modules;
+    }
+
+    /// <summary>The guest's /proc/kallsyms: vmlinux symbols only (module symbols carry "[module]").</summary>
+    public IReadOnlyList<(ulong Address, char Type, string Name)> Kallsyms { get; }
+
+    /// <summary>The "[module]" lines of the guest's /proc/kallsyms.</summary>
+    public IReadOnlyList<(ulong Address, char Type, string Name, string Module)> ModuleKallsyms { get; }
+
+    public IReadOnlyList<TruthTask> Tasks { get; }
+
+    public IReadOnlyList<TruthModule> Modules { get; }
+
+    /// <summary>The shell that printed the task list (gone by the time anyone reads the guest).</summary>
+    public int PrinterPid { get; }
+
+    public static ulong Hex(string s) => ulong.Parse(s.StartsWith("0x", StringComparison.Ordinal) ? s[2..] : s, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+}
+
+/// <summary>A real Linux guest built by tests/guest/build-guest.sh: its images and what it printed about itself (<see cref="GuestTruth"/>).</summary>
+public sealed class RealGuest
+{
+    public RealGuest(string variant, string directory)
+    {
+        Variant = variant;
+        Directory = directory;
+        Truth = new GuestTruth(File.ReadLines(Path.Combine(directory, "serial.log")));
         foreach (string line in File.ReadLines(Path.Combine(directory, "answers.txt")))
         {
             string[] f = line.Split(' ');
@@ -92,19 +128,20 @@ public sealed class RealGuest
         }
     }
 
+    public GuestTruth Truth { get; }
+
     public string Variant { get; }
 
     public string Directory { get; }
 
-    /// <summary>The guest's /proc/kallsyms: vmlinux symbols only (module symbols carry "[module]").</summary>
-    public IReadOnlyList<(ulong Address, char Type, string Name)> Kallsyms { get; }
+    public IReadOnlyList<(ulong Address, char Type, string Name)> Kallsyms => Truth.Kallsyms;
 
-    public IReadOnlyList<TruthTask> Tasks { get; }
+    public IReadOnlyList<TruthTask> Tasks => Truth.Tasks;
 
-    public IReadOnlyList<TruthModule> Modules { get; }
+    public IReadOnlyList<TruthModule> Modules => Truth.Modules;
 
     /// <summary>The shell that printed the task list (gone when the images were taken).</summary>
-    public int PrinterPid { get; }
+    public int PrinterPid => Truth.PrinterPid;
 
     public ulong Cr3 { get; }
 
@@ -120,7 +157,7 @@ public sealed class RealGuest
         _ => throw new ArgumentOutOfRangeException(nameof(format)),
     };
 
-    public static ulong Hex(string s) => ulong.Parse(s.StartsWith("0x", StringComparison.Ordinal) ? s[2..] : s, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+    public static ulong Hex(string s) => GuestTruth.Hex(s);
 }
 
 /// <summary>

@@ -60,12 +60,34 @@ public class EventTests : MockSessionTest
         Host.RunClean("""
             Enable-VmiMonitor Breakpoint
             Wait-VmiEvent -Timeout 5 -Count 1 | ForEach-Object {
-                $r = $_.Registers.ToGpRegisters(); $r.Rax = 0x42; $_.ResponseRegisters = $r; $_.Response = 'ReinjectInterrupt'
+                $_.ResponseRegisters = $_.Registers.With('Rax', 0x42); $_.Response = 'ReinjectInterrupt'
             }
             """);
         Assert.Equal(0x42UL, Guest.GetRegistersUnlogged(new VcpuId((ushort)L.BreakpointVcpu)).Rax);
         Interrupt reinjected = Assert.Single(Guest.GetInjectedInterrupts(new VcpuId((ushort)L.BreakpointVcpu)));
         Assert.Equal(Interrupt.BreakpointVector, reinjected.Vector);
+    }
+
+    [Fact]
+    public void TheEventsRegistersCannotBeChangedInPlaceAndAResponseChangesGeneralPurposeOnes()
+    {
+        ulong cr3 = Guest.GetRegistersUnlogged(new VcpuId((ushort)L.BreakpointVcpu)).Cr3;
+        Host.Run("""
+            Enable-VmiMonitor Breakpoint
+            Wait-VmiEvent -Timeout 5 -Count 1 | ForEach-Object {
+                $_.Registers.Rax = 0x42
+                $_.ResponseRegisters = $_.Registers.With('Cr3', 0x5000).With('Rax', 0x43)
+            }
+            """);
+        Assert.Equal(2, Host.LastErrors.Count);
+        Assert.Contains("cannot be changed here", Host.LastErrors[0].Exception.Message, StringComparison.Ordinal);
+        Assert.StartsWith(VmiErrorIds.InvalidResponse, Host.LastErrors[1].FullyQualifiedErrorId, StringComparison.Ordinal);
+        Assert.Contains("Cr3 differ", Host.LastErrors[1].Exception.Message, StringComparison.Ordinal);
+
+        // Refused as a whole and answered with Continue: neither register changed.
+        Vmi.Core.Arch.Amd64.Registers after = Guest.GetRegistersUnlogged(new VcpuId((ushort)L.BreakpointVcpu));
+        Assert.Equal((cr3, L.VcpuRax[L.BreakpointVcpu]), (after.Cr3, after.Rax));
+        Assert.Equal(VmiEventResponseFlags.Continue, Assert.Single(Guest.Responses).Response.Flags);
     }
 
     [Fact]

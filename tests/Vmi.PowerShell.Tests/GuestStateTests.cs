@@ -23,6 +23,25 @@ public class RegisterTests : MockSessionTest
     }
 
     [Fact]
+    public void TheRecordIsTheEnginesRegistersAndCannotBeChanged()
+    {
+        // PowerShell sets C# init-only properties unless told otherwise: the record must refuse, not change a copy.
+        ErrorRecord e = Host.RunFailing("$r = Get-VmiRegister -Vcpu 0; $r.Rax = 5");
+        Assert.Contains("Rax cannot be changed here", e.Exception.Message, StringComparison.Ordinal);
+        Assert.Contains("Set-VmiRegister", e.Exception.Message, StringComparison.Ordinal);
+        Assert.Equal(L.VcpuRax[0], Host.Get<ulong>("$r = Get-VmiRegister -Vcpu 0; try { $r.Rax = 5 } catch { }; $r.Rax"));
+        Assert.Equal(L.VcpuRax[0], Guest.GetRegistersUnlogged(new VcpuId(0)).Rax);
+
+        // It is the engine's record: equal to the driver's, usable where one is expected, changed by copy.
+        VmiVcpuRegisters r = Host.Get<VmiVcpuRegisters>("Get-VmiRegister -Vcpu 1");
+        Assert.Empty(Guest.GetRegistersUnlogged(new VcpuId(1)).Differences(r));
+        Assert.Equal(0x77UL, Host.Get<ulong>("(Get-VmiRegister -Vcpu 1).With('rax', 0x77).Rax"));
+        Assert.Equal(["Vcpu", "PagingMode", "TranslationRoot", "PagingFeatures", "Rax"],
+            Host.RunClean("(Get-VmiRegister -Vcpu 1).PSObject.Properties.Name | Select-Object -First 5").Select(o => o.ToString()));
+        Assert.Equal("mock", Host.Get<string>("(Get-VmiRegister -Vcpu 1).Session.Name"));
+    }
+
+    [Fact]
     public void NamedRegistersOfChosenVcpus()
     {
         VmiRegisterValue[] values = Host.RunClean("Get-VmiRegister -Vcpu 2,3 -Name rip, CR3").Select(o => (VmiRegisterValue)o.BaseObject).ToArray();

@@ -92,7 +92,8 @@ public class ModuleTests
             Assert.NotEmpty(list);
             foreach (string name in list)
             {
-                Assert.True(ModuleAssembly.GetType(name) is not null, $"{file} names {name}, which does not exist");
+                // The module's records, or the engine's own models the module decorates (Registers, the event reasons).
+                Assert.True((ModuleAssembly.GetType(name) ?? typeof(Vmi.Core.VmiGuest).Assembly.GetType(name)) is not null, $"{file} names {name}, which does not exist");
             }
         }
     }

@@ -19,7 +19,7 @@ public sealed class CmdletLiveTests(FourLevelGuest guest)
 
             // Registers and a read of the kernel function's bytes, with the guest paused for a consistent view.
             host.RunClean("Suspend-VmiDomain");
-            ulong cr3 = host.Get<ulong>("(Get-VmiRegister -Vcpu 0).Registers.Cr3");
+            ulong cr3 = host.Get<ulong>("(Get-VmiRegister -Vcpu 0).Cr3");
             Assert.NotEqual(0UL, cr3);
             byte[] bytes = host.Get<byte[]>($", (Read-VmiMemory {nanosleep} -Length 16 -Cr3 0x{cr3:x}).Bytes");
             Assert.Equal(16, bytes.Length);

@@ -6,6 +6,8 @@
 # variant: "kaslr" - qemu64 CPU, 4-level paging, 1 vCPU
 #          "la57"  - "-cpu max" (LA57), 5-level paging, 2 vCPUs
 #
+# It also prints the guest's own truth (/proc/kallsyms, /proc/modules, every /proc/PID/stat, between VMI-TRUTH-*
+# markers as build-guest.sh does) for the Linux awareness tests, after loading a few modules.
 # QEMU is started with QMP on <work-dir>/qmp.sock, guest RAM in a shared file (<work-dir>/ram, which should be on a
 # tmpfs such as /dev/shm), the serial console in <work-dir>/serial.log and no gdbstub (the driver starts one through
 # QMP). The initramfs (the recipe of build-guest.sh) prints the guest's own kallsyms lines for the host and then
@@ -37,8 +39,14 @@ esac
 mkdir -p "$work"
 root="$work/root"
 rm -rf "$root"
-mkdir -p "$root"/{bin,proc,sys,dev}
+mkdir -p "$root"/{bin,proc,sys,dev,lib}
 cp "$busybox" "$root/bin/busybox"
+# A few modules without dependencies, so that the guest has a module list (and module symbols) to check.
+kver=${kernel#/boot/vmlinuz-}
+for m in fs/nls/nls_ascii fs/nls/nls_cp437 fs/nls/nls_iso8859-1 fs/quota/quota_tree; do
+  ko=/lib/modules/$kver/kernel/$m.ko
+  if [ -r "$ko" ]; then cp "$ko" "$root/lib/"; fi
+done
 cat > "$root/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -50,6 +58,12 @@ echo 0 > /proc/sys/kernel/kptr_restrict
 # (jiffies, written on every timer tick), and every 97th symbol.
 grep -wE "__x64_sys_nanosleep|__x64_sys_clock_nanosleep|hrtimer_nanosleep|ktime_get|jiffies" /proc/kallsyms | awk '{ print "KFUN " $3 " " $1 }' > /dev/ttyS0
 awk 'NR % 97 == 1 && $2 ~ /^[tTdDbBrR]$/ { print "KSYM " $1 }' /proc/kallsyms > /dev/ttyS0
+# The guest's own truth for the Linux awareness tests, as build-guest.sh prints it: every symbol, every module and
+# every task's /proc/PID/stat line, between VMI-TRUTH-* markers; the printing shell names itself (VMI-TRUTH-SELF).
+for m in /lib/*.ko; do [ -f "$m" ] && insmod "$m"; done
+{ echo VMI-TRUTH-KALLSYMS-BEGIN; cat /proc/kallsyms; echo VMI-TRUTH-KALLSYMS-END; } > /dev/ttyS0
+{ echo VMI-TRUTH-MODULES-BEGIN; cat /proc/modules; echo VMI-TRUTH-MODULES-END; } > /dev/ttyS0
+sh -c 'echo "VMI-TRUTH-SELF $$"; echo VMI-TRUTH-PS-BEGIN; for f in /proc/[0-9]*/stat; do read -r l < $f && echo "$l"; done 2>/dev/null; echo VMI-TRUTH-PS-END' > /dev/ttyS0
 echo "VMI-GUEST-UP $(uname -r) la57=$(grep -c la57 /proc/cpuinfo)" > /dev/ttyS0
 i=0
 while :; do

@@ -14,6 +14,11 @@ public sealed class GetVmiModuleCommand : VmiCmdlet
     [ValidateNotNullOrEmpty]
     public string[]? Name { get; set; }
 
+    /// <summary>A Volatility 3 ISF profile (JSON or .json.gz) of the guest's kernel, for struct layouts instead of the kernel's BTF; kept for the session.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Profile { get; set; }
+
     protected override void ProcessVmiRecord()
     {
         VmiSession session = ActiveSession;
@@ -22,8 +27,8 @@ public sealed class GetVmiModuleCommand : VmiCmdlet
         List<LinuxModule> modules;
         try
         {
-            LinuxKernel kernel = LinuxSessions.Get(session);
-            modules = session.Guest.Exclusive(_ => kernel.GetModules(warning: warnings.Add).ToList());
+            LinuxKernel kernel = LinuxSessions.Get(session, Profile is null ? null : GetUnresolvedProviderPathFromPSPath(Profile));
+            modules = kernel.GetModules(warning: warnings.Add).ToList();
         }
         catch (Exception e) when (IsItemError(e))
         {

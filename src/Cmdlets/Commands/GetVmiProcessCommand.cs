@@ -19,6 +19,11 @@ public sealed class GetVmiProcessCommand : VmiCmdlet
     [Alias("Pid")]
     public int[]? Id { get; set; }
 
+    /// <summary>A Volatility 3 ISF profile (JSON or .json.gz) of the guest's kernel, for struct layouts instead of the kernel's BTF; kept for the session.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Profile { get; set; }
+
     protected override void ProcessVmiRecord()
     {
         VmiSession session = ActiveSession;
@@ -27,8 +32,8 @@ public sealed class GetVmiProcessCommand : VmiCmdlet
         List<LinuxProcess> processes;
         try
         {
-            LinuxKernel kernel = LinuxSessions.Get(session);
-            processes = session.Guest.Exclusive(_ => kernel.GetProcesses(warning: warnings.Add).ToList());
+            LinuxKernel kernel = LinuxSessions.Get(session, Profile is null ? null : GetUnresolvedProviderPathFromPSPath(Profile));
+            processes = kernel.GetProcesses(warning: warnings.Add).ToList();
         }
         catch (Exception e) when (IsItemError(e))
         {

@@ -48,7 +48,7 @@ public sealed class GetVmiRegisterCommand : VmiCmdlet
 
                 foreach (string name in names)
                 {
-                    WriteObject(new VmiRegisterValue(session, vcpu, name, RegisterAccess.Get(registers, name)));
+                    WriteObject(new VmiRegisterValue(session, vcpu, name, registers[name]));
                 }
             }
             catch (Exception e) when (IsItemError(e))

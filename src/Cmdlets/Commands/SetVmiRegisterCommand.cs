@@ -42,7 +42,7 @@ public sealed class SetVmiRegisterCommand : VmiCmdlet
     protected override void ProcessVmiRecord()
     {
         VmiSession session = ActiveSession;
-        IReadOnlyList<(string Name, ulong Value)> changes;
+        IReadOnlyList<KeyValuePair<string, ulong>> changes;
         try
         {
             changes = RegisterAccess.Changes(ParameterSetName == OneSet ? new Hashtable { [Name!] = Value } : Values!);
@@ -54,7 +54,7 @@ public sealed class SetVmiRegisterCommand : VmiCmdlet
         }
 
         string what = string.Format(CultureInfo.InvariantCulture, "vCPU {0}: {1}", Vcpu,
-            string.Join(", ", changes.Select(c => string.Format(CultureInfo.InvariantCulture, "{0}=0x{1:x}", RegisterAccess.Canonical(c.Name), c.Value))));
+            string.Join(", ", changes.Select(c => string.Format(CultureInfo.InvariantCulture, "{0}=0x{1:x}", c.Key, c.Value))));
         if (!ShouldProcess(Target(session, what), "Set registers"))
         {
             return;
@@ -62,15 +62,10 @@ public sealed class SetVmiRegisterCommand : VmiCmdlet
 
         try
         {
-            session.Guest.UpdateRegisters(new VcpuId(Vcpu), registers =>
-            {
-                foreach ((string name, ulong value) in changes)
-                {
-                    RegisterAccess.Set(registers, name, value);
-                }
-            });
+            session.Guest.UpdateRegisters(new VcpuId(Vcpu), registers => registers.With(changes));
             if (PassThru)
             {
+                // Read back: what the hypervisor holds now, not what was asked for.
                 WriteObject(new VmiVcpuRegisters(session, Vcpu, session.Guest.GetRegisters(new VcpuId(Vcpu))));
             }
         }

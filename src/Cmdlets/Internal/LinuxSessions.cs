@@ -11,21 +11,29 @@ namespace Vmi.PowerShell;
 /// </summary>
 internal static class LinuxSessions
 {
-    private static readonly ConditionalWeakTable<VmiSession, LinuxKernel> s_kernels = new();
+    private static readonly ConditionalWeakTable<VmiSession, Found> s_kernels = new();
 
-    public static LinuxKernel Get(VmiSession session)
+    /// <summary>
+    /// The session's kernel. With <paramref name="profilePath"/> (a Volatility 3 ISF file), layouts come from that
+    /// profile, and the kernel found with it is kept for the session's later calls that give no profile.
+    /// </summary>
+    public static LinuxKernel Get(VmiSession session, string? profilePath = null)
     {
-        if (s_kernels.TryGetValue(session, out LinuxKernel? kernel))
+        if (s_kernels.TryGetValue(session, out Found? found) && (profilePath is null || found.ProfilePath == profilePath))
         {
-            return kernel;
+            return found.Kernel;
         }
 
-        kernel = session.Guest.Exclusive(core => LinuxKernel.Open(Memory(session, core)));
-        return s_kernels.GetValue(session, _ => kernel);
+        IsfProfile? profile = profilePath is null ? null : IsfProfile.Load(profilePath);
+        LinuxKernel kernel = LinuxKernel.Open(Memory(session), profile);
+        s_kernels.AddOrUpdate(session, new Found(kernel, profilePath));
+        return kernel;
     }
 
-    /// <summary>The guest memory the kernel reads through; used only inside <see cref="VmiGuest.Exclusive{T}"/> (the guest's lock held).</summary>
-    public static IGuestMemory Memory(VmiSession session, VmiCore core) => new CoreGuestMemory(core, session.Guest.GetDriver<IVmiDriver>() is IVmcoreinfoSource s ? s.Vmcoreinfo : null);
+    private sealed record Found(LinuxKernel Kernel, string? ProfilePath);
+
+    /// <summary>The guest memory the kernel reads through: each read one call of the guest (its lock held for that call).</summary>
+    public static IGuestMemory Memory(VmiSession session) => new GuestObjectMemory(session.Guest, session.Guest.GetDriver<IVmiDriver>() is IVmcoreinfoSource s ? s.Vmcoreinfo : null);
 }
 
 /// <summary>No kernel symbol matched a name given without wildcards.</summary>

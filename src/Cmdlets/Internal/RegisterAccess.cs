@@ -1,62 +1,45 @@
+using System.Collections;
 using System.Globalization;
-using System.Reflection;
+using System.Management.Automation;
 using Vmi.Core.Arch.Amd64;
 
 namespace Vmi.PowerShell;
 
-/// <summary>Register access by name ("Rip", "cr3", "MsrLstar"), case-insensitively, over the engine's <see cref="Registers"/>.</summary>
+/// <summary>
+/// Register names and values as scripts give them, over the engine's by-name table (<see cref="Registers.Names"/>,
+/// <see cref="Registers.With(string, ulong)"/>): names case-insensitively, values as numbers or hex strings.
+/// </summary>
 internal static class RegisterAccess
 {
-    private static readonly Dictionary<string, PropertyInfo> Properties = typeof(Registers)
-        .GetProperties(BindingFlags.Public | BindingFlags.Instance)
-        .Where(p => p.CanWrite && p.GetIndexParameters().Length == 0)
-        .ToDictionary(p => p.Name, StringComparer.OrdinalIgnoreCase);
-
     /// <summary>Every register name, in declaration order.</summary>
-    public static IReadOnlyList<string> Names { get; } = typeof(Registers)
-        .GetProperties(BindingFlags.Public | BindingFlags.Instance)
-        .Where(p => p.CanWrite && p.GetIndexParameters().Length == 0)
-        .Select(p => p.Name)
-        .ToArray();
+    public static IReadOnlyList<string> Names => Registers.Names;
 
-    /// <summary>The registers <see cref="Set"/> accepts (64-bit values).</summary>
-    public static IReadOnlyList<string> SettableNames { get; } = Names.Where(n => Properties[n].PropertyType == typeof(ulong)).ToArray();
-
+    /// <summary>The name as <see cref="Registers.Names"/> spells it; an <see cref="ArgumentException"/> naming them all otherwise.</summary>
     public static string Canonical(string name) =>
-        Properties.TryGetValue(name, out PropertyInfo? p)
-            ? p.Name
+        Registers.TryGetName(name, out string? canonical)
+            ? canonical
             : throw new ArgumentException(string.Format(CultureInfo.CurrentCulture, Messages.RegisterUnknown, name, string.Join(", ", Names)), nameof(name));
 
-    public static object Get(Registers registers, string name) => Properties[Canonical(name)].GetValue(registers)!;
-
     /// <summary>The changes a table of register names and values asks for, every name and value checked before anything changes.</summary>
-    public static IReadOnlyList<(string Name, ulong Value)> Changes(System.Collections.IDictionary values)
+    public static IReadOnlyList<KeyValuePair<string, ulong>> Changes(IDictionary values)
     {
-        var changes = new List<(string Name, ulong Value)>();
-        var probe = new Registers();
-        foreach (System.Collections.DictionaryEntry entry in values)
+        var changes = new List<KeyValuePair<string, ulong>>();
+        foreach (DictionaryEntry entry in values)
         {
-            string key = System.Management.Automation.LanguagePrimitives.ConvertTo<string>(entry.Key);
-            if (!VmiAddressTransformationAttribute.TryConvert(entry.Value, out ulong v))
+            string name = Canonical(LanguagePrimitives.ConvertTo<string>(entry.Key));
+            if (!Registers.ValueNames.Contains(name))
             {
-                throw new ArgumentException(string.Format(System.Globalization.CultureInfo.CurrentCulture, Messages.AddressNotUnderstood, entry.Value));
+                throw new ArgumentException(string.Format(CultureInfo.CurrentCulture, Messages.RegisterNotSettable, name, string.Join(", ", Registers.ValueNames)), nameof(values));
             }
 
-            Set(probe, key, v);
-            changes.Add((key, v));
+            if (!VmiAddressTransformationAttribute.TryConvert(entry.Value, out ulong v))
+            {
+                throw new ArgumentException(string.Format(CultureInfo.CurrentCulture, Messages.AddressNotUnderstood, entry.Value));
+            }
+
+            changes.Add(new(name, v));
         }
 
         return changes;
-    }
-
-    public static void Set(Registers registers, string name, ulong value)
-    {
-        PropertyInfo p = Properties[Canonical(name)];
-        if (p.PropertyType != typeof(ulong))
-        {
-            throw new ArgumentException(string.Format(CultureInfo.CurrentCulture, Messages.RegisterUnknown, name, string.Join(", ", SettableNames)), nameof(name));
-        }
-
-        p.SetValue(registers, value);
     }
 }

@@ -60,8 +60,11 @@ public abstract class VmiEventRecord
     /// <summary>Switch the vCPU to this view before it resumes (needed with ToggleFastSinglestep).</summary>
     public ushort? ResponseView { get; set; }
 
-    /// <summary>Set these general-purpose registers before the vCPU resumes (start from <c>$_.Registers.ToGpRegisters()</c>).</summary>
-    public GpRegisters? ResponseRegisters { get; set; }
+    /// <summary>
+    /// The registers the vCPU resumes with: <see cref="Registers"/> with general-purpose registers changed, e.g.
+    /// <c>$_.ResponseRegisters = $_.Registers.With('Rax', 0x42)</c>. Null: none changed.
+    /// </summary>
+    public Registers? ResponseRegisters { get; set; }
 
     /// <summary>Shorthand for <c>$_.Response = 'Deny'</c>.</summary>
     public void Deny() => Response |= VmiEventResponseFlags.Deny;

@@ -1,131 +1,93 @@
+using System.Collections.ObjectModel;
+using System.Management.Automation;
 using Vmi.Core.Arch.Amd64;
 
 namespace Vmi.PowerShell;
 
 /// <summary>
-/// The registers of one vCPU (Get-VmiRegister): every AMD64 register as a property, plus the vCPU, the session and
-/// the paging state derived from them. Binds Vcpu and Cr3 by property name to the memory cmdlets.
+/// The registers of one vCPU (Get-VmiRegister): the engine's immutable <see cref="Registers"/> record itself, plus the
+/// vCPU and the session they came from. Binds Vcpu and Cr3 by property name to the memory cmdlets. Changing the guest's
+/// registers is Set-VmiRegister's; this record cannot be changed (in PowerShell too: see <see cref="VmiRegistersAdapter"/>).
 /// </summary>
-public sealed class VmiVcpuRegisters
+public sealed record VmiVcpuRegisters : Registers
 {
     internal VmiVcpuRegisters(VmiSession session, ushort vcpu, Registers registers)
+        : base(registers)
     {
         Session = session;
         Vcpu = vcpu;
-        Registers = registers;
     }
 
     public VmiSession Session { get; }
 
     public ushort Vcpu { get; }
 
-    /// <summary>The engine's register record (a copy: changing it changes nothing in the guest; use Set-VmiRegister).</summary>
-    public Registers Registers { get; }
+    public override string ToString() => $"vCPU {Vcpu}: {base.ToString()}";
+}
 
-    public PagingMode PagingMode => Registers.PagingMode;
+/// <summary>
+/// How PowerShell sees <see cref="Registers"/> and <see cref="VmiVcpuRegisters"/> (Vmi.Types.ps1xml names it): every
+/// register by name from the engine's table, the paging state derived from them, and for a vCPU's record the vCPU and
+/// session (not listed, as [Hidden] hides every record's) — all read-only. PowerShell would otherwise set C# init-only properties as if they had setters
+/// (PowerShell issue 13819), so <c>$r.Rax = 1</c> would change a copy and look like it changed the guest. Methods
+/// (<c>$r.With('Rax', 1)</c>) are PowerShell's usual ones.
+/// </summary>
+public sealed class VmiRegistersAdapter : PSPropertyAdapter
+{
+    private static readonly (string Name, Type Type, Func<Registers, object?> Get)[] Properties =
+    [
+        ("Vcpu", typeof(ushort), r => (r as VmiVcpuRegisters)?.Vcpu),
+        ("Session", typeof(VmiSession), r => (r as VmiVcpuRegisters)?.Session),
+        ("PagingMode", typeof(PagingMode), r => r.PagingMode),
+        ("TranslationRoot", typeof(Vmi.Core.Pa), r => r.TranslationRoot),
+        ("PagingFeatures", typeof(PagingFeatures), r => r.PagingFeatures),
+        .. Registers.Names.Select(n => (n, new Registers()[n].GetType(), (Func<Registers, object?>)(r => r[n]))),
+    ];
 
-    /// <summary>The page-table root CR3 points at.</summary>
-    public ulong TranslationRoot => Registers.TranslationRoot.Value;
+    private static readonly Dictionary<string, int> Index = Properties
+        .Select((p, i) => (p.Name, i)).ToDictionary(p => p.Name, p => p.i, StringComparer.OrdinalIgnoreCase);
 
-    public ulong Rax => Registers.Rax;
+    public override Collection<PSAdaptedProperty> GetProperties(object baseObject)
+    {
+        var list = new Collection<PSAdaptedProperty>();
+        foreach ((string name, _, _) in Properties)
+        {
+            // The session binds by name and reads as $r.Session, but is not listed: hidden like every record's (no JSON, no CliXml).
+            if (Applies(baseObject, name) && name != "Session")
+            {
+                list.Add(new PSAdaptedProperty(name, Index[name]));
+            }
+        }
 
-    public ulong Rbx => Registers.Rbx;
+        return list;
+    }
 
-    public ulong Rcx => Registers.Rcx;
+    public override PSAdaptedProperty? GetProperty(object baseObject, string propertyName) =>
+        propertyName is not null && Index.TryGetValue(propertyName, out int i) && Applies(baseObject, Properties[i].Name)
+            ? new PSAdaptedProperty(Properties[i].Name, i)
+            : null;
 
-    public ulong Rdx => Registers.Rdx;
+    public override bool IsGettable(PSAdaptedProperty adaptedProperty) => true;
 
-    public ulong Rsp => Registers.Rsp;
+    public override bool IsSettable(PSAdaptedProperty adaptedProperty) => false;
 
-    public ulong Rbp => Registers.Rbp;
+    public override object? GetPropertyValue(PSAdaptedProperty adaptedProperty)
+    {
+        ArgumentNullException.ThrowIfNull(adaptedProperty);
+        return Properties[(int)adaptedProperty.Tag].Get((Registers)adaptedProperty.BaseObject);
+    }
 
-    public ulong Rsi => Registers.Rsi;
+    public override void SetPropertyValue(PSAdaptedProperty adaptedProperty, object value)
+    {
+        ArgumentNullException.ThrowIfNull(adaptedProperty);
+        throw new SetValueException(string.Format(System.Globalization.CultureInfo.CurrentCulture, Messages.RegistersReadOnly, adaptedProperty.Name));
+    }
 
-    public ulong Rdi => Registers.Rdi;
+    public override string GetPropertyTypeName(PSAdaptedProperty adaptedProperty)
+    {
+        ArgumentNullException.ThrowIfNull(adaptedProperty);
+        return Properties[(int)adaptedProperty.Tag].Type.FullName!;
+    }
 
-    public ulong R8 => Registers.R8;
-
-    public ulong R9 => Registers.R9;
-
-    public ulong R10 => Registers.R10;
-
-    public ulong R11 => Registers.R11;
-
-    public ulong R12 => Registers.R12;
-
-    public ulong R13 => Registers.R13;
-
-    public ulong R14 => Registers.R14;
-
-    public ulong R15 => Registers.R15;
-
-    public ulong Rip => Registers.Rip;
-
-    public ulong Rflags => Registers.Rflags;
-
-    public ulong Cr0 => Registers.Cr0;
-
-    public ulong Cr2 => Registers.Cr2;
-
-    public ulong Cr3 => Registers.Cr3;
-
-    public ulong Cr4 => Registers.Cr4;
-
-    public ulong Xcr0 => Registers.Xcr0;
-
-    public ulong Dr0 => Registers.Dr0;
-
-    public ulong Dr1 => Registers.Dr1;
-
-    public ulong Dr2 => Registers.Dr2;
-
-    public ulong Dr3 => Registers.Dr3;
-
-    public ulong Dr6 => Registers.Dr6;
-
-    public ulong Dr7 => Registers.Dr7;
-
-    public SegmentRegister Cs => Registers.Cs;
-
-    public SegmentRegister Ds => Registers.Ds;
-
-    public SegmentRegister Es => Registers.Es;
-
-    public SegmentRegister Fs => Registers.Fs;
-
-    public SegmentRegister Gs => Registers.Gs;
-
-    public SegmentRegister Ss => Registers.Ss;
-
-    public SegmentRegister Tr => Registers.Tr;
-
-    public SegmentRegister Ldtr => Registers.Ldtr;
-
-    public DescriptorTable Idtr => Registers.Idtr;
-
-    public DescriptorTable Gdtr => Registers.Gdtr;
-
-    public ulong SysenterCs => Registers.SysenterCs;
-
-    public ulong SysenterEsp => Registers.SysenterEsp;
-
-    public ulong SysenterEip => Registers.SysenterEip;
-
-    public ulong MsrEfer => Registers.MsrEfer;
-
-    public ulong MsrStar => Registers.MsrStar;
-
-    public ulong MsrLstar => Registers.MsrLstar;
-
-    public ulong MsrCstar => Registers.MsrCstar;
-
-    public ulong MsrSyscallMask => Registers.MsrSyscallMask;
-
-    public ulong ShadowGs => Registers.ShadowGs;
-
-    public ulong TscAux => Registers.TscAux;
-
-    public ulong MsrPat => Registers.MsrPat;
-
-    public override string ToString() => $"vCPU {Vcpu}: rip=0x{Rip:x} rsp=0x{Rsp:x} cr3=0x{Cr3:x}";
+    private static bool Applies(object baseObject, string name) => baseObject is VmiVcpuRegisters || name is not ("Vcpu" or "Session");
 }

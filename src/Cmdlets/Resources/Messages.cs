@@ -37,6 +37,10 @@ internal static class Messages
 
     internal static string RegisterUnknown => Get(nameof(RegisterUnknown));
 
+    internal static string RegisterNotSettable => Get(nameof(RegisterNotSettable));
+
+    internal static string RegistersReadOnly => Get(nameof(RegistersReadOnly));
+
     internal static string ValueTooLarge => Get(nameof(ValueTooLarge));
 
     internal static string EventResponseInvalid => Get(nameof(EventResponseInvalid));

@@ -28,9 +28,9 @@ public sealed partial class VmiCore
         faultAddress = null;
         ObjectDisposedException.ThrowIf(_disposed, this);
         CheckRange(ctx.Address, buffer.Length);
-        if (_read is null)
+        if (!_pages.CanRead)
         {
-            throw new CapabilityNotSupportedException(_driver.Name, VmiCapability.Read);
+            throw Missing(VmiCapability.Read);
         }
 
         bool paging = ctx.Mechanism.Kind == TranslationKind.Paging;
@@ -60,14 +60,14 @@ public sealed partial class VmiCore
             }
             else
             {
-                fault = TranslateForStream(root, address, pagingMode, features);
+                fault = _translator.TranslateForStream(root, address, pagingMode, features);
                 translated = fault.Success;
                 pa = fault.Pa.Value;
                 ulong leaf = Amd64.BytesOf(fault.PageSize);
                 chunk = (int)Math.Min(leaf - (address & (leaf - 1)), (ulong)left);
             }
 
-            int copied = translated ? CopyPhysical(pa, buffer.Slice(done, chunk)) : 0;
+            int copied = translated ? _pages.CopyPhysical(pa, buffer.Slice(done, chunk)) : 0;
             done += copied;
             if (copied == chunk)
             {
@@ -94,70 +94,5 @@ public sealed partial class VmiCore
         }
 
         return buffer.Length;
-    }
-
-    /// <summary>The translation of <paramref name="va"/>: from the V2P cache if there (without counting or reordering), else a walk through the shortcut, not cached.</summary>
-    private TranslationResult TranslateForStream(Pa root, ulong va, PagingMode mode, PagingFeatures features)
-    {
-        if (_v2pEnabled && _v2p.TryPeek(new V2PKey(root.Value, va & ~_pageMask, mode), out ulong packed))
-        {
-            return Unpack(packed, va & _pageMask);
-        }
-
-        var reader = new TableReader(this);
-        int slot = ShortcutIndex(root.Value, va);
-        TranslationResult r = Amd64.TranslateWithShortcut(ref reader, mode, root, new Va(va), PhysicalAddressWidth, features, ref _shortcuts[slot]);
-        _shortcutsFilled |= 1UL << slot;
-        return r;
-    }
-
-    /// <summary>
-    /// Copies guest-physical memory from <paramref name="pa"/> into <paramref name="destination"/>; returns the bytes
-    /// copied before the first frame with no backing. Pages the cache holds are copied from it (so a read agrees with
-    /// what was read before, even if the driver's backing changed since); each stretch of pages it does not hold is
-    /// read by the driver straight into the destination where it can, else page by page through the cache.
-    /// </summary>
-    private int CopyPhysical(ulong pa, Span<byte> destination)
-    {
-        int done = 0;
-        while (done < destination.Length)
-        {
-            ulong at = pa + (ulong)done;
-            int offset = (int)(at & _pageMask);
-            if (_direct is not null && !IsPageCached(at >> _pageShift))
-            {
-                // The stretch of pages the cache does not hold, from here.
-                int stretch = Math.Min((int)Amd64.PageSize - offset, destination.Length - done);
-                while (done + stretch < destination.Length && !IsPageCached((at + (ulong)stretch) >> _pageShift))
-                {
-                    stretch = Math.Min(stretch + (int)Amd64.PageSize, destination.Length - done);
-                }
-
-                int n = _direct.ReadDirect(at, destination.Slice(done, stretch));
-                if (n > 0)
-                {
-                    done += n;
-                    continue;
-                }
-            }
-
-            if (!TryGetPage(at >> _pageShift, out ReadOnlySpan<byte> page))
-            {
-                return done;
-            }
-
-            int chunk = Math.Min(page.Length - offset, destination.Length - done);
-            page.Slice(offset, chunk).CopyTo(destination[done..]);
-            done += chunk;
-        }
-
-        return done;
-    }
-
-    /// <summary>True if the page cache holds frame <paramref name="gfn"/> (no hit or miss counted, no order changed).</summary>
-    private bool IsPageCached(ulong gfn)
-    {
-        ref PageFront slot = ref _front[(int)(gfn & (FrontSize - 1))];
-        return (slot.Page is not null && (slot.Tag & ~FrontUntouched) == gfn + 1) || (_pagesEnabled && _pages.TryPeek(gfn, out _));
     }
 }

@@ -40,7 +40,7 @@ public readonly record struct BtfField(string Path, ulong Offset, ulong Size, in
 /// count and reference checked: a hostile or damaged blob ends in <see cref="LinuxIntrospectionException"/>, never
 /// an unbounded loop or allocation.
 /// </summary>
-public sealed class BtfTypes
+public sealed class BtfTypes : IKernelTypes
 {
     public const ushort Magic = 0xEB9F;
     private const int HeaderSize = 24;
@@ -355,6 +355,32 @@ public sealed class BtfTypes
         }
 
         return false;
+    }
+
+    string IKernelTypes.Description => "the kernel's BTF";
+
+    bool IKernelTypes.TryGetField(string structName, string path, out KernelField field)
+    {
+        bool found = TryGetField(structName, path, out BtfField f);
+        field = new KernelField(f.Path, f.Offset, f.Size);
+        return found;
+    }
+
+    bool IKernelTypes.TryGetStructArray(string structName, string path, out KernelField field, out string elementStruct, out ulong elementSize, out uint count)
+    {
+        elementStruct = string.Empty;
+        elementSize = 0;
+        count = 0;
+        if (!TryGetField(structName, path, out BtfField f) || !TryGetArray(f.TypeId, out int element, out count))
+        {
+            field = default;
+            return false;
+        }
+
+        field = new KernelField(f.Path, f.Offset, f.Size);
+        elementStruct = NameOf(Resolve(element));
+        elementSize = SizeOf(element);
+        return true;
     }
 
     /// <summary>Every type id with its kind and name (for tests and tools).</summary>

@@ -39,7 +39,7 @@ public sealed class LinuxKernel
     private readonly IGuestMemory _memory;
     private readonly GuestReader _kernel;
 
-    private LinuxKernel(IGuestMemory memory, GuestReader kernel, KallsymsTable symbols, BtfTypes? types, LinuxKernelInfo info)
+    private LinuxKernel(IGuestMemory memory, GuestReader kernel, KallsymsTable symbols, IKernelTypes? types, LinuxKernelInfo info)
     {
         _memory = memory;
         _kernel = kernel;
@@ -52,11 +52,18 @@ public sealed class LinuxKernel
 
     public KallsymsTable Symbols { get; }
 
-    /// <summary>The kernel's BTF, or null for a kernel built without CONFIG_DEBUG_INFO_BTF.</summary>
-    public BtfTypes? Types { get; }
+    /// <summary>
+    /// The struct layouts: the profile given to <see cref="Open"/>, else the kernel's BTF; null for a kernel built
+    /// without CONFIG_DEBUG_INFO_BTF when no profile was given.
+    /// </summary>
+    public IKernelTypes? Types { get; }
 
-    /// <summary>Finds the kernel, its symbols and its types in guest memory. Throws <see cref="LinuxIntrospectionException"/> saying what is missing.</summary>
-    public static LinuxKernel Open(IGuestMemory memory)
+    /// <summary>
+    /// Finds the kernel, its symbols and its types in guest memory. Throws <see cref="LinuxIntrospectionException"/>
+    /// saying what is missing. With <paramref name="profile"/>, struct layouts come from that ISF profile instead of
+    /// the kernel's BTF (which is then not read), once its banner and symbols are checked against the kernel found.
+    /// </summary>
+    public static LinuxKernel Open(IGuestMemory memory, IsfProfile? profile = null)
     {
         ArgumentNullException.ThrowIfNull(memory);
         PagingMode mode;
@@ -104,7 +111,7 @@ public sealed class LinuxKernel
                 continue;
             }
 
-            return Complete(memory, reader, text, how, symbols, mode, vmcoreinfo);
+            return Complete(memory, reader, text, how, symbols, mode, vmcoreinfo, profile);
         }
 
         throw new LinuxIntrospectionException(
@@ -291,7 +298,7 @@ public sealed class LinuxKernel
         return null;
     }
 
-    private static LinuxKernel Complete(IGuestMemory memory, GuestReader found, ulong text, string how, KallsymsTable symbols, PagingMode mode, Dictionary<string, string> vmcoreinfo)
+    private static LinuxKernel Complete(IGuestMemory memory, GuestReader found, ulong text, string how, KallsymsTable symbols, PagingMode mode, Dictionary<string, string> vmcoreinfo, IsfProfile? profile)
     {
         // The kernel's own top-level table maps all of the kernel (the vCPU's may be a process's, or PTI's user half).
         GuestReader kernel = found;
@@ -309,10 +316,15 @@ public sealed class LinuxKernel
         string[] words = banner.Split(' ', 4);
         string release = words.Length >= 3 && words[0] == "Linux" && words[1] == "version" ? words[2] : string.Empty;
 
-        BtfTypes? types = null;
+        IKernelTypes? types = null;
         string? typeSource = null;
         string? btfError = null;
-        if (symbols.TryGetAddress("__start_BTF", out ulong btfStart) && symbols.TryGetAddress("__stop_BTF", out ulong btfStop)
+        if (profile is not null)
+        {
+            types = profile;
+            typeSource = $"ISF profile '{profile.Name}' ({profile.Count} types; {CheckProfile(profile, symbols, text, banner)})";
+        }
+        else if (symbols.TryGetAddress("__start_BTF", out ulong btfStart) && symbols.TryGetAddress("__stop_BTF", out ulong btfStop)
             && btfStop > btfStart && btfStop - btfStart <= BtfMaxSize)
         {
             byte[] blob = new byte[(int)(btfStop - btfStart)];
@@ -337,7 +349,7 @@ public sealed class LinuxKernel
 
         bool pti = false;
         if (types is not null && symbols.TryGetAddress("boot_cpu_data", out ulong bootCpu)
-            && types.TryGetField("cpuinfo_x86", "x86_capability", out BtfField caps)
+            && types.TryGetField("cpuinfo_x86", "x86_capability", out KernelField caps)
             && kernel.TryReadU32(bootCpu + caps.Offset + (PtiFeatureBit / 32 * 4), out uint word))
         {
             pti = (word & (1u << (PtiFeatureBit % 32))) != 0;
@@ -370,17 +382,65 @@ public sealed class LinuxKernel
 
     private string? _btfError;
 
-    private BtfTypes RequireTypes() => Types ?? throw new LinuxIntrospectionException(_btfError is { } why
-        ? $"Process and module lists need the kernel's struct layouts, but {why}."
-        : "The kernel has no BTF (built without CONFIG_DEBUG_INFO_BTF): process and module lists need struct layouts, which this kernel does not carry.");
+    /// <summary>Symbols whose place relative to _text a profile must share with the kernel found.</summary>
+    private static readonly string[] s_profileChecks = ["_stext", "init_task", "modules", "linux_banner", "init_top_pgt", "boot_cpu_data"];
+
+    /// <summary>
+    /// Checks that <paramref name="profile"/> describes this kernel: its banner equals the one in memory and its
+    /// symbols sit at the same offsets from _text as kallsyms says. Throws naming the first difference; returns what was checked.
+    /// </summary>
+    private static string CheckProfile(IsfProfile profile, KallsymsTable symbols, ulong text, string banner)
+    {
+        const string fix = "Make a profile from this kernel's own debug info (docs/linux.md says how), or leave -Profile out to use the kernel's BTF.";
+        bool bannerChecked = false;
+        if (profile.Banner is { } theirs && banner.Length > 0)
+        {
+            if (theirs != banner)
+            {
+                throw new LinuxIntrospectionException($"The profile '{profile.Name}' is for another kernel: it was made for \"{theirs}\", but the guest runs \"{banner}\". {fix}");
+            }
+
+            bannerChecked = true;
+        }
+
+        ulong profileText = profile.Symbols.TryGetValue("_text", out ulong t) && t != 0 ? t : TextLinkAddress;
+        int n = 0;
+        foreach (string name in s_profileChecks)
+        {
+            if (!profile.Symbols.TryGetValue(name, out ulong at) || at == 0 || !symbols.TryGetAddress(name, out ulong ours))
+            {
+                continue;
+            }
+
+            if (at - profileText != ours - text)
+            {
+                throw new LinuxIntrospectionException(
+                    $"The profile '{profile.Name}' does not match this kernel: it puts {name} at _text+0x{at - profileText:x}, the guest's kallsyms at _text+0x{ours - text:x} (a profile of another build?). {fix}");
+            }
+
+            n++;
+        }
+
+        return (bannerChecked, n) switch
+        {
+            (false, 0) => "not checked: the profile has neither linux_banner's text nor the symbols _stext, init_task, modules",
+            (true, 0) => "banner agrees",
+            (false, _) => $"{n} symbols agree",
+            _ => $"banner and {n} symbols agree",
+        };
+    }
+
+    private IKernelTypes RequireTypes() => Types ?? throw new LinuxIntrospectionException(_btfError is { } why
+        ? $"Process and module lists need the kernel's struct layouts, but {why}. A Volatility 3 ISF profile of this kernel can give them instead (-Profile)."
+        : "The kernel has no BTF (built without CONFIG_DEBUG_INFO_BTF): process and module lists need struct layouts, which this kernel does not carry. Give a Volatility 3 ISF profile of this kernel instead (-Profile; docs/linux.md says how to make one).");
 
     // ---------------------------------------------------------------- processes
 
     private sealed record TaskLayout(
-        ulong Size, BtfField Tasks, BtfField Pid, BtfField Tgid, BtfField Comm, BtfField RealParent, BtfField Mm,
-        BtfField? Cred, BtfField? State, BtfField? ExitState, BtfField? Start,
-        BtfField MmPgd, BtfField MmArgStart, BtfField MmArgEnd, BtfField? CredUid,
-        BtfField? Flags, BtfField? WorkerPrivate, BtfField? KthreadFullName);
+        ulong Size, KernelField Tasks, KernelField Pid, KernelField Tgid, KernelField Comm, KernelField RealParent, KernelField Mm,
+        KernelField? Cred, KernelField? State, KernelField? ExitState, KernelField? Start,
+        KernelField MmPgd, KernelField MmArgStart, KernelField MmArgEnd, KernelField? CredUid,
+        KernelField? Flags, KernelField? WorkerPrivate, KernelField? KthreadFullName);
 
     private TaskLayout? _taskLayout;
 
@@ -391,12 +451,12 @@ public sealed class LinuxKernel
             return t;
         }
 
-        BtfTypes b = RequireTypes();
-        BtfField? Opt(string s, params string[] paths)
+        IKernelTypes b = RequireTypes();
+        KernelField? Opt(string s, params string[] paths)
         {
             foreach (string p in paths)
             {
-                if (b.TryGetField(s, p, out BtfField f))
+                if (b.TryGetField(s, p, out KernelField f))
                 {
                     return f;
                 }
@@ -405,25 +465,25 @@ public sealed class LinuxKernel
             return null;
         }
 
-        BtfField tasks = b.GetField("task_struct", "tasks");
-        BtfField pid = b.GetField("task_struct", "pid");
-        BtfField tgid = b.GetField("task_struct", "tgid");
-        BtfField comm = b.GetField("task_struct", "comm");
-        BtfField parent = b.GetField("task_struct", "real_parent");
-        BtfField mm = b.GetField("task_struct", "mm");
-        BtfField? cred = Opt("task_struct", "cred");
-        BtfField? state = Opt("task_struct", "__state", "state");
-        BtfField? exit = Opt("task_struct", "exit_state");
-        BtfField? start = Opt("task_struct", "start_boottime", "real_start_time");
-        BtfField? uid = Opt("cred", "uid.val", "uid");
-        BtfField? flags = Opt("task_struct", "flags");
-        BtfField? worker = Opt("task_struct", "worker_private", "set_child_tid");
-        BtfField? fullName = Opt("kthread", "full_name");
+        KernelField tasks = b.GetField("task_struct", "tasks");
+        KernelField pid = b.GetField("task_struct", "pid");
+        KernelField tgid = b.GetField("task_struct", "tgid");
+        KernelField comm = b.GetField("task_struct", "comm");
+        KernelField parent = b.GetField("task_struct", "real_parent");
+        KernelField mm = b.GetField("task_struct", "mm");
+        KernelField? cred = Opt("task_struct", "cred");
+        KernelField? state = Opt("task_struct", "__state", "state");
+        KernelField? exit = Opt("task_struct", "exit_state");
+        KernelField? start = Opt("task_struct", "start_boottime", "real_start_time");
+        KernelField? uid = Opt("cred", "uid.val", "uid");
+        KernelField? flags = Opt("task_struct", "flags");
+        KernelField? worker = Opt("task_struct", "worker_private", "set_child_tid");
+        KernelField? fullName = Opt("kthread", "full_name");
         ulong size = new[] { tasks, pid, tgid, comm, parent, mm, cred, state, exit, start, flags, worker }
             .Where(f => f is not null).Max(f => f!.Value.Offset + f.Value.Size);
         if (size > MaxStructSize || comm.Size is 0 or > 256)
         {
-            throw new LinuxIntrospectionException($"The BTF layout of task_struct is implausible (fields up to byte {size}, comm of {comm.Size} bytes): the types do not describe this kernel.");
+            throw new LinuxIntrospectionException($"The layout of task_struct in {b.Description} is implausible (fields up to byte {size}, comm of {comm.Size} bytes): the types do not describe this kernel.");
         }
 
         _taskLayout = new TaskLayout(size, tasks, pid, tgid, comm, parent, mm, cred, state, exit, start,
@@ -479,7 +539,7 @@ public sealed class LinuxKernel
 
     private static bool IsKernelPointer(ulong va) => va >= 0xff00_0000_0000_0000UL && va % 8 == 0;
 
-    private static ulong UInt(byte[] b, in BtfField f) => f.Offset + f.Size > (ulong)b.Length ? 0 : f.Size switch
+    private static ulong UInt(byte[] b, in KernelField f) => f.Offset + f.Size > (ulong)b.Length ? 0 : f.Size switch
     {
         1 => b[(int)f.Offset],
         2 => BinaryPrimitives.ReadUInt16LittleEndian(b.AsSpan((int)f.Offset)),
@@ -589,20 +649,19 @@ public sealed class LinuxKernel
     public IEnumerable<LinuxModule> GetModules(LinuxWalkOptions? options = null, Action<string>? warning = null)
     {
         options ??= new LinuxWalkOptions();
-        BtfTypes b = RequireTypes();
-        BtfField list = b.GetField("module", "list");
-        BtfField name = b.GetField("module", "name");
-        BtfField state = b.GetField("module", "state");
+        IKernelTypes b = RequireTypes();
+        KernelField list = b.GetField("module", "list");
+        KernelField name = b.GetField("module", "name");
+        KernelField state = b.GetField("module", "state");
         ulong head = Symbols.GetAddress("modules");
         (ulong Offset, ulong Stride, int Count)? mem = null;
-        BtfField baseField = default, sizeField = default;
-        if (b.TryGetField("module", "mem", out BtfField memField) && b.TryGetArray(memField.TypeId, out int element, out uint count))
+        KernelField baseField = default, sizeField = default;
+        if (b.TryGetStructArray("module", "mem", out KernelField memField, out string elementName, out ulong elementSize, out uint count))
         {
             // Linux 6.4+: mod->mem[MOD_TEXT].base, size = the sum over every memory type
-            string elementName = b.NameOf(b.Resolve(element));
             baseField = b.GetField(elementName, "base");
             sizeField = b.GetField(elementName, "size");
-            mem = (memField.Offset, b.SizeOf(element), (int)Math.Min(count, 16));
+            mem = (memField.Offset, elementSize, (int)Math.Min(count, 16));
         }
         else
         {

@@ -105,10 +105,7 @@ public sealed class XenDriverTests : IDisposable
     public void Setting_registers_writes_them_back_and_leaves_the_domain_running()
     {
         XenDriver d = Connect();
-        Registers r = d.GetRegisters(0);
-        r.Rip = 0x1234;
-        r.Cr3 = 0x5000;
-        r.MsrPat = 0x6;
+        Registers r = d.GetRegisters(0) with { Rip = 0x1234, Cr3 = 0x5000, MsrPat = 0x6 };
         d.SetRegisters(0, r);
         Assert.Equal(0, _xen.PauseCount);
         Registers back = d.GetRegisters(0);

@@ -279,10 +279,7 @@ public sealed class RingProtocolTests : IDisposable
         _xen.Put(XenRingSimulator.Request(0, VmEventAbi.ReasonSoftwareBreakpoint));
         _processor.Process(e =>
         {
-            GpRegisters gp = e.Registers.ToGpRegisters();
-            gp.Rax = 0xdead;
-            gp.Rip += 1;
-            return new VmiEventResponse(Registers: gp);
+            return new VmiEventResponse(Registers: e.Registers with { Rax = 0xdead, Rip = e.Registers.Rip + 1 });
         });
 
         VmEventSt rsp = Assert.Single(_xen.TakeResponses());
@@ -434,7 +431,7 @@ public sealed class RingProtocolTests : IDisposable
         Assert.Equal(0x207ul, cont.Data.Regs.X86.Rax);
 
         // The handler changes a result and leaves RIP: the driver still steps past.
-        GpRegisters changed = VmEventTranslator.ToRegisters(cpuid.Data.Regs.X86).ToGpRegisters() with { Rbx = 0x1234 };
+        Registers changed = VmEventTranslator.ToRegisters(cpuid.Data.Regs.X86) with { Rbx = 0x1234 };
         VmEventSt set = VmEventTranslator.ToResponse(cpuid, new VmiEventResponse(Registers: changed));
         Assert.Equal(rip + 2, set.Data.Regs.X86.Rip);
         Assert.Equal(0x1234ul, set.Data.Regs.X86.Rbx);
