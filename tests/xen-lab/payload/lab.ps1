@@ -190,9 +190,7 @@ function Step-Live {
                 $script:cpuidEvents++
                 $null = $leaves.Add($_.Leaf)
                 if ($_.Leaf -eq 0x564D4900) {
-                    $regs = $_.Registers.ToGpRegisters()
-                    $regs.Rax = 0x564d4921; $regs.Rbx = 0x11; $regs.Rcx = 0x22; $regs.Rdx = 0x33
-                    $_.ResponseRegisters = $regs
+                    $_.ResponseRegisters = $_.Registers.With('Rax', 0x564d4921).With('Rbx', 0x11).With('Rcx', 0x22).With('Rdx', 0x33)
                     $script:cpuidSet++
                 }
             }
