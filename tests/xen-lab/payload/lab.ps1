@@ -166,6 +166,10 @@ function Step-Live {
         try { Enable-VmiMonitor Singlestep; Check 'refusal-singlestep' $true 'single-stepping is available here (an Intel host)'; Disable-VmiMonitor Singlestep }
         catch { Check 'refusal-singlestep' ($_.Exception.Message -match 'monitor trap flag' -and $_.Exception.Message -match 'Xen 4\.17') $_.Exception.Message }
     }
+    Try-Check 'refusal-efer-monitor' {
+        try { $null = Enable-VmiMonitor 'Msr:0xC0000080'; Disable-VmiMonitor 'Msr:0xC0000080'; Check 'refusal-efer-monitor' $true 'the EFER monitor is allowed here (an Intel host)' }
+        catch { Check 'refusal-efer-monitor' ($_.Exception.Message -match 'SVME' -and $_.Exception.Message -match 'AMD') $_.Exception.Message }
+    }
     Try-Check 'refusal-mem-access' {
         $g = (Resolve-VmiAddress (Get-VmiRegister -Vcpu 0).Rip).Gfn
         try { Set-VmiMemoryAccess $g -Access RX; Check 'refusal-mem-access' $true 'mem_access is available here (an Intel host)' }
@@ -313,7 +317,9 @@ function Step-Boot {
     & xl create -p $Config2 2>&1 | Out-Host
     if ($LASTEXITCODE -ne 0) { Check 'guest2-create' $false "xl create -p $Config2 failed (exit $LASTEXITCODE)"; return }
     $null = Connect-VmiDomain -Name $Name2
-    $monitors = 'Cr0', 'Cr4', 'Msr:0xC0000080', 'Msr:0xC0000082', 'Cpuid', 'DescriptorAccess'
+    # Not EFER (0xC0000080) on AMD: the driver refuses it there (Xen then let the guest read EFER.SVME and killed it);
+    # STAR (0xC0000081) is written next to LSTAR by syscall_init.
+    $monitors = 'Cr0', 'Cr4', 'Msr:0xC0000081', 'Msr:0xC0000082', 'Cpuid', 'DescriptorAccess'
     foreach ($m in $monitors) { Try-Check "boot-enable-$m" { $null = Enable-VmiMonitor $m } }
     Stamp "unpause $Name2 (monitors on)"
     & xl unpause $Name2
