@@ -167,7 +167,7 @@ if [ ! -f /lab/skip-hvm ]; then
   done
 
   # 4. What the last exit path left; the post-mortem on guest1 (crashed by xen-hvmcrash, kept by on_crash = "preserve");
-  #    then guest2 boots under CR0, CR4, EFER, LSTAR, CPUID and descriptor-access monitors, and a CR4 write is denied.
+  #    then guest2 boots under CR0, CR4, STAR, LSTAR, CPUID and descriptor-access monitors, and a CR4 write is denied.
   sed -e 's/guest1/guest2/g' /lab/guest-hvm.cfg > /tmp/guest2.cfg
   dump=; [ -f /lab/dumpcore ] && dump=/lab/out/guest1.core
   t "final: after $prev, post-mortem, monitored boot"
