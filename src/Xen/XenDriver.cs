@@ -20,6 +20,7 @@ public sealed unsafe partial class XenDriver :
     IVmiViewControl, IVmiEventControl, IVmiVmControl
 {
     private const int PageShift = 12;
+    private const uint MsrEfer = 0xC0000080;
     private const int WaitSliceMs = 100;
     private const int DisableRetries = 50;
     private static int s_sessions;
@@ -590,6 +591,16 @@ public sealed unsafe partial class XenDriver :
             if (monitor.Kind == MonitorKind.ControlRegister)
             {
                 NativeXenHost.ControlRegisterIndex((ControlRegister)monitor.Parameter); // validates before the ring is set up
+            }
+
+            if (monitor == EventMonitor.MsrWrite(MsrEfer) && CpuVendor == XenCpuVendor.Amd)
+            {
+                // Seen in the lab: the guest's boot code read EFER with SVME set, wrote it back, and Xen killed the domain.
+                throw new VmiDriverException(
+                    $"Monitoring writes of EFER (MSR 0xC0000080) is refused on this AMD host: Xen {XenVersion} on SVM drops the read intercept of a monitored MSR, " +
+                    "so the guest reads the hardware EFER with SVME set, writes it back, and Xen refuses the write and crashes the domain (\"Invalid EFER update ... SVME without " +
+                    "nested virt\", a triple fault). Monitor another MSR (LSTAR 0xC0000082, STAR, FMASK), or EFER on an Intel VT-x host.",
+                    XenErrors.EOpNotSupp);
             }
 
             EnsureRing();

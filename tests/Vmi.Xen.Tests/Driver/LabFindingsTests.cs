@@ -83,6 +83,33 @@ public sealed class LabFindingsTests : IDisposable
         Assert.Empty(_xen.WaitingVcpus);
     }
 
+    [Theory]
+    [InlineData(XenCpuVendor.Amd, true)]
+    [InlineData(XenCpuVendor.Intel, false)]
+    public void Monitoring_EFER_writes_is_refused_on_AMD_where_it_crashed_the_labs_guest(XenCpuVendor vendor, bool refused)
+    {
+        // The lab (run 4): with the EFER write monitor on, Xen 4.17 on SVM let the booting guest read EFER with SVME set;
+        // its next write was refused ("Invalid EFER update: 0 -> 0x1100 - SVME without nested virt") and the domain died.
+        _xen.CpuVendor = vendor;
+        XenDriver d = Connect();
+        if (refused)
+        {
+            var ex = Assert.Throws<VmiDriverException>(() => d.EnableMonitor(EventMonitor.MsrWrite(0xC0000080)));
+            Assert.Contains("AMD", ex.Message, StringComparison.Ordinal);
+            Assert.Contains("SVME", ex.Message, StringComparison.Ordinal);
+            Assert.Empty(_xen.Monitors);
+            Assert.Null(_xen.Channel); // nothing set up for it
+        }
+        else
+        {
+            d.EnableMonitor(EventMonitor.MsrWrite(0xC0000080));
+            Assert.Contains(EventMonitor.MsrWrite(0xC0000080), _xen.Monitors);
+        }
+
+        d.EnableMonitor(EventMonitor.MsrWrite(0xC0000082)); // LSTAR: the read intercept does not matter there
+        Assert.Contains(EventMonitor.MsrWrite(0xC0000082), _xen.Monitors);
+    }
+
     [Fact]
     public void A_singlestep_toggle_answered_on_AMD_is_restored_without_an_error()
     {

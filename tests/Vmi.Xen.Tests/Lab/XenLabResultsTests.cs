@@ -32,11 +32,11 @@ public sealed class XenLabResultsTests
         {
             "env-xen", "env-other-processes", "guest-probe-tsd-baseline", "guest-probe-cpuid-baseline",
             "read-guest-mark-physical", "translate-direct-map", "translate-kernel-text", "registers-equal-xen-hvmctx", "pause-guard",
-            "read-only-refuses-writes", "read-only-refuses-pause", "write-seen-by-guest", "set-register-seen-by-xen", "refusal-singlestep", "refusal-mem-access",
+            "read-only-refuses-writes", "read-only-refuses-pause", "write-seen-by-guest", "set-register-seen-by-xen", "refusal-singlestep", "refusal-mem-access", "refusal-efer-monitor",
             "monitor-cr3", "monitor-cpuid-steps-past", "monitor-cpuid-set-registers",
             "exit-sigkill-record-left", "exit-sigkill-reclaimed", "exit-disconnect-restored-before-exit",
             "guest-crashed-preserved", "postmortem-read-only", "postmortem-read-write-refused", "postmortem-equals-xl-dump-core",
-            "boot-event-Cr0", "boot-event-Cr4", "boot-event-Msr:0xC0000080", "boot-event-Msr:0xC0000082", "boot-event-Cpuid",
+            "boot-event-Cr0", "boot-event-Cr4", "boot-event-Msr:0xC0000081", "boot-event-Msr:0xC0000082", "boot-event-Cpuid",
             "boot-event-DescriptorAccess", "boot-cpuid-leaves", "guest-boots-under-monitors", "cr4-write-denied-seen-by-guest", "cr4-deny-ends-with-session",
             "pvh-boots", "pvh-read-only", "pvh-monitor-and-restore",
         };

@@ -56,6 +56,7 @@ state() { xl list $1 2>/dev/null | awk 'NR==2 {print $5}'; }
 t test-start
 # The heartbeat run.sh's stall watchdog listens for: a dom0 whose timers stopped prints nothing more.
 ( while sleep 120; do echo "LAB-HB $(cut -d' ' -f1 /proc/uptime)"; done ) &
+HB=$!   # killed at the end: it holds lab-init's pipe to tee open, which would keep dom0 from powering off
 echo "caps: $(cat /proc/xen/capabilities) version: $(cat /sys/hypervisor/version/major).$(cat /sys/hypervisor/version/minor)$(cat /sys/hypervisor/version/extra)"
 XS=$ROOT/bin/xenstored; [ -x $XS ] || XS=$(ls $ROOT/bin/*xenstored* | head -1)
 $XS --pid-file=/run/xenstore.pid; t "xenstored started ($XS)"
@@ -84,6 +85,7 @@ if [ -f /lab/stress ]; then
   r stress-vmi $([ $vd -eq 0 ] && echo PASS || echo ENV) "$vd of $n vmi runs died"
   r stress-tools $([ $td -eq 0 ] && [ $bad -eq 0 ] && echo PASS || echo ENV) "$td of $n gzip|md5sum pipelines died, $bad gave a wrong checksum"
   dmesg | grep -iE 'segfault|general protection|trap' | tail -20
+  kill $HB 2>/dev/null
   echo "LAB-RESULTS-END"
   exit 0
 fi
@@ -165,7 +167,7 @@ if [ ! -f /lab/skip-hvm ]; then
   done
 
   # 4. What the last exit path left; the post-mortem on guest1 (crashed by xen-hvmcrash, kept by on_crash = "preserve");
-  #    then guest2 boots under CR0, CR4, EFER, LSTAR, CPUID and descriptor-access monitors, and a CR4 write is denied.
+  #    then guest2 boots under CR0, CR4, STAR, LSTAR, CPUID and descriptor-access monitors, and a CR4 write is denied.
   sed -e 's/guest1/guest2/g' /lab/guest-hvm.cfg > /tmp/guest2.cfg
   dump=; [ -f /lab/dumpcore ] && dump=/lab/out/guest1.core
   t "final: after $prev, post-mortem, monitored boot"
@@ -193,4 +195,5 @@ cp /var/log/xen/console/* /var/log/xen/*.log $OUT/ 2>/dev/null
 xl dmesg > $OUT/xl-dmesg.txt
 dmesg > $OUT/dom0-dmesg.txt
 t test-end
+kill $HB 2>/dev/null
 echo "LAB-RESULTS-END"

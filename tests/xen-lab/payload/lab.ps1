@@ -166,6 +166,10 @@ function Step-Live {
         try { Enable-VmiMonitor Singlestep; Check 'refusal-singlestep' $true 'single-stepping is available here (an Intel host)'; Disable-VmiMonitor Singlestep }
         catch { Check 'refusal-singlestep' ($_.Exception.Message -match 'monitor trap flag' -and $_.Exception.Message -match 'Xen 4\.17') $_.Exception.Message }
     }
+    Try-Check 'refusal-efer-monitor' {
+        try { $null = Enable-VmiMonitor 'Msr:0xC0000080'; Disable-VmiMonitor 'Msr:0xC0000080'; Check 'refusal-efer-monitor' $true 'the EFER monitor is allowed here (an Intel host)' }
+        catch { Check 'refusal-efer-monitor' ($_.Exception.Message -match 'SVME' -and $_.Exception.Message -match 'AMD') $_.Exception.Message }
+    }
     Try-Check 'refusal-mem-access' {
         $g = (Resolve-VmiAddress (Get-VmiRegister -Vcpu 0).Rip).Gfn
         try { Set-VmiMemoryAccess $g -Access RX; Check 'refusal-mem-access' $true 'mem_access is available here (an Intel host)' }
@@ -190,9 +194,7 @@ function Step-Live {
                 $script:cpuidEvents++
                 $null = $leaves.Add($_.Leaf)
                 if ($_.Leaf -eq 0x564D4900) {
-                    $regs = $_.Registers.ToGpRegisters()
-                    $regs.Rax = 0x564d4921; $regs.Rbx = 0x11; $regs.Rcx = 0x22; $regs.Rdx = 0x33
-                    $_.ResponseRegisters = $regs
+                    $_.ResponseRegisters = $_.Registers.With('Rax', 0x564d4921).With('Rbx', 0x11).With('Rcx', 0x22).With('Rdx', 0x33)
                     $script:cpuidSet++
                 }
             }
@@ -315,7 +317,9 @@ function Step-Boot {
     & xl create -p $Config2 2>&1 | Out-Host
     if ($LASTEXITCODE -ne 0) { Check 'guest2-create' $false "xl create -p $Config2 failed (exit $LASTEXITCODE)"; return }
     $null = Connect-VmiDomain -Name $Name2
-    $monitors = 'Cr0', 'Cr4', 'Msr:0xC0000080', 'Msr:0xC0000082', 'Cpuid', 'DescriptorAccess'
+    # Not EFER (0xC0000080) on AMD: the driver refuses it there (Xen then let the guest read EFER.SVME and killed it);
+    # STAR (0xC0000081) is written next to LSTAR by syscall_init.
+    $monitors = 'Cr0', 'Cr4', 'Msr:0xC0000081', 'Msr:0xC0000082', 'Cpuid', 'DescriptorAccess'
     foreach ($m in $monitors) { Try-Check "boot-enable-$m" { $null = Enable-VmiMonitor $m } }
     Stamp "unpause $Name2 (monitors on)"
     & xl unpause $Name2
@@ -333,15 +337,16 @@ function Step-Boot {
         }
         if ($narrowed -and $script:denied -gt 0 -and [regex]::IsMatch((SerialText $Serial2), 'GUEST-TSD allowed')) { break }
         Wait-VmiEvent -Count 200 -Timeout 10 | ForEach-Object {
+            $ev = $_   # inside the switch below, $_ is the switch's value
             $script:n++
-            $key = switch ($_.Reason) {
-                'ControlRegister' { "$($_.Register)" }
-                'Msr' { 'Msr:0x{0:X}' -f $_.Msr }
-                default { $_.Reason }
+            $key = switch ($ev.Reason) {
+                'ControlRegister' { "$($ev.Register)" }
+                'Msr' { 'Msr:0x{0:X}' -f $ev.Msr }
+                default { "$($ev.Reason)" }
             }
-            if (-not $script:seen.ContainsKey($key)) { $script:seen[$key] = $_.Details; Write-Host "first $key event: $($_.Details)" }
-            if ($_.Reason -eq 'Cpuid') { $null = $leaves.Add($_.Leaf) }
-            if ($key -eq 'Cr4' -and ($_.NewValue -band 4) -and -not ($_.OldValue -band 4)) { $_.Response = 'Deny'; $script:denied++ }
+            if (-not $script:seen.ContainsKey($key)) { $script:seen[$key] = $ev.Details; Write-Host "first $key event: $($ev.Details)" }
+            if ($ev.Reason -eq 'Cpuid') { $null = $leaves.Add($ev.Leaf) }
+            if ($key -eq 'Cr4' -and ($ev.NewValue -band 4) -and -not ($ev.OldValue -band 4)) { $ev.Response = 'Deny'; $script:denied++ }
         }
     }
     Disconnect-VmiDomain
