@@ -333,13 +333,13 @@ function Step-Boot {
         if ($narrowed -and $script:denied -gt 0 -and [regex]::IsMatch((SerialText $Serial2), 'GUEST-TSD allowed')) { break }
         Wait-VmiEvent -Count 200 -Timeout 10 | ForEach-Object {
             $script:n++
-            $key = switch ($_.Reason) {
+            $key = switch ($_.Reason.Name) {
                 'ControlRegister' { "$($_.Register)" }
                 'Msr' { 'Msr:0x{0:X}' -f $_.Msr }
-                default { $_.Reason }
+                default { $_.Reason.Name }
             }
             if (-not $script:seen.ContainsKey($key)) { $script:seen[$key] = $_.Details; Write-Host "first $key event: $($_.Details)" }
-            if ($_.Reason -eq 'Cpuid') { $null = $leaves.Add($_.Leaf) }
+            if ($_.Reason.Name -eq 'Cpuid') { $null = $leaves.Add($_.Leaf) }
             if ($key -eq 'Cr4' -and ($_.NewValue -band 4) -and -not ($_.OldValue -band 4)) { $_.Response = 'Deny'; $script:denied++ }
         }
     }
