@@ -43,6 +43,14 @@ public sealed partial class XenDriver : IVmiBreakpoints
         lock (_gate)
         {
             ThrowIfReadOnly("setting a breakpoint");
+            request.Validate();
+            if (request.IsWatchpoint)
+            {
+                throw new VmiNotSupportedException(
+                    "The Xen driver has no watchpoints: Xen gives dom0 no access to a guest's debug registers, and watching data through page access " +
+                    "restrictions (mem_access) is not offered here. Restrict the page's access (Set-VmiMemoryAccess, Intel VT-x hosts) and wait for its events instead.");
+            }
+
             if (request.Kind != BreakpointKind.Software)
             {
                 throw new VmiNotSupportedException(

@@ -664,6 +664,10 @@ public sealed unsafe partial class XenDriver :
                 {
                     _breakpointMonitorOn = false;
                 }
+
+                // Requests this monitor put in the ring before it went off would keep their vCPUs paused until the next wait
+                // or the ring's teardown (the lab's guest froze after a CPUID monitor was disabled with requests waiting).
+                _processor?.ContinueWaiting(r => IsFrom(monitor, r));
             }
             finally
             {
@@ -671,6 +675,22 @@ public sealed unsafe partial class XenDriver :
             }
         }
     }
+
+    /// <summary>Whether a ring request was raised by <paramref name="monitor"/>.</summary>
+    private static bool IsFrom(EventMonitor monitor, in VmEventSt request) => monitor.Kind switch
+    {
+        MonitorKind.ControlRegister => request.Reason == VmEventAbi.ReasonWriteCtrlreg
+            && request.U.WriteCtrlreg.Index == NativeXenHost.ControlRegisterIndex((ControlRegister)monitor.Parameter),
+        MonitorKind.Msr => request.Reason == VmEventAbi.ReasonMovToMsr && (uint)request.U.MovToMsr.Msr == monitor.Parameter,
+        MonitorKind.Breakpoint => request.Reason == VmEventAbi.ReasonSoftwareBreakpoint,
+        MonitorKind.DebugException => request.Reason == VmEventAbi.ReasonDebugException,
+        MonitorKind.Singlestep => request.Reason == VmEventAbi.ReasonSinglestep,
+        MonitorKind.Cpuid => request.Reason == VmEventAbi.ReasonCpuid,
+        MonitorKind.Io => request.Reason == VmEventAbi.ReasonIoInstruction,
+        MonitorKind.GuestRequest => request.Reason == VmEventAbi.ReasonGuestRequest,
+        MonitorKind.DescriptorAccess => request.Reason == VmEventAbi.ReasonDescriptorAccess,
+        _ => false,
+    };
 
     /// <summary>Starts single-stepping every vCPU; on a failure stops the ones it started and throws, explained.</summary>
     private void StartSinglestepAll()

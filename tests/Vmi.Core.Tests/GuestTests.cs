@@ -368,4 +368,68 @@ public sealed class GuestTests
             Waiting.Dispose();
         }
     }
+
+    [Fact]
+    public async Task An_acquisition_has_the_guest_to_itself_paused_and_resumed_on_every_way_out()
+    {
+        var driver = new FullDriver();
+        driver.Poke(0x1000, [7]);
+        using var guest = new VmiGuest(driver);
+        Task<byte>? other = null;
+        int result = guest.Acquire((core, token) =>
+        {
+            Assert.Equal(1, driver.Pauses - driver.Resumes); // paused for the call
+            other = Task.Factory.StartNew(() => guest.ReadU8(AccessContext.Direct(new Pa(0x1000))), TaskCreationOptions.LongRunning);
+            Assert.False(other.Wait(TimeSpan.FromMilliseconds(200)), "another thread's read ran in the middle of the acquisition");
+            return core.ReadU8(AccessContext.Direct(new Pa(0x1000)));
+        }, pause: true);
+        Assert.Equal(7, result);
+        Assert.Equal(7, await other!.WaitAsync(TimeSpan.FromSeconds(30))); // it ran once the acquisition was done
+        Assert.Equal(driver.Pauses, driver.Resumes);
+
+        Assert.Throws<InvalidDataException>(() => guest.Acquire<int>((_, _) => throw new InvalidDataException("the writer failed"), pause: true));
+        Assert.Equal(2, driver.Pauses);
+        Assert.Equal(driver.Pauses, driver.Resumes); // resumed after a failure too
+    }
+
+    [Fact]
+    public async Task A_close_from_another_thread_stops_an_acquisition_instead_of_waiting_for_it()
+    {
+        var driver = new FullDriver();
+        driver.Poke(0, [1]);
+        var guest = new VmiGuest(driver);
+        using var inside = new ManualResetEventSlim();
+        Task<int> acquiring = Task.Factory.StartNew(() => guest.Acquire((core, token) =>
+        {
+            inside.Set();
+            while (true)
+            {
+                token.ThrowIfCancellationRequested(); // a writer checks its token between pages
+                core.ReadU8(AccessContext.Direct(new Pa(0)));
+                Thread.Sleep(1);
+            }
+#pragma warning disable CS0162 // unreachable: the loop ends by cancellation
+            return 0;
+#pragma warning restore CS0162
+        }, pause: true), TaskCreationOptions.LongRunning);
+        Assert.True(inside.Wait(TimeSpan.FromSeconds(30)), "the acquisition never started");
+
+        Assert.True(await Task.Factory.StartNew(() => guest.Close(), TaskCreationOptions.LongRunning).WaitAsync(TimeSpan.FromSeconds(60)));
+        await Assert.ThrowsAsync<GuestClosedException>(() => acquiring.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal(driver.Pauses, driver.Resumes);
+        Assert.Equal(1, driver.ResetCalls);
+        Assert.Throws<GuestClosedException>(() => guest.Acquire((_, _) => 0));
+    }
+
+    [Fact]
+    public void An_acquisition_cancelled_by_its_caller_is_an_OperationCanceledException()
+    {
+        using var guest = new VmiGuest(new FullDriver());
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        bool ran = false;
+        Assert.ThrowsAny<OperationCanceledException>(() => guest.Acquire((_, _) => ran = true, cancellationToken: cts.Token));
+        Assert.False(ran);
+        Assert.Equal(5, guest.Acquire((_, _) => 5)); // the guest goes on
+    }
 }

@@ -28,7 +28,7 @@ public sealed class GetVmiModuleCommand : VmiCmdlet
         try
         {
             LinuxKernel kernel = LinuxSessions.Get(session, Profile is null ? null : GetUnresolvedProviderPathFromPSPath(Profile));
-            modules = session.Guest.Exclusive(_ => kernel.GetModules(warning: warnings.Add).ToList());
+            modules = kernel.GetModules(warning: warnings.Add).ToList();
         }
         catch (Exception e) when (IsItemError(e))
         {

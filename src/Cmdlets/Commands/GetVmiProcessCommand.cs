@@ -33,7 +33,7 @@ public sealed class GetVmiProcessCommand : VmiCmdlet
         try
         {
             LinuxKernel kernel = LinuxSessions.Get(session, Profile is null ? null : GetUnresolvedProviderPathFromPSPath(Profile));
-            processes = session.Guest.Exclusive(_ => kernel.GetProcesses(warning: warnings.Add).ToList());
+            processes = kernel.GetProcesses(warning: warnings.Add).ToList();
         }
         catch (Exception e) when (IsItemError(e))
         {

@@ -62,11 +62,7 @@ public sealed class SaveVmiMemoryCommand : VmiCmdlet
         var progress = new ProgressReporter(this, 7, $"Save-VmiMemory {path}");
         try
         {
-            ImageFileResult result = session.Guest.Exclusive(core =>
-            {
-                using VmiPauseGuard? guard = Pause ? core.PauseGuard() : null;
-                return ImageFileWriter.Write(core, path, Format, Force, new Adapter(progress), StopToken);
-            });
+            ImageFileResult result = session.Guest.Acquire((core, token) => ImageFileWriter.Write(core, path, Format, Force, new Adapter(progress), token), Pause, StopToken);
             progress.Complete();
             WriteObject(new VmiSavedImage(session, result));
         }

@@ -25,15 +25,15 @@ internal static class LinuxSessions
         }
 
         IsfProfile? profile = profilePath is null ? null : IsfProfile.Load(profilePath);
-        LinuxKernel kernel = session.Guest.Exclusive(core => LinuxKernel.Open(Memory(session, core), profile));
+        LinuxKernel kernel = LinuxKernel.Open(Memory(session), profile);
         s_kernels.AddOrUpdate(session, new Found(kernel, profilePath));
         return kernel;
     }
 
     private sealed record Found(LinuxKernel Kernel, string? ProfilePath);
 
-    /// <summary>The guest memory the kernel reads through; used only inside <see cref="VmiGuest.Exclusive{T}"/> (the guest's lock held).</summary>
-    public static IGuestMemory Memory(VmiSession session, VmiCore core) => new CoreGuestMemory(core, session.Guest.GetDriver<IVmiDriver>() is IVmcoreinfoSource s ? s.Vmcoreinfo : null);
+    /// <summary>The guest memory the kernel reads through: each read one call of the guest (its lock held for that call).</summary>
+    public static IGuestMemory Memory(VmiSession session) => new GuestObjectMemory(session.Guest, session.Guest.GetDriver<IVmiDriver>() is IVmcoreinfoSource s ? s.Vmcoreinfo : null);
 }
 
 /// <summary>No kernel symbol matched a name given without wildcards.</summary>

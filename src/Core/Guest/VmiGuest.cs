@@ -123,11 +123,6 @@ public sealed class VmiGuest : IDisposable
         }
     }
 
-    /// <summary>
-    /// Runs <paramref name="operation"/> with the engine to itself, the lock held throughout: for an operation that needs
-    /// one consistent view of the guest (acquiring an image). The engine must not be kept past the call.
-    /// </summary>
-    internal T Exclusive<T>(Func<VmiCore, T> operation) => Locked(operation);
 
     // ---------------------------------------------------------------- settings
 
@@ -606,6 +601,38 @@ public sealed class VmiGuest : IDisposable
             done += (ulong)chunk;
             progress?.Report(new VmiProgress(done, length));
             yield return new MemoryChunk(ctx.Address, buffer, zeroed);
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="acquisition"/> (writing the guest's memory to an image, say) with the engine to itself, so
+    /// what it reads is one consistent view: the guest's lock is held for the whole call, and no write, register
+    /// change, cache flush or event answer of another thread lands in the middle (they wait). With
+    /// <paramref name="pause"/> the vCPUs are paused for the call and resumed on every way out of it (a failed resume
+    /// is logged, never thrown). The token the acquisition gets is cancelled by <paramref name="cancellationToken"/>
+    /// and by the guest closing, so a close from another thread stops a long acquisition instead of waiting for it.
+    /// <para>Contract: the engine is lent for this call only; the acquisition must not keep it, hand it to another
+    /// thread, or call this guest (another thread's call would wait for the acquisition, and the acquisition for it).
+    /// Progress is the acquisition's own (it reports through the <see cref="IProgress{T}"/> it was built with).</para>
+    /// </summary>
+    public T Acquire<T>(Func<VmiCore, CancellationToken, T> acquisition, bool pause = false, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(acquisition);
+        ThrowIfClosed();
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _closing.Token);
+        try
+        {
+            lock (_gate)
+            {
+                ThrowIfClosed();
+                cancel.Token.ThrowIfCancellationRequested();
+                using VmiPauseGuard? guard = pause ? _core.PauseGuard() : null;
+                return acquisition(_core, cancel.Token);
+            }
+        }
+        catch (OperationCanceledException) when (IsClosed && !cancellationToken.IsCancellationRequested)
+        {
+            throw new GuestClosedException(_driver.Name); // stopped by a close, not by the caller
         }
     }
 

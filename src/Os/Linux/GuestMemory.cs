@@ -94,6 +94,12 @@ public sealed class CoreGuestMemory(VmiCore core, string? vmcoreinfo = null) : I
             return 4096;
         }
 
+        return ExtentOf(r);
+    }
+
+    /// <summary>The unmapped region a translation's result proves: 0 when mapped.</summary>
+    internal static ulong ExtentOf(in TranslationResult r)
+    {
         if (r.Success)
         {
             return 0;
@@ -122,6 +128,84 @@ public sealed class CoreGuestMemory(VmiCore core, string? vmcoreinfo = null) : I
             return core.GetRegisters(vcpu);
         }
         catch (VmiException)
+        {
+            return null;
+        }
+    }
+}
+
+/// <summary>
+/// A <see cref="VmiGuest"/> as an <see cref="IGuestMemory"/>: every member is one call of the guest, which holds the
+/// guest's lock for that call only. So any number of threads may use it, and other threads use the guest between its
+/// reads (a list walked while the guest runs or is written may change under it: the Linux layer's readers bound and
+/// check what they follow). A closed guest is an error (<see cref="GuestClosedException"/>), not an unreadable page.
+/// </summary>
+public sealed class GuestObjectMemory(VmiGuest guest, string? vmcoreinfo = null) : IGuestMemory
+{
+    public PagingMode PagingMode => guest.PagingMode;
+
+    public int VcpuCount => guest.Info.VcpuCount;
+
+    public string? Vmcoreinfo => vmcoreinfo;
+
+    public int Read(ulong va, Pa root, Span<byte> buffer)
+    {
+        if (buffer.Length == 0 || va + (ulong)(buffer.Length - 1) < va)
+        {
+            return 0;
+        }
+
+        try
+        {
+            return guest.Read(AccessContext.Paging(new Va(va), root), buffer, ReadMode.UntilFault).BytesRead;
+        }
+        catch (VmiException e) when (e is not GuestClosedException)
+        {
+            return 0;
+        }
+    }
+
+    public bool TryTranslate(ulong va, Pa root, out Pa pa)
+    {
+        TranslationResult r;
+        try
+        {
+            r = guest.TryTranslateAddress(new AddressContext(new Va(va), root));
+        }
+        catch (VmiException e) when (e is not GuestClosedException)
+        {
+            pa = default;
+            return false;
+        }
+
+        pa = r.Pa;
+        return r.Success;
+    }
+
+    public ulong UnmappedExtent(ulong va, Pa root)
+    {
+        try
+        {
+            return CoreGuestMemory.ExtentOf(guest.TryTranslateAddress(new AddressContext(new Va(va), root)));
+        }
+        catch (VmiException e) when (e is not GuestClosedException)
+        {
+            return 4096;
+        }
+    }
+
+    public Registers? TryGetRegisters(VcpuId vcpu)
+    {
+        if (!guest.Supports(VmiCapability.QueryRegisters) || vcpu.Value >= guest.Info.VcpuCount)
+        {
+            return null;
+        }
+
+        try
+        {
+            return guest.GetRegisters(vcpu);
+        }
+        catch (VmiException e) when (e is not GuestClosedException)
         {
             return null;
         }

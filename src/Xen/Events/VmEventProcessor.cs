@@ -15,11 +15,12 @@ namespace Vmi.Xen.Events;
 internal sealed class VmEventProcessor(VmEventRing ring, Action<VcpuId, Interrupt> reinject)
 {
     private readonly HashSet<VmiPendingEvent> _outstanding = [];
+    private readonly Queue<VmEventSt> _backlog = new(); // requests consumed from the ring by ContinueWaiting, not yet taken
 
     public VmEventRing Ring { get; } = ring;
 
-    /// <summary>Requests waiting in the ring.</summary>
-    public int Pending => Ring.UnconsumedRequests;
+    /// <summary>Requests waiting (in the ring, or consumed from it and kept for <see cref="Take"/>).</summary>
+    public int Pending => _backlog.Count + Ring.UnconsumedRequests;
 
     /// <summary>Events taken and not yet answered.</summary>
     public int Outstanding => _outstanding.Count;
@@ -32,9 +33,14 @@ internal sealed class VmEventProcessor(VmEventRing ring, Action<VcpuId, Interrup
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxEvents, 1);
         var taken = new List<VmiPendingEvent>();
-        while (taken.Count < maxEvents && (Ring.UnconsumedRequests > 0 || Ring.FinalCheckForRequests()))
+        while (taken.Count < maxEvents && (_backlog.Count > 0 || Ring.UnconsumedRequests > 0 || Ring.FinalCheckForRequests()))
         {
-            if (!Ring.TryTakeRequest(out VmEventSt request))
+            VmEventSt request;
+            if (_backlog.Count > 0)
+            {
+                request = _backlog.Dequeue();
+            }
+            else if (!Ring.TryTakeRequest(out request))
             {
                 break;
             }
@@ -109,6 +115,57 @@ internal sealed class VmEventProcessor(VmEventRing ring, Action<VcpuId, Interrup
         {
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
         }
+    }
+
+    /// <summary>
+    /// Answers "continue" to every waiting request that <paramref name="matches"/> (the requests of a monitor just turned
+    /// off, which nobody may wait for again: their vCPUs would stay paused until the ring goes); the other waiting requests
+    /// are kept, in order, for <see cref="Take"/>. Returns how many were answered.
+    /// </summary>
+    public int ContinueWaiting(Func<VmEventSt, bool> matches)
+    {
+        ArgumentNullException.ThrowIfNull(matches);
+        var keep = new Queue<VmEventSt>();
+        int n = 0;
+        void Sort(in VmEventSt request)
+        {
+            if (request.Version == VmEventAbi.InterfaceVersion && matches(request))
+            {
+                Ring.PutResponse(VmEventTranslator.ContinueResponse(request));
+                n++;
+            }
+            else
+            {
+                keep.Enqueue(request);
+            }
+        }
+
+        try
+        {
+            while (_backlog.Count > 0)
+            {
+                Sort(_backlog.Dequeue());
+            }
+
+            while (Ring.TryTakeRequest(out VmEventSt request) || (Ring.FinalCheckForRequests() && Ring.TryTakeRequest(out request)))
+            {
+                Sort(request);
+            }
+        }
+        finally
+        {
+            while (keep.Count > 0)
+            {
+                _backlog.Enqueue(keep.Dequeue());
+            }
+
+            if (n > 0)
+            {
+                Ring.Notify();
+            }
+        }
+
+        return n;
     }
 
     /// <summary>Answers a taken event with a response the driver built (a breakpoint's step-over); ignored once answered.</summary>
@@ -214,6 +271,13 @@ internal sealed class VmEventProcessor(VmEventRing ring, Action<VcpuId, Interrup
             }
 
             _outstanding.Clear();
+            while (_backlog.Count > 0)
+            {
+                VmEventSt request = _backlog.Dequeue();
+                Ring.PutResponse(request.Version == VmEventAbi.InterfaceVersion ? VmEventTranslator.ContinueResponse(request) : VmEventTranslator.MismatchResponse(request));
+                n++;
+            }
+
             while (Ring.TryTakeRequest(out VmEventSt request) || (Ring.FinalCheckForRequests() && Ring.TryTakeRequest(out request)))
             {
                 Ring.PutResponse(request.Version == VmEventAbi.InterfaceVersion ? VmEventTranslator.ContinueResponse(request) : VmEventTranslator.MismatchResponse(request));

@@ -260,11 +260,15 @@ public sealed class BreakpointTests : IDisposable
     }
 
     [Fact]
-    public void Hardware_breakpoints_and_read_only_sessions_are_refused_clearly()
+    public void Hardware_breakpoints_watchpoints_and_read_only_sessions_are_refused_clearly()
     {
         XenDriver d = Connect();
         var hw = Assert.Throws<VmiNotSupportedException>(() => d.SetBreakpoint(new BreakpointRequest(new Va(Code), BreakpointKind.Hardware)));
         Assert.Contains("software breakpoints (an INT3", hw.Message, StringComparison.Ordinal);
+
+        var watch = Assert.Throws<VmiNotSupportedException>(() => d.SetBreakpoint(new BreakpointRequest(new Va(Code)) { Access = BreakpointAccess.Write, Length = 4 }));
+        Assert.Contains("no watchpoints", watch.Message, StringComparison.Ordinal);
+        Assert.Equal(Original[0], GuestByte(CodePa));
 
         XenDriver ro = Connect(readOnly: true);
         var ex = Assert.Throws<VmiDriverException>(() => ro.SetBreakpoint(new BreakpointRequest(new Va(Code))));

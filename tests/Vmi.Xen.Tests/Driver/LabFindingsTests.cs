@@ -57,6 +57,33 @@ public sealed class LabFindingsTests : IDisposable
     }
 
     [Fact]
+    public void Disabling_a_monitor_answers_its_requests_still_in_the_ring_and_keeps_the_others_for_the_next_wait()
+    {
+        // The lab: Wait-VmiEvent -Count 50 left CPUID requests in the ring, Disable-VmiMonitor Cpuid followed, and the guest
+        // stayed frozen until the next wait (its vCPU waited for an answer to a monitor that was off).
+        XenDriver d = Connect();
+        d.EnableMonitor(EventMonitor.Cpuid);
+        d.EnableMonitor(EventMonitor.ControlRegisterWrite(ControlRegister.Cr3));
+        _xen.Channel!.Put(XenRingSimulator.Request(0, VmEventAbi.ReasonCpuid));
+        VmEventSt cr3 = XenRingSimulator.Request(1, VmEventAbi.ReasonWriteCtrlreg);
+        cr3.U.WriteCtrlreg.Index = VmEventAbi.X86Cr3;
+        cr3.U.WriteCtrlreg.NewValue = 0x2000;
+        _xen.Channel.Put(cr3);
+
+        d.DisableMonitor(EventMonitor.Cpuid);
+
+        VmEventSt rsp = Assert.Single(_xen.Channel.Responses);
+        Assert.Equal(VmEventAbi.ReasonCpuid, rsp.Reason);
+        Assert.Equal(0u, rsp.VcpuId);
+        Assert.Equal([1u], _xen.WaitingVcpus); // the CR3 write still waits: for the user, not for a monitor that is off
+        Assert.Equal(1, d.EventsPending);
+        VmiPendingEvent kept = Assert.Single(d.TakeEvents(10));
+        Assert.Equal(new ControlRegisterWriteReason(ControlRegister.Cr3, 0x2000, 0), kept.Event.Reason);
+        d.Answer(kept, VmiEventResponse.Continue);
+        Assert.Empty(_xen.WaitingVcpus);
+    }
+
+    [Fact]
     public void A_singlestep_toggle_answered_on_AMD_is_restored_without_an_error()
     {
         _xen.CpuVendor = XenCpuVendor.Amd;

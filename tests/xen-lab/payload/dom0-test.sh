@@ -34,7 +34,8 @@ run_vmi() {
     break
   done
   grep '^CHECK ' $OUT/$label.log | sed 's/^CHECK /R /' | tee -a $RES
-  if ! grep -q VMI-READY $OUT/$label.log; then r $label-process ENV "vmi never started its script in 3 tries (exit $VRC): the environment, not the driver"
+  if ! grep -q VMI-READY $OUT/$label.log && [ $VRC -lt 128 ] && [ $VRC -ne 124 ]; then r $label-process FAIL "vmi ended before its script's first line (exit $VRC, not a crash): $(tail -c 300 $OUT/$label.log | tr '\n' ' ')"
+  elif ! grep -q VMI-READY $OUT/$label.log; then r $label-process ENV "vmi never started its script in 3 tries (exit $VRC): the environment, not the driver"
   elif [ $VRC -eq 137 ]; then r $label-process FAIL "vmi did not finish in $tmo s (killed)"
   elif [ $VRC -ge 128 ]; then r $label-process FAIL "vmi crashed after its script started (exit $VRC): $(grep -m3 -E 'Segmentation|Fatal|Unhandled|Aborted' $OUT/$label.log | tr '\n' ' ')"
   fi

@@ -239,7 +239,6 @@ function Step-AfterExit {
 
 # Takes everything an exit must undo (the ring, two monitors, a breakpoint's INT3, a pause and resume), then ends as -Exit says.
 function Step-Hold {
-    $null = Enable-VmiMonitor Cr3, Cpuid
     # A breakpoint on physical 0x1050, which the guest never runs (nested QEMU's SVM does not deliver INT3 to Xen, so no hit
     # could be answered: docs/xen.md). The guest reads the INT3 itself; reads through vmi show its own byte.
     Try-Check "exit-$Exit-int3-set" {
@@ -248,6 +247,8 @@ function Step-Hold {
         $via = [byte](Read-VmiMemory 0x1050 -Physical -As UInt8)
         Check "exit-$Exit-int3-set" ($b -eq '0xCC' -and $via -eq 0x5A) ('the guest reads {0} at physical 0x1050 (the INT3); vmi reads 0x{1:X2} (the original byte)' -f $b, $via)
     }
+    # The monitors after the breakpoint check: from here on the guest runs only as far as its events are answered.
+    $null = Enable-VmiMonitor Cr3, Cpuid
     Suspend-VmiDomain
     Resume-VmiDomain
     if ($Flag) { Set-Content -Path $Flag -Value $PID }   # dom0-test.sh signals this process (not the timeout around it)
@@ -372,10 +373,11 @@ function Step-Pvh {
     }
     Try-Check 'pvh-monitor-and-restore' {
         $null = Connect-VmiDomain -Name guest3
-        $null = Enable-VmiMonitor Cr3
-        $e = @(Wait-VmiEvent -Count 5 -Timeout 120)
         $null = Set-VmiBreakpoint 0x1050 -Physical
         $held = GuestByteNext 90 $log
+        $null = Enable-VmiMonitor Cr3
+        $e = @(Wait-VmiEvent -Count 5 -Timeout 120)
+        Disable-VmiMonitor Cr3
         Suspend-VmiDomain
         $paused = XlState guest3
         Resume-VmiDomain
