@@ -100,7 +100,12 @@ public sealed record VmiBreakpoint(int Id, Va Address, BreakpointKind Kind, Pa? 
 /// <param name="Address">The watched address QEMU reports (the watchpoint's start), or the accessed one where the hypervisor says.</param>
 /// <param name="Access">The watchpoint's access (Write, Read or ReadWrite).</param>
 /// <param name="Length">Bytes the watchpoint covers.</param>
-public sealed record WatchpointReason(Va Address, BreakpointAccess Access, int Length) : EventReason;
+public sealed record WatchpointReason(Va Address, BreakpointAccess Access, int Length) : EventReason
+{
+    public override string Name => "Watchpoint";
+
+    public override string Describe() => $"{Access} watch at VA 0x{Address.Value:x} ({Length} bytes)";
+}
 
 /// <summary>
 /// Breakpoints and watchpoints owned by the hypervisor side. A hit arrives through <see cref="IVmiEventControl.WaitForEvents"/>

@@ -159,30 +159,103 @@ public enum VmiEventFlags : byte
     AltP2m = 2,
 }
 
-/// <summary>Why an event was raised, with what the hardware reported. One subclass per reason.</summary>
-public abstract record EventReason;
+/// <summary>
+/// Why an event was raised, with what the hardware reported: one subclass per reason, the one model of event reasons
+/// in engine, drivers and records. <see cref="Name"/> is its short name (what scripts filter on), <see cref="Describe"/>
+/// one line of what happened; <see cref="ToString"/> is the name.
+/// </summary>
+public abstract record EventReason
+{
+    /// <summary>Every <see cref="Name"/> a reason has, for filters, help and tab completion.</summary>
+    public static IReadOnlyList<string> Names { get; } =
+    [
+        "MemoryAccess", "ControlRegister", "Msr", "Breakpoint", "Watchpoint", "DebugException", "Singlestep", "Cpuid",
+        "Io", "Hypercall", "GuestRequest", "DescriptorAccess", "Unknown",
+    ];
+
+    /// <summary>The reason's short name: one of <see cref="Names"/>.</summary>
+    public abstract string Name { get; }
+
+    /// <summary>What happened, in one line ("Cr3 0x1000 -> 0x2000").</summary>
+    public abstract string Describe();
+
+    public sealed override string ToString() => Name;
+}
 
 /// <summary>An access that the view's memory access settings forbid.</summary>
 /// <param name="Gla">The guest linear address, when the hardware reported one.</param>
-public sealed record MemoryAccessReason(Pa Pa, Va? Gla, MemoryAccess Access) : EventReason;
+public sealed record MemoryAccessReason(Pa Pa, Va? Gla, MemoryAccess Access) : EventReason
+{
+    public override string Name => "MemoryAccess";
 
-public sealed record ControlRegisterWriteReason(ControlRegister Register, ulong NewValue, ulong OldValue) : EventReason;
+    /// <summary>The frame accessed.</summary>
+    public Gfn Gfn => Amd64.GfnFromPa(Pa);
 
-public sealed record MsrWriteReason(uint Msr, ulong NewValue, ulong OldValue) : EventReason;
+    public override string Describe() => $"{Access} at PA 0x{Pa.Value:x}{(Gla is { } g ? $" (VA 0x{g.Value:x})" : string.Empty)}";
+}
 
-public sealed record SoftwareBreakpointReason(Gfn Gfn, Va Va, uint InstructionLength) : EventReason;
+public sealed record ControlRegisterWriteReason(ControlRegister Register, ulong NewValue, ulong OldValue) : EventReason
+{
+    public override string Name => "ControlRegister";
 
-public sealed record DebugExceptionReason(Gfn Gfn, Va Va, byte Vector, InterruptType Type, uint InstructionLength, ulong PendingDebugExceptions) : EventReason;
+    public override string Describe() => $"{Register} 0x{OldValue:x} -> 0x{NewValue:x}";
+}
 
-public sealed record SinglestepReason(Gfn Gfn, Va Va) : EventReason;
+public sealed record MsrWriteReason(uint Msr, ulong NewValue, ulong OldValue) : EventReason
+{
+    public override string Name => "Msr";
 
-public sealed record CpuidReason(uint Leaf, uint Subleaf, uint InstructionLength) : EventReason;
+    public override string Describe() => $"MSR 0x{Msr:x} 0x{OldValue:x} -> 0x{NewValue:x}";
+}
 
-public sealed record IoReason(ushort Port, uint Bytes, bool In, bool String) : EventReason;
+public sealed record SoftwareBreakpointReason(Gfn Gfn, Va Va, uint InstructionLength) : EventReason
+{
+    public override string Name => "Breakpoint";
 
-public sealed record HypercallReason(ulong Number, uint InstructionLength) : EventReason;
+    public override string Describe() => $"INT3 at VA 0x{Va.Value:x} (GFN 0x{Gfn.Value:x})";
+}
 
-public sealed record GuestRequestReason : EventReason;
+public sealed record DebugExceptionReason(Gfn Gfn, Va Va, byte Vector, InterruptType Type, uint InstructionLength, ulong PendingDebugExceptions) : EventReason
+{
+    public override string Name => "DebugException";
+
+    public override string Describe() => $"#DB vector {Vector} at VA 0x{Va.Value:x}";
+}
+
+public sealed record SinglestepReason(Gfn Gfn, Va Va) : EventReason
+{
+    public override string Name => "Singlestep";
+
+    public override string Describe() => $"step at VA 0x{Va.Value:x}";
+}
+
+public sealed record CpuidReason(uint Leaf, uint Subleaf, uint InstructionLength) : EventReason
+{
+    public override string Name => "Cpuid";
+
+    public override string Describe() => $"leaf 0x{Leaf:x} subleaf 0x{Subleaf:x}";
+}
+
+public sealed record IoReason(ushort Port, uint Bytes, bool In, bool String) : EventReason
+{
+    public override string Name => "Io";
+
+    public override string Describe() => $"{(In ? "in" : "out")}{(String ? "s" : string.Empty)} port 0x{Port:x} ({Bytes} bytes)";
+}
+
+public sealed record HypercallReason(ulong Number, uint InstructionLength) : EventReason
+{
+    public override string Name => "Hypercall";
+
+    public override string Describe() => $"hypercall {Number}";
+}
+
+public sealed record GuestRequestReason : EventReason
+{
+    public override string Name => "GuestRequest";
+
+    public override string Describe() => "guest request";
+}
 
 public enum DescriptorKind : byte
 {
@@ -192,10 +265,20 @@ public enum DescriptorKind : byte
     Tr = 4,
 }
 
-public sealed record DescriptorAccessReason(DescriptorKind Descriptor, bool IsWrite, ulong ExitInfo, uint InstructionLength) : EventReason;
+public sealed record DescriptorAccessReason(DescriptorKind Descriptor, bool IsWrite, ulong ExitInfo, uint InstructionLength) : EventReason
+{
+    public override string Name => "DescriptorAccess";
+
+    public override string Describe() => $"{(IsWrite ? "write" : "read")} of {Descriptor}";
+}
 
 /// <summary>A reason this version does not know. It is still answered, so no vCPU stays paused.</summary>
-public sealed record UnknownReason(uint RawReason) : EventReason;
+public sealed record UnknownReason(uint RawReason) : EventReason
+{
+    public override string Name => "Unknown";
+
+    public override string Describe() => $"raw reason {RawReason}";
+}
 
 /// <summary>One event from the guest. The vCPU that raised it waits until it is answered.</summary>
 public sealed record VmiEvent(VcpuId Vcpu, View View, VmiEventFlags Flags, Registers Registers, EventReason Reason);
@@ -281,6 +364,73 @@ public sealed record VmiEventResponse(VmiEventResponseFlags Flags = VmiEventResp
                 $"A response sets only the general-purpose registers ({string.Join(", ", Amd64Registers.GeneralPurposeNames)}), " +
                 $"but {string.Join(", ", refused)} differ from the event's: start from the event's registers and change only those " +
                 "(set the others on the vCPU, not in the response).");
+        }
+    }
+}
+
+/// <summary>The event loop on a <see cref="VmiGuest"/>'s two phases, for a caller that hands each event on (a pipeline) before answering it.</summary>
+public static class VmiGuestEvents
+{
+    /// <summary>How long one wait lasts at most before the deadline and the token are looked at again.</summary>
+    private static readonly TimeSpan Slice = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>
+    /// Streams events until <paramref name="timeout"/> passes (<see cref="Timeout.InfiniteTimeSpan"/>: never),
+    /// <paramref name="maxEvents"/> have been given, <paramref name="cancellationToken"/> fires or the guest closes. Events
+    /// <paramref name="filter"/> refuses are released (the vCPU continues) and not counted. The caller answers each event
+    /// given (<see cref="VmiGuest.Answer"/>, <see cref="VmiGuest.Release"/>) before asking for the next; no lock is held
+    /// meanwhile. However the enumeration ends — completed, broken off, an exception — every event it took and nobody
+    /// answered is released, so no vCPU is left waiting. <paramref name="filter"/> runs on the caller's thread, no lock held.
+    /// </summary>
+    public static IEnumerable<VmiPendingEvent> StreamEvents(this VmiGuest guest, TimeSpan timeout, long maxEvents = long.MaxValue,
+        Func<VmiEvent, bool>? filter = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(guest);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxEvents, 1);
+        if (timeout < TimeSpan.Zero && timeout != Timeout.InfiniteTimeSpan)
+        {
+            throw new ArgumentOutOfRangeException(nameof(timeout), timeout, "A timeout is zero (poll), positive, or infinite.");
+        }
+
+        return Stream(guest, timeout, maxEvents, filter, cancellationToken);
+    }
+
+    private static IEnumerable<VmiPendingEvent> Stream(VmiGuest guest, TimeSpan timeout, long maxEvents, Func<VmiEvent, bool>? filter, CancellationToken cancellationToken)
+    {
+        long deadline = timeout == Timeout.InfiniteTimeSpan ? long.MaxValue : Environment.TickCount64 + (long)Math.Ceiling(timeout.TotalMilliseconds);
+        long given = 0;
+        while (given < maxEvents && !cancellationToken.IsCancellationRequested)
+        {
+            long left = deadline - Environment.TickCount64;
+            if (left <= 0)
+            {
+                yield break;
+            }
+
+            // Take no more than maxEvents still allows: the rest stay pending for the next caller.
+            TimeSpan wait = left < Slice.TotalMilliseconds ? TimeSpan.FromMilliseconds(left) : Slice;
+            IReadOnlyList<VmiPendingEvent> taken = guest.TakeEvents(wait, (int)Math.Min(maxEvents - given, int.MaxValue), cancellationToken);
+            try
+            {
+                foreach (VmiPendingEvent pending in taken)
+                {
+                    if (filter is not null && !filter(pending.Event))
+                    {
+                        guest.Release(pending);
+                        continue;
+                    }
+
+                    given++;
+                    yield return pending;
+                }
+            }
+            finally
+            {
+                foreach (VmiPendingEvent pending in taken)
+                {
+                    guest.Release(pending); // false when already answered
+                }
+            }
         }
     }
 }

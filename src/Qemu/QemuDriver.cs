@@ -1274,6 +1274,7 @@ public sealed unsafe class QemuDriver :
             EndEvent();
             try
             {
+                response.Validate(pending.Event); // registers: only the general-purpose ones may differ from the event's
                 Apply(taken.Vcpu, taken.Thread, taken.Registers, response);
             }
             finally

@@ -13,11 +13,9 @@ public class EventTests : MockSessionTest
     [Fact]
     public void AnEventIsATypedRecordAndContinuesByDefault()
     {
-        VmiControlRegisterEvent e = Host.Get<VmiControlRegisterEvent>("Enable-VmiMonitor Cr3; Wait-VmiEvent -Timeout 5 -Count 1");
-        Assert.Equal("ControlRegister", e.Reason);
-        Assert.Equal(ControlRegister.Cr3, e.Register);
-        Assert.Equal(L.ProcessACr3, e.NewValue);
-        Assert.Equal(L.KernelCr3, e.OldValue);
+        VmiEventRecord e = Host.Get<VmiEventRecord>("Enable-VmiMonitor Cr3; Wait-VmiEvent -Timeout 5 -Count 1");
+        Assert.Equal(new ControlRegisterWriteReason(ControlRegister.Cr3, L.ProcessACr3, L.KernelCr3), e.Reason); // the engine's reason itself
+        Assert.Equal("ControlRegister", e.Reason.Name);
         Assert.Equal((ushort)L.Cr3WriteVcpu, e.Vcpu);
         Assert.Equal(1, e.Sequence);
         Assert.Equal(L.VcpuRip[L.Cr3WriteVcpu], e.Rip);
@@ -91,22 +89,45 @@ public class EventTests : MockSessionTest
     }
 
     [Fact]
-    public void OneRecordTypePerReason()
+    public void OneRecordTypeCarriesTheEnginesReasonAndItsFields()
     {
         Host.RunClean($"Enable-VmiMonitor Breakpoint, 'Msr:0xC0000082'; Set-VmiMemoryAccess {Hex(L.WatchedPa >> 12)} -Access R");
-        object[] events = Host.Run("Wait-VmiEvent -Timeout 5 -Count 3").Select(o => o.BaseObject).ToArray();
+        PSObject[] output = Host.Run("Wait-VmiEvent -Timeout 5 -Count 3").ToArray();
         Assert.Empty(Host.LastErrors);
+        VmiEventRecord[] events = output.Select(o => (VmiEventRecord)o.BaseObject).ToArray();
         Assert.Equal(3, events.Length);
-        VmiBreakpointEvent bp = Assert.Single(events.OfType<VmiBreakpointEvent>());
-        Assert.Equal(L.BreakpointVa, bp.Va);
-        VmiMsrEvent msr = Assert.Single(events.OfType<VmiMsrEvent>());
-        Assert.Equal(L.LstarMsr, msr.Msr);
-        Assert.Equal(L.HookedSyscallEntryVa, msr.NewValue);
-        VmiMemoryAccessEvent mem = Assert.Single(events.OfType<VmiMemoryAccessEvent>());
-        Assert.Equal(L.WatchedWritePa, mem.Pa);
-        Assert.Equal(L.WatchedWriteVa, mem.Gla);
-        Assert.Equal(MemoryAccess.W, mem.Access);
-        Assert.Equal([1L, 2L, 3L], events.Cast<VmiEventRecord>().Select(e => e.Sequence));
+        SoftwareBreakpointReason bp = Assert.Single(events.Select(e => e.Reason).OfType<SoftwareBreakpointReason>());
+        Assert.Equal(L.BreakpointVa, bp.Va.Value);
+        MsrWriteReason msr = Assert.Single(events.Select(e => e.Reason).OfType<MsrWriteReason>());
+        Assert.Equal((L.LstarMsr, L.HookedSyscallEntryVa), (msr.Msr, msr.NewValue));
+        VmiEventRecord mem = Assert.Single(events, e => e.Reason is MemoryAccessReason);
+        Assert.Equal(new MemoryAccessReason(new Pa(L.WatchedWritePa), new Va(L.WatchedWriteVa), MemoryAccess.W), mem.Reason);
+        Assert.Equal((L.WatchedWriteVa, false), (mem.Address, mem.Physical));
+        Assert.Equal([1L, 2L, 3L], events.Select(e => e.Sequence));
+
+        // The reason's fields are on the record for scripts ($_.NewValue), the record's own names first.
+        PSObject msrRecord = Assert.Single(output, o => o.BaseObject is VmiEventRecord { Reason: MsrWriteReason });
+        Assert.Equal(L.HookedSyscallEntryVa, (ulong)msrRecord.Properties["NewValue"].Value);
+        Assert.Equal(L.LstarMsr, (uint)msrRecord.Properties["Msr"].Value);
+        Assert.Null(msrRecord.Properties["Name"]);
+        PSObject memRecord = Assert.Single(output, o => o.BaseObject is VmiEventRecord { Reason: MemoryAccessReason });
+        Assert.Equal(MemoryAccess.W, memRecord.Properties["Access"].Value);
+        Assert.Equal(new Gfn(L.WatchedWritePa >> 12), memRecord.Properties["Gfn"].Value);
+    }
+
+    [Fact]
+    public void ReasonFiltersAndAnswersTheOthersUnseen()
+    {
+        Host.RunClean("Enable-VmiMonitor Cr3, Breakpoint");
+        PSObject[] output = Host.RunClean("Wait-VmiEvent -Timeout 5 -Count 1 -Reason breakpoint").ToArray();
+        Assert.Equal("Breakpoint", ((VmiEventRecord)Assert.Single(output).BaseObject).Reason.Name);
+        Assert.Equal(1, ((VmiEventRecord)output[0].BaseObject).Sequence); // the CR3 write was not counted
+        Assert.Equal([MockAnswerSource.Handler, MockAnswerSource.Fallback], Guest.Responses.Select(r => r.Source).Order());
+
+        ErrorRecord e = Host.RunFailing("Wait-VmiEvent -Timeout 1 -Reason Msr, Nope");
+        Assert.StartsWith(VmiErrorIds.InvalidArgument + ",", e.FullyQualifiedErrorId, StringComparison.Ordinal);
+        Assert.Contains("'Nope' is not an event reason", e.Exception.Message, StringComparison.Ordinal);
+        Assert.Contains("Watchpoint", e.Exception.Message, StringComparison.Ordinal);
     }
 
     [Fact]

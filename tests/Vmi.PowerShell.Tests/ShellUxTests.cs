@@ -129,6 +129,9 @@ public class ShellUxTests
     [Theory]
     [InlineData("Get-VmiRegister -Vcpu 0 | Format-List", "Rip            : 0xffffffff81000100", "Cr3            : 0x100000")]
     [InlineData("Enable-VmiMonitor Cr3; Wait-VmiEvent -Count 1 -Timeout 10 | Format-List", "Rip         : 0xffffffff81000100", "Cr3         : 0x100000")]
+    [InlineData("Enable-VmiMonitor Cr3; Wait-VmiEvent -Count 1 -Timeout 10 | Format-List", "Register    : Cr3", "NewValue    : 0x180000")]
+    [InlineData("Enable-VmiMonitor 'Msr:0xC0000082'; Wait-VmiEvent -Count 1 -Timeout 10 | Format-List", "Msr         : 0xc0000082", "Reason      : Msr")]
+    [InlineData("Enable-VmiMonitor Cr3; Wait-VmiEvent -Count 1 -Timeout 10 | ForEach-Object { [System.Management.Automation.PSSerializer]::Deserialize([System.Management.Automation.PSSerializer]::Serialize($_)) } | Format-List", "NewValue    : 0x180000", "Reason      : ControlRegister")]
     public void ListViewsShowAddressesAndRegistersInHex(string command, string line1, string line2)
     {
         using var host = new PowerShellHost();

@@ -158,7 +158,7 @@ Describe 'The common cmdlets on the <TargetName> target' -ForEach @(@{ TargetNam
             & $Target.Execute
             $e = @(Wait-VmiEvent -Count 1 -Timeout 120)
             $e.Count | Should -Be 1
-            $e[0].Reason | Should -Be 'Breakpoint'
+            $e[0].Reason.Name | Should -Be 'Breakpoint'
             $e[0].Registers.Rip | Should -Be $Target.CodeVa
             (Get-VmiBreakpoint -Id $bp.Id).Hits | Should -Be 1
             Get-VmiBreakpoint | Remove-VmiBreakpoint
@@ -171,7 +171,7 @@ Describe 'The common cmdlets on the <TargetName> target' -ForEach @(@{ TargetNam
             & $Target.Write
             $e = @(Wait-VmiEvent -Count 1 -Timeout 120)
             $e.Count | Should -Be 1
-            $e[0].Reason | Should -Be 'Watchpoint'
+            $e[0].Reason.Name | Should -Be 'Watchpoint'
             $e[0].Address | Should -Be $Target.DataVa
             $e[0].Access | Should -Be 'Write'
             (Get-VmiBreakpoint -Id $wp.Id).Hits | Should -Be 1

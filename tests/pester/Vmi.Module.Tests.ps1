@@ -114,7 +114,9 @@ Describe 'Wait-VmiEvent' {
     It 'lets a CR3 write through by default' {
         Enable-VmiMonitor Cr3
         $e = Wait-VmiEvent -Timeout 5 -Count 1
-        $e | Should -BeOfType ([Vmi.PowerShell.VmiControlRegisterEvent])
+        $e | Should -BeOfType ([Vmi.PowerShell.VmiEventRecord])
+        $e.Reason | Should -BeOfType ([Vmi.Core.ControlRegisterWriteReason])
+        $e.NewValue | Should -Be $Layout::ProcessACr3
         (Get-VmiRegister -Vcpu 0).Cr3 | Should -Be $Layout::ProcessACr3
     }
 

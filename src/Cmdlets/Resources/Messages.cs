@@ -41,6 +41,8 @@ internal static class Messages
 
     internal static string RegistersReadOnly => Get(nameof(RegistersReadOnly));
 
+    internal static string EventReasonUnknown => Get(nameof(EventReasonUnknown));
+
     internal static string ValueTooLarge => Get(nameof(ValueTooLarge));
 
     internal static string EventResponseInvalid => Get(nameof(EventResponseInvalid));

@@ -88,6 +88,7 @@ internal sealed class VmEventProcessor(VmEventRing ring, Action<VcpuId, Interrup
         Exception? failure = null;
         try
         {
+            response.Validate(pending.Event); // registers: only the general-purpose ones may differ from the event's
             rsp = VmEventTranslator.ToResponse(request, response);
             if ((response.Flags & VmiEventResponseFlags.ReinjectInterrupt) != 0)
             {

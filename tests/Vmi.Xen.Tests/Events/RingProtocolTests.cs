@@ -290,6 +290,21 @@ public sealed class RingProtocolTests : IDisposable
     }
 
     [Fact]
+    public void A_response_changing_more_than_the_general_registers_is_refused_and_the_vcpu_continues()
+    {
+        // Xen sets only RAX-R15, RIP and RFLAGS from a response: a changed CR3 would be dropped silently.
+        _xen.Put(XenRingSimulator.Request(0, VmEventAbi.ReasonSoftwareBreakpoint));
+        VmiPendingEvent pending = Assert.Single(_processor.Take(8));
+        var e = Assert.Throws<ArgumentException>(() =>
+            _processor.Answer(pending, new VmiEventResponse(Registers: pending.Event.Registers with { Rax = 1, Cr3 = 0x5000 })));
+        Assert.Contains("Cr3 differ", e.Message, StringComparison.Ordinal);
+
+        VmEventSt rsp = Assert.Single(_xen.TakeResponses());
+        Assert.Equal(VmEventAbi.FlagVcpuPaused, rsp.Flags); // continue: nothing set
+        Assert.Equal(0x1aa000ul, rsp.Data.Regs.X86.Cr3);
+    }
+
+    [Fact]
     public void Reinjecting_a_breakpoint_injects_int3_with_its_length_before_answering()
     {
         VmEventSt r = XenRingSimulator.Request(2, VmEventAbi.ReasonSoftwareBreakpoint);

@@ -34,7 +34,7 @@ function Test-SyscallHook {
     if ($WatchSeconds -gt 0) {
         Enable-VmiMonitor 'Msr:0xC0000082' @common
         try {
-            Wait-VmiEvent -Timeout $WatchSeconds @common | Where-Object Reason -eq 'Msr' | ForEach-Object {
+            Wait-VmiEvent -Timeout $WatchSeconds -Reason Msr @common | ForEach-Object {
                 $_.Deny()
                 [pscustomobject]@{
                     Vcpu   = $_.Vcpu

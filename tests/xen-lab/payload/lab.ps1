@@ -339,13 +339,13 @@ function Step-Boot {
         Wait-VmiEvent -Count 200 -Timeout 10 | ForEach-Object {
             $ev = $_   # inside the switch below, $_ is the switch's value
             $script:n++
-            $key = switch ($ev.Reason) {
+            $key = switch ($ev.Reason.Name) {
                 'ControlRegister' { "$($ev.Register)" }
                 'Msr' { 'Msr:0x{0:X}' -f $ev.Msr }
-                default { "$($ev.Reason)" }
+                default { $ev.Reason.Name }
             }
             if (-not $script:seen.ContainsKey($key)) { $script:seen[$key] = $ev.Details; Write-Host "first $key event: $($ev.Details)" }
-            if ($ev.Reason -eq 'Cpuid') { $null = $leaves.Add($ev.Leaf) }
+            if ($ev.Reason.Name -eq 'Cpuid') { $null = $leaves.Add($ev.Leaf) }
             if ($key -eq 'Cr4' -and ($ev.NewValue -band 4) -and -not ($ev.OldValue -band 4)) { $ev.Response = 'Deny'; $script:denied++ }
         }
     }
