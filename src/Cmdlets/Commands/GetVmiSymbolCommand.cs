@@ -49,7 +49,7 @@ public sealed class GetVmiSymbolCommand : VmiCmdlet
                 var warnings = new List<string>();
                 try
                 {
-                    (modules, moduleSymbols) = session.Guest.Exclusive(_ => (kernel.GetModules(warning: warnings.Add).ToList(), kernel.GetModuleSymbols(warning: warnings.Add).ToList()));
+                    (modules, moduleSymbols) = (kernel.GetModules(warning: warnings.Add).ToList(), kernel.GetModuleSymbols(warning: warnings.Add).ToList());
                 }
                 catch (Vmi.Os.Linux.LinuxIntrospectionException e)
                 {
