@@ -8,9 +8,9 @@ namespace Vmi.Benchmarks;
 /// <summary>
 /// The live QEMU driver on a running guest (tests/guest/live-guest.sh): a warm 8-byte read through the page cache, a
 /// 64 MiB physical read from the shared RAM file, and the event round trips (a vCPU stops in QEMU, the stop reaches
-/// us, its registers are read, the event is handed to the handler and answered, the VM runs again): single-step, and a
-/// breakpoint on ktime_get (called constantly by the guest's timers).
-/// Run: VMI_BENCH_QMP=/dev/shm/g/qmp.sock VMI_BENCH_BP=&lt;ktime_get address&gt; dotnet run -c Release --project bench/Vmi.Benchmarks -- --filter '*QemuBenchmarks*' --job short
+/// us, its registers are read, the event is handed to the handler and answered, the VM runs again): single-step, a
+/// breakpoint on ktime_get (called constantly by the guest's timers), and a write watchpoint on jiffies (written on every tick).
+/// Run: VMI_BENCH_QMP=/dev/shm/g/qmp.sock VMI_BENCH_BP=&lt;ktime_get address&gt; VMI_BENCH_WATCH=&lt;jiffies address&gt; dotnet run -c Release --project bench/Vmi.Benchmarks -- --filter '*QemuBenchmarks*' --job short
 /// </summary>
 [MemoryDiagnoser]
 public class QemuBenchmarks
@@ -64,4 +64,17 @@ public class QemuBenchmarks
 
     [Benchmark(Description = "breakpoint round trip on ktime_get (hit, registers, answer, step over, continue)")]
     public int BreakpointRoundTrip() => _driver!.WaitForEvents(TimeSpan.FromSeconds(30), 1, static _ => VmiEventResponse.Continue);
+
+    [IterationSetup(Target = nameof(WatchpointRoundTrip))]
+    public void WatchpointOn()
+    {
+        ulong jiffies = ulong.Parse(Environment.GetEnvironmentVariable("VMI_BENCH_WATCH") ?? throw new InvalidOperationException("Set VMI_BENCH_WATCH to jiffies' address (the guest prints it in a KFUN line)."), NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+        _set = _driver!.SetBreakpoint(new BreakpointRequest(new Va(jiffies)) { Access = BreakpointAccess.Write, Length = 8 });
+    }
+
+    [IterationCleanup(Target = nameof(WatchpointRoundTrip))]
+    public void WatchpointOff() => _driver!.RemoveBreakpoint(_set!.Id);
+
+    [Benchmark(Description = "write watchpoint round trip on jiffies (hit after the write, registers, answer, continue)")]
+    public int WatchpointRoundTrip() => _driver!.WaitForEvents(TimeSpan.FromSeconds(30), 1, static _ => VmiEventResponse.Continue);
 }

@@ -6,9 +6,11 @@ namespace Vmi.PowerShell;
 
 /// <summary>
 /// Runs when the module is imported and removed: Remove-Module closes (and restores) the runspace's sessions.
-/// On the first connect it also registers for the signals that end a process by default (SIGTERM, SIGHUP, SIGQUIT),
-/// in vmi and in pwsh alike: .NET raises no ProcessExit for them, so without this a `kill` or a dropped ssh session
-/// would leave guests paused and trapped.
+/// On the first connect it also registers for the signals that end a process by default (SIGTERM, SIGHUP, SIGQUIT,
+/// SIGINT), in vmi and in pwsh alike: .NET raises no ProcessExit for them, so without this a `kill` or a dropped ssh
+/// session would leave guests paused and trapped. SIGINT is the host's first: pwsh's console host (and so vmi) takes
+/// it as Ctrl+C and stops the running command; only where no host took it, and the process would end, are the
+/// sessions restored first.
 /// </summary>
 public sealed class ModuleLifetime : IModuleAssemblyInitializer, IModuleAssemblyCleanup
 {
@@ -53,12 +55,43 @@ public sealed class ModuleLifetime : IModuleAssemblyInitializer, IModuleAssembly
             return;
         }
 
-        // SIGINT is left to the host: vmi and pwsh treat it as Ctrl+C and stop the running command, also with standard
-        // input redirected (a handler here runs before theirs and cannot know whether they will go on).
         foreach (PosixSignal signal in (PosixSignal[])[PosixSignal.SIGTERM, PosixSignal.SIGHUP, PosixSignal.SIGQUIT])
         {
             s_registrations.Add(PosixSignalRegistration.Create(signal, OnSignal));
         }
+
+        // SIGINT through Console.CancelKeyPress, whose handlers run in the order they subscribed with one shared
+        // argument: pwsh's console host (and so vmi) subscribes at start, before any module runs, and always cancels
+        // (it stops the running command). A PosixSignalRegistration cannot tell that: .NET does not promise its order.
+        Console.CancelKeyPress += OnCancelKeyPress;
+    }
+
+    /// <summary>
+    /// SIGINT (Ctrl+C). Cancelled by a handler before this one: the host's Ctrl+C, left alone (the command stops, the
+    /// sessions stay open; a script that ends then exits normally, which restores every guest). Not cancelled: nothing
+    /// took it and the process would end now, so it is handled like SIGTERM (restore, then exit 130). During a restore
+    /// it is the second signal and ends the process at once.
+    /// </summary>
+    private static void OnCancelKeyPress(object? sender, ConsoleCancelEventArgs e)
+    {
+        if (e.SpecialKey != ConsoleSpecialKey.ControlC)
+        {
+            return;
+        }
+
+        if (e.Cancel && Volatile.Read(ref s_signalled) == 0)
+        {
+            return; // the host's Ctrl+C
+        }
+
+        if (Interlocked.Exchange(ref s_signalled, 1) != 0)
+        {
+            e.Cancel = false; // the second signal: the default action ends the process now
+            return;
+        }
+
+        e.Cancel = true;
+        RestoreAndExit(PosixSignal.SIGINT);
     }
 
     /// <summary>
@@ -77,10 +110,16 @@ public sealed class ModuleLifetime : IModuleAssemblyInitializer, IModuleAssembly
         }
 
         context.Cancel = true;
-        PosixSignal signal = context.Signal;
+        RestoreAndExit(context.Signal);
+    }
+
+    /// <summary>Restores every session on a thread of its own, then exits with 128 + the signal's number.</summary>
+    private static void RestoreAndExit(PosixSignal signal)
+    {
         int code = 128 + signal switch
         {
             PosixSignal.SIGHUP => 1,
+            PosixSignal.SIGINT => 2,
             PosixSignal.SIGQUIT => 3,
             _ => 15,
         };

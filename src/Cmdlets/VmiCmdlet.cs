@@ -14,6 +14,7 @@ namespace Vmi.PowerShell;
 public abstract class VmiCmdlet : PSCmdlet, IDisposable
 {
     private readonly CancellationTokenSource _stop = new();
+    private VmiSession? _active;
 
     /// <summary>The session to use; the last connected one when omitted.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
@@ -41,6 +42,7 @@ public abstract class VmiCmdlet : PSCmdlet, IDisposable
                 ThrowTerminatingError(VmiErrors.FromException(new VmiSessionClosedException(s), s));
             }
 
+            _active = s;
             return s;
         }
     }
@@ -50,6 +52,12 @@ public abstract class VmiCmdlet : PSCmdlet, IDisposable
         try
         {
             ProcessVmiRecord();
+        }
+        catch (Exception e) when (e is VmiSessionClosedException or GuestClosedException && _active is { ClosedByRunspace: { } by } && by == VmiSessionRegistry.CurrentRunspaceId)
+        {
+            // This command's own pipeline disconnected its session (Wait-VmiEvent | ForEach-Object { Disconnect-VmiDomain }):
+            // what the user asked for, so the command ends quietly.
+            WriteVerbose(string.Format(CultureInfo.CurrentCulture, Messages.EndedByDisconnect, _active.Name));
         }
         catch (VmiSessionClosedException e)
         {

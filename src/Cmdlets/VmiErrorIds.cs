@@ -31,5 +31,6 @@ public static class VmiErrorIds
     public const string SymbolNotFound = "Vmi.SymbolNotFound";
     public const string PathNotFound = "Vmi.PathNotFound";
     public const string PathIsDirectory = "Vmi.PathIsDirectory";
+    public const string InvalidWildcard = "Vmi.InvalidWildcard";
     public const string Error = "Vmi.Error";
 }

@@ -86,6 +86,9 @@ public sealed class VmiSession : IDisposable
     /// <summary>The runspace that created the session; closing that runspace closes the session.</summary>
     internal Guid OwnerRunspace { get; }
 
+    /// <summary>The runspace whose Disconnect-VmiDomain closed the session, once one did.</summary>
+    internal Guid? ClosedByRunspace { get; set; }
+
     public bool Supports(VmiCapability capability) => Guest.Supports(capability);
 
     internal void ThrowIfClosed()

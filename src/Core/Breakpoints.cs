@@ -12,6 +12,7 @@ public enum BreakpointKind : byte
 }
 
 /// <summary>What a breakpoint reports: executing its address, or (a watchpoint) a data access to the bytes it covers.</summary>
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum BreakpointAccess : byte
 {
     /// <summary>A breakpoint: the instruction at the address is about to execute.</summary>

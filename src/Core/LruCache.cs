@@ -15,7 +15,8 @@ public sealed record CacheStatistics(string Name, bool Enabled, int Capacity, in
 /// small direct-mapped table of hints (key hash to slot), so the handful of keys a page walk touches are
 /// found without probing the index. The index is an open-addressing table of slot numbers (at most half
 /// full, linear probing, deletion by shifting back), so a lookup touches the index and the node and nothing
-/// else. Hints never outlive their entry.
+/// else. Hints never outlive their entry. The arrays grow with the entries (doubling, slot numbers kept), up to the
+/// budget: a large budget costs memory only as it fills.
 /// Not thread-safe: <see cref="VmiCore"/> is used by one thread at a time.
 /// </summary>
 internal sealed class LruCache<TKey, TValue>
@@ -25,6 +26,9 @@ internal sealed class LruCache<TKey, TValue>
     public const int MaxCapacity = 1 << 24;
 
     private const int HintCount = 256;
+
+    /// <summary>How many entries the arrays first hold (or the budget, when smaller); they double as the cache fills.</summary>
+    internal const int InitialAllocation = 1024;
 
     private readonly Action<TValue>? _onRemove;
     private int[] _index;   // open addressing, linear probing: slot + 1 of the entry whose key probes here; 0 = empty
@@ -51,9 +55,12 @@ internal sealed class LruCache<TKey, TValue>
         Name = name;
         _onRemove = onRemove;
         Capacity = capacity;
-        _nodes = new Node[capacity];
-        (_index, _indexShift) = NewIndex(capacity);
+        _nodes = new Node[Math.Min(capacity, InitialAllocation)];
+        (_index, _indexShift) = NewIndex(_nodes.Length);
     }
+
+    /// <summary>How many entries the arrays hold now (at most <see cref="Capacity"/>).</summary>
+    internal int Allocated => _nodes.Length;
 
     public string Name { get; }
 
@@ -132,6 +139,10 @@ internal sealed class LruCache<TKey, TValue>
             Evictions++;
             RemoveAt(_tail);
         }
+        else if (_free < 0 && _used == _nodes.Length)
+        {
+            Grow();
+        }
 
         // Probe for the key or the first empty place (the table is at most half full).
         int mask = _index.Length - 1;
@@ -178,6 +189,24 @@ internal sealed class LruCache<TKey, TValue>
         }
 
         _hints[HintIndex(key)] = slot + 1;
+    }
+
+    /// <summary>Doubles the arrays (up to the budget): slots keep their numbers, so the list and the hints stay valid; the index is rebuilt.</summary>
+    private void Grow()
+    {
+        Array.Resize(ref _nodes, (int)Math.Min(Capacity, 2L * _nodes.Length));
+        (_index, _indexShift) = NewIndex(_nodes.Length);
+        int mask = _index.Length - 1;
+        for (int i = _head; i >= 0; i = _nodes[i].Next)
+        {
+            int at = Home(_nodes[i].Key);
+            while (_index[at] != 0)
+            {
+                at = (at + 1) & mask;
+            }
+
+            _index[at] = i + 1;
+        }
     }
 
     private static (int[] Index, int Shift) NewIndex(int capacity)
@@ -305,7 +334,7 @@ internal sealed class LruCache<TKey, TValue>
     /// </summary>
     public void Clear()
     {
-        if (_count <= (Capacity >> 3) + 8)
+        if (_count <= (_nodes.Length >> 3) + 8)
         {
             ClearLive();
         }
@@ -398,11 +427,12 @@ internal sealed class LruCache<TKey, TValue>
             _onRemove?.Invoke(order[i].Value);
         }
 
-        (_index, _indexShift) = NewIndex(capacity);
+        int keep = order.Count - drop;
+        _nodes = new Node[Math.Min(capacity, Math.Max(keep, InitialAllocation))];
+        (_index, _indexShift) = NewIndex(_nodes.Length);
         _count = 0;
         Array.Clear(_hints);
         Capacity = capacity;
-        _nodes = new Node[capacity];
         _head = _tail = _free = -1;
         _used = 0;
         for (int i = drop; i < order.Count; i++)

@@ -764,9 +764,9 @@ public sealed unsafe class QemuDriver :
             _gdb.Send("vCont;s:" + ot);
             GdbStopReply end = TakeStop(_gdb, _options.Timeout, "a step over a breakpoint");
             InsertPoint(oa, KindAt(oa));
-            if (end.Kind is 'W' or 'X')
+            if (end.Kind is 'W' or 'X' || WatchHit(end) is not null)
             {
-                _unreported = end;
+                _unreported = end; // the VM ended, or the stepped instruction hit a watchpoint: an event to report
                 return;
             }
 

@@ -22,6 +22,44 @@ public class LruCacheTests
         Assert.Equal(3, c.Count);
     }
 
+    /// <summary>Issue 10: a budget of 16 Mi entries once allocated 1.15 GB per session up front; memory now grows with the entries.</summary>
+    [Fact]
+    public void A_large_budget_costs_memory_only_as_it_fills()
+    {
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var c = new LruCache<ulong, ulong>("t", LruCache<ulong, ulong>.MaxCapacity);
+        Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 1 << 20, "a cache allocated its whole budget up front");
+        Assert.Equal(LruCache<ulong, ulong>.MaxCapacity, c.Capacity);
+        Assert.Equal(LruCache<ulong, ulong>.InitialAllocation, c.Allocated);
+    }
+
+    [Fact]
+    public void Growing_keeps_every_entry_and_its_recency_and_evicts_only_at_the_budget()
+    {
+        const int Budget = 5000; // grows 1024 -> 2048 -> 4096 -> 5000
+        var removed = new List<ulong>();
+        var c = new LruCache<ulong, ulong>("t", Budget, removed.Add);
+        for (ulong k = 0; k < Budget; k++)
+        {
+            c.Add(k * 4096, k);
+            Assert.True(c.TryGet(k / 2 * 4096, out ulong v) && v == k / 2); // a hit on an older entry while growing
+        }
+
+        Assert.Equal(Budget, c.Allocated);
+        Assert.Empty(removed);
+        for (ulong k = 0; k < Budget; k++)
+        {
+            Assert.True(c.TryGet(k * 4096, out ulong v), $"entry {k} was lost while growing");
+            Assert.Equal(k, v);
+        }
+
+        c.Add(Budget * 4096UL, Budget); // full: the least recently used (entry 0, touched first above) goes
+        Assert.Equal([0UL], removed);
+        Assert.Equal(Budget, c.Count);
+        Assert.Equal(Budget, c.Allocated);
+        Assert.Equal(Budget * 4096UL, c.KeysByRecency().First());
+    }
+
     [Fact]
     public void A_hit_moves_the_entry_to_the_front()
     {

@@ -146,6 +146,19 @@ public sealed class DemoGuestTests
             Assert.Equal(L.ProcessASecret, secret);
         }
     }
+
+    [Fact]
+    public void Module_symbols_come_from_each_modules_own_table()
+    {
+        (VmiCore core, LinuxKernel k) = Open();
+        using (core)
+        {
+            var warnings = new List<string>();
+            var expected = X.Modules.SelectMany(m => X.ModuleSymbols(m).Select(s => new LinuxModuleSymbol(m.Name, s.Name, m.Base + s.Offset, s.Type)));
+            Assert.Equal(expected, k.GetModuleSymbols(warning: warnings.Add));
+            Assert.Empty(warnings);
+        }
+    }
 }
 
 /// <summary>The demo guest built with a longer task list (the benchmark's 100 processes).</summary>

@@ -110,7 +110,7 @@ public abstract class LiveGuestTruthTests<TGuest>(TGuest guest)
     }
 
     [Fact]
-    public void Modules_equal_the_live_guests_proc_modules()
+    public void Modules_and_their_symbols_equal_the_live_guests_proc_modules_and_kallsyms()
     {
         Assert.True(Truth.Modules.Count >= 4, $"the live guest printed {Truth.Modules.Count} modules");
         WithKernel(kernel =>
@@ -120,6 +120,7 @@ public abstract class LiveGuestTruthTests<TGuest>(TGuest guest)
             Assert.Empty(warnings);
             Assert.Equal(Truth.Modules.Select(m => (m.Name, m.Base, m.Size)), ours.Select(m => (m.Name, m.Base, m.Size)));
             Assert.All(ours, m => Assert.Equal("Live", m.State));
+            RealGuestTruthTests.AssertModuleSymbols(Truth, kernel);
         });
     }
 }

@@ -119,7 +119,9 @@ public sealed class ProfileTests(RealGuestFixture guests, ProfileFixture profile
         ("task_struct", "mm"), ("task_struct", "cred"), ("task_struct", "__state"), ("task_struct", "exit_state"), ("task_struct", "start_boottime"),
         ("task_struct", "flags"), ("task_struct", "worker_private"), ("kthread", "full_name"), ("cred", "uid.val"), ("mm_struct", "pgd"),
         ("mm_struct", "arg_start"), ("mm_struct", "arg_end"), ("module", "list"), ("module", "name"), ("module", "state"),
-        ("module", "core_layout.base"), ("module", "core_layout.size"), ("cpuinfo_x86", "x86_capability"),
+        ("module", "core_layout.base"), ("module", "core_layout.size"), ("cpuinfo_x86", "x86_capability"), ("module", "kallsyms"),
+        ("module", "syms"), ("module", "num_syms"), ("module", "gpl_syms"), ("module", "num_gpl_syms"), ("mod_kallsyms", "symtab"),
+        ("mod_kallsyms", "num_symtab"), ("mod_kallsyms", "strtab"), ("mod_kallsyms", "typetab"), ("kernel_symbol", "value_offset"), ("kernel_symbol", "name_offset"),
     ];
 
     public static TheoryData<string, string> Images => new() { { "kaslr", "elf" }, { "la57", "kdump" }, { "pti", "raw" } };
@@ -177,6 +179,7 @@ public sealed class ProfileTests(RealGuestFixture guests, ProfileFixture profile
         Assert.Equal(g.Tasks.Select(t => t.Pid).Where(p => p != g.PrinterPid).Order(), actual.Select(p => p.Pid).Where(p => p != 0 && p < g.PrinterPid).Order());
         Assert.Equal(withBtf.GetModules().ToList(), viaProfile.GetModules(warning: warnings.Add).ToList());
         Assert.Equal(g.Modules.Select(m => (m.Name, m.Base, m.Size)), viaProfile.GetModules().Select(m => (m.Name, m.Base, m.Size)));
+        RealGuestTruthTests.AssertModuleSymbols(g.Truth, viaProfile); // module.kallsyms, mod_kallsyms and kernel_symbol from the profile
         Assert.Empty(warnings);
     }
 

@@ -104,7 +104,7 @@ public sealed class RealGuestTruthTests(RealGuestFixture fixture)
 
     [Theory]
     [MemberData(nameof(Images))]
-    public void Modules_equal_proc_modules(string variant, string format)
+    public void Modules_and_their_symbols_equal_proc_modules_and_kallsyms(string variant, string format)
     {
         RealGuest g = fixture.Get(variant);
         (VmiCore core, LinuxKernel kernel) = Open(g, format);
@@ -116,6 +116,27 @@ public sealed class RealGuestTruthTests(RealGuestFixture fixture)
             Assert.True(g.Modules.Count >= 5, $"the guest printed {g.Modules.Count} modules");
             Assert.Equal(g.Modules.Select(m => (m.Name, m.Base, m.Size)), ours.Select(m => (m.Name, m.Base, m.Size)));
             Assert.All(ours, m => Assert.Equal("Live", m.State));
+            AssertModuleSymbols(g.Truth, kernel);
+        }
+    }
+
+    /// <summary>Every "[module]" line of the guest's /proc/kallsyms equals our module symbols, in order.</summary>
+    internal static void AssertModuleSymbols(GuestTruth truth, LinuxKernel kernel)
+    {
+        var warnings = new List<string>();
+        List<LinuxModuleSymbol> ours = kernel.GetModuleSymbols(warning: warnings.Add).ToList();
+        Assert.Empty(warnings);
+        var modules = truth.Modules.Select(m => m.Name).ToHashSet();
+        var expected = truth.ModuleKallsyms.Where(s => modules.Contains(s.Module)).ToList();
+        Assert.True(expected.Count > 20, $"the guest printed only {expected.Count} module symbols");
+        Assert.Equal(expected.Count, ours.Count);
+        for (int i = 0; i < ours.Count; i++)
+        {
+            (ulong address, char type, string name, string module) = expected[i];
+            if (ours[i] != new LinuxModuleSymbol(module, name, address, type))
+            {
+                Assert.Fail($"module symbol {i}: the guest says {address:x} {type} {name} [{module}], we say {ours[i].Address:x} {ours[i].Type} {ours[i].Name} [{ours[i].Module}]");
+            }
         }
     }
 }

@@ -31,11 +31,48 @@ public sealed class LinuxCmdletTests : MockSessionTest
     }
 
     [Fact]
+    public void Get_VmiSymbol_finds_module_symbols_by_name_wildcard_and_address()
+    {
+        DemoModule ascii = X.Modules.Single(m => m.Name == "nls_ascii");
+        VmiSymbol probe = Host.Get<VmiSymbol>("Get-VmiSymbol nls_ascii_probe");
+        Assert.Equal(("nls_ascii", ascii.Base + 0x100, 't'), (probe.Module, probe.Address, probe.Type));
+        Assert.Equal(["vmi_demo_probe", "nls_ascii_probe", "qemu_fw_cfg_probe"], Host.Run("Get-VmiSymbol '*_probe' | ForEach-Object Name").Select(o => o.ToString()!));
+        // an address inside a module is named by that module's nearest symbol, as "name+0x.. [module]"
+        Assert.Equal("nls_ascii_remove+0x10 [nls_ascii]", Host.Get<VmiSymbol>($"Get-VmiSymbol -Address {Hex(ascii.Base + 0x190)}").ToString());
+        Assert.Null(Host.Get<VmiSymbol>("Get-VmiSymbol __x64_sys_openat").Module);
+    }
+
+    [Fact]
     public void An_unknown_symbol_is_a_clear_non_terminating_error()
     {
         Host.Run("Get-VmiSymbol no_such_symbol");
         Assert.Contains(Host.LastErrors, e => e.FullyQualifiedErrorId.StartsWith(VmiErrorIds.SymbolNotFound, StringComparison.Ordinal)
             && e.Exception.Message.Contains("no_such_symbol", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_profile_that_is_missing_or_of_another_kernel_is_a_clear_error_and_the_kernel_stays_usable()
+    {
+        Host.Run("Get-VmiProcess -Profile ./no-such-profile.json");
+        Assert.Contains(Host.LastErrors, e => e.FullyQualifiedErrorId.StartsWith(VmiErrorIds.OsNotRecognized, StringComparison.Ordinal)
+            && e.Exception.Message.Contains("no-such-profile.json' does not exist", StringComparison.Ordinal));
+
+        // an ISF profile whose banner is another kernel's: refused before any of its layouts is used
+        string path = Path.Combine(Path.GetTempPath(), $"vmi-other-kernel-{Environment.ProcessId}.json");
+        string banner = Convert.ToBase64String("Linux version 5.10.0-99-amd64 (someone@else) #1 SMP\n\0"u8);
+        File.WriteAllText(path, """{"metadata": {"format": "6.2.0"}, "base_types": {}, "user_types": {}, "enums": {}, "symbols": {"linux_banner": {"address": 0, "constant_data": """ + "\"" + banner + "\"}}}");
+        try
+        {
+            Host.Run($"Get-VmiKernel -Profile '{path}'");
+            Assert.Contains(Host.LastErrors, e => e.FullyQualifiedErrorId.StartsWith(VmiErrorIds.OsNotRecognized, StringComparison.Ordinal)
+                && e.Exception.Message.Contains("is for another kernel: it was made for \"Linux version 5.10.0-99-amd64 (someone@else) #1 SMP\", but the guest runs \"Linux version 6.6.0-vmi-demo", StringComparison.Ordinal));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+
+        Assert.StartsWith("BTF in guest memory", Host.Get<VmiKernel>("Get-VmiKernel").TypeSource, StringComparison.Ordinal); // nothing kept from the refused profile
     }
 
     [Fact]

@@ -63,3 +63,170 @@ public sealed class TypedAddressTests : MockSessionTest
         Assert.Empty(many.Select(o => o.BaseObject).OfType<VmiPageAccess>());
     }
 }
+
+/// <summary>Issue 10: what once reached users as raw .NET text, and exits that once failed loudly.</summary>
+public sealed class ClearErrorTests : MockSessionTest
+{
+    [Fact]
+    public void A_session_id_no_session_has_is_not_found_however_large()
+    {
+        // once: "Value was either too large or too small for an Int32"
+        ErrorRecord e = Host.RunFailing("Read-VmiMemory 0x1000 -Physical -Session ([long]::MaxValue)");
+        Assert.Contains("No open session matches '9223372036854775807'", e.Exception.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("Int32", e.Exception.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_bad_wildcard_is_a_clear_error_with_its_own_id()
+    {
+        // once: WildcardPatternException with the id RuntimeException
+        ErrorRecord e = Host.RunFailing("Get-VmiSession -Name '['");
+        Assert.StartsWith(VmiErrorIds.InvalidWildcard + ",", e.FullyQualifiedErrorId, StringComparison.Ordinal);
+        Assert.Contains("'[' is not a valid wildcard pattern", e.Exception.Message, StringComparison.Ordinal);
+        Assert.Contains("backtick", e.Exception.Message, StringComparison.Ordinal);
+        Assert.Equal("mock", Host.Get<VmiSession>("Get-VmiSession -Name 'mo*'").Name); // good patterns still match
+    }
+
+    [Theory]
+    [InlineData("-1", "UInt8", new byte[] { 0xff })] // once: "Cannot use '-1' as an address"
+    [InlineData("-128", "UInt8", new byte[] { 0x80 })]
+    [InlineData("-2", "UInt16", new byte[] { 0xfe, 0xff })]
+    [InlineData("0xffffffff", "UInt32", new byte[] { 0xff, 0xff, 0xff, 0xff })] // the Int32 -1 PowerShell makes of it
+    [InlineData("255", "UInt8", new byte[] { 0xff })]
+    public void A_negative_value_is_written_in_twos_complement_when_the_type_holds_it(string value, string type, byte[] expected)
+    {
+        Host.RunClean($"Write-VmiMemory 0x1200100 -Physical -Value {value} -As {type} -Confirm:$false");
+        Assert.Equal(expected, Host.Get<VmiMemoryRecord>($"Read-VmiMemory 0x1200100 -Physical -Length {expected.Length}").Bytes);
+    }
+
+    [Theory]
+    [InlineData("-129", "UInt8", "from -128 to 255")]
+    [InlineData("256", "UInt8", "from -128 to 255")]
+    [InlineData("0x10000", "UInt16", "from -32768 to 65535")]
+    public void A_value_outside_the_types_range_is_refused_naming_the_range(string value, string type, string range)
+    {
+        Host.Run($"Write-VmiMemory 0x1200100 -Physical -Value {value} -As {type} -Confirm:$false");
+        ErrorRecord e = Assert.Single(Host.LastErrors);
+        Assert.StartsWith(VmiErrorIds.InvalidArgument + ",", e.FullyQualifiedErrorId, StringComparison.Ordinal);
+        Assert.Contains(range, e.Exception.Message, StringComparison.Ordinal);
+        Assert.Equal(0, Guest.CallCount(Vmi.Mock.MockOperation.WritePage));
+    }
+
+    [Theory]
+    [InlineData("(-1)")]
+    [InlineData("0xffffffff")] // the Int32 -1: once read at 0xffffffff, now refused with the way to write it
+    public void A_negative_int_is_never_an_address(string address)
+    {
+        ErrorRecord e = Host.RunFailing($"Read-VmiMemory {address} -Physical -Length 1");
+        Assert.Contains("An address is never negative, and -1 is", e.Exception.Message, StringComparison.Ordinal);
+        Assert.Contains("0xffffffffu", e.Exception.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_record_pipes_its_session_to_disconnect()
+    {
+        // once: "Cannot use 'Vmi.PowerShell.VmiVcpuRegisters' as a session" although the docs said it binds
+        Host.RunClean("Get-VmiRegister -Vcpu 0 | Disconnect-VmiDomain");
+        Assert.Equal(VmiSessionState.Closed, Session.State);
+    }
+
+    [Fact]
+    public void Disconnecting_inside_the_sessions_own_wait_ends_the_wait_quietly()
+    {
+        // once: a terminating Vmi.SessionClosed from Wait-VmiEvent
+        var output = Host.RunClean("Enable-VmiMonitor Cr3 -Confirm:$false; Wait-VmiEvent -Timeout 60 | ForEach-Object { $_.Response = 'Deny'; Disconnect-VmiDomain }; 'after the wait'");
+        Assert.Equal("after the wait", Assert.Single(output).BaseObject);
+        Assert.Equal(VmiSessionState.Closed, Session.State);
+        Assert.Single(Guest.Responses); // the event in hand was answered
+    }
+
+    [Fact]
+    public void A_large_cache_budget_is_taken_without_allocating_it()
+    {
+        // once: 1.15 GB per session up front
+        VmiCacheInfo c = Host.Get<VmiCacheInfo>("$t = Connect-VmiDomain -Mock -CacheSize 16777216; Get-VmiCache -Session $t | Select-Object -First 1");
+        Assert.Equal(16777216, c.Capacity);
+    }
+}
+
+/// <summary>Issue 10: a disconnect from another runspace cancels a Save in progress, says so, and leaves no file behind.</summary>
+public sealed class SaveDisconnectTests : MockSessionTest
+{
+    [Fact]
+    public async Task Disconnect_from_another_runspace_cancels_a_running_save()
+    {
+        string dir = Directory.CreateTempSubdirectory("vmi-save-").FullName;
+        try
+        {
+            // The save blocks on its first page read until the disconnect has begun: deterministic, no timing.
+            using var reading = new ManualResetEventSlim();
+            int once = 0;
+            CancellationToken closing = Session.Guest.Closing;
+            Guest.FailNext(Vmi.Mock.MockOperation.MapPage, null, _ =>
+            {
+                if (Interlocked.Exchange(ref once, 1) == 0)
+                {
+                    reading.Set();
+                    closing.WaitHandle.WaitOne(TimeSpan.FromMinutes(5)); // a hang guard
+                }
+
+                return false;
+            });
+
+            string target = Path.Combine(dir, "guest.elf");
+            Task<System.Collections.ObjectModel.Collection<PSObject>> save = Task.Run(() => Host.Run($"Save-VmiMemory '{target}'"));
+            Assert.True(reading.Wait(TimeSpan.FromMinutes(5)), "the save did not start reading");
+            using (var other = new PowerShellHost())
+            {
+                other.Run("Disconnect-VmiDomain -Session $t", new Dictionary<string, object?> { ["t"] = Session });
+                Assert.Empty(other.LastErrors);
+            }
+
+            await save.WaitAsync(TimeSpan.FromMinutes(5));
+            ErrorRecord e = Assert.Single(Host.LastErrors);
+            Assert.StartsWith(VmiErrorIds.SessionClosed + ",", e.FullyQualifiedErrorId, StringComparison.Ordinal);
+            Assert.Contains("was disconnected", e.Exception.Message, StringComparison.Ordinal);
+            Assert.Empty(Directory.GetFileSystemEntries(dir)); // neither the image nor its temporary file
+            Assert.True(Guest.IsDisposed);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+}
+
+/// <summary>Issue 10: a disconnect from another runspace while a handler runs gives the answer the handler set.</summary>
+public sealed class HandlerDisconnectTests : MockSessionTest
+{
+    [Fact]
+    public async Task Disconnect_from_another_runspace_keeps_the_handlers_answer()
+    {
+        // once: the handler's Deny was replaced by Continue when the other runspace's disconnect released the event
+        using var ready = new ManualResetEventSlim();
+        var variables = new Dictionary<string, object?> { ["ready"] = ready, ["g"] = Guest };
+        Task wait = Task.Run(() =>
+        {
+            try
+            {
+                // The handler sets Deny, then stays until the disconnect has finished (the mock disposed): a hang guard of 5 minutes.
+                Host.Run("Enable-VmiMonitor Cr3 -Confirm:$false; Wait-VmiEvent -Timeout 300 | ForEach-Object { $_.Response = 'Deny'; $ready.Set(); $n = 0; while (-not $g.IsDisposed -and $n++ -lt 6000) { Start-Sleep -Milliseconds 50 } }", variables);
+            }
+            catch (RuntimeException)
+            {
+                // the wait ends with the session closed under it: what is checked is the answer
+            }
+        });
+        Assert.True(ready.Wait(TimeSpan.FromMinutes(5)), "the handler did not run");
+        using (var other = new PowerShellHost())
+        {
+            other.Run("Disconnect-VmiDomain -Session $t", new Dictionary<string, object?> { ["t"] = Session });
+            Assert.Empty(other.LastErrors);
+        }
+
+        await wait.WaitAsync(TimeSpan.FromMinutes(6));
+        Vmi.Mock.MockEventAnswer answer = Assert.Single(Guest.Responses);
+        Assert.Equal(Vmi.Core.VmiEventResponseFlags.Deny, answer.Response.Flags);
+        Assert.Equal(0x100000UL, Guest.GetRegistersUnlogged(new Vmi.Core.VcpuId(0)).Cr3); // the CR3 write was denied
+    }
+}

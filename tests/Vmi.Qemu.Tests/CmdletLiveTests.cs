@@ -7,7 +7,7 @@ namespace Vmi.Qemu.Tests;
 [Collection("live-4level")]
 public sealed class CmdletLiveTests(FourLevelGuest guest)
 {
-    [BreakpointLaneFact]
+    [Fact]
     public void Connect_Qmp_registers_memory_breakpoints_events_and_disconnect()
     {
         string nanosleep = "0x" + guest.Functions["__x64_sys_clock_nanosleep"].ToString("x", CultureInfo.InvariantCulture);

@@ -7,7 +7,7 @@ namespace Vmi.Qemu.Tests;
 [Collection("live-4level")]
 public sealed class KillTests(FourLevelGuest guest)
 {
-    [BreakpointLaneFact]
+    [Fact]
     public void SIGTERM_mid_wait_removes_the_breakpoints_and_leaves_the_guest_running()
     {
         using Process helper = StartHelper();
@@ -24,7 +24,7 @@ public sealed class KillTests(FourLevelGuest guest)
         AssertGuestRunsFreely();
     }
 
-    [BreakpointLaneFact]
+    [Fact]
     public void After_SIGKILL_a_new_connect_removes_the_stale_breakpoints()
     {
         using (Process helper = StartHelper())

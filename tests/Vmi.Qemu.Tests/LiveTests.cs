@@ -166,7 +166,7 @@ public abstract partial class LiveTests<TGuest>(TGuest guest)
         }
     }
 
-    [BreakpointLaneFact]
+    [Fact]
     public void A_breakpoint_on_nanosleep_fires_N_times_with_RIP_there_and_guest_memory_untouched()
     {
         const int N = 5;
@@ -215,7 +215,7 @@ public abstract partial class LiveTests<TGuest>(TGuest guest)
         Assert.Empty(d.Breakpoints);
     }
 
-    [BreakpointLaneFact]
+    [Fact]
     public void A_hardware_breakpoint_fires_with_RIP_there()
     {
         using QemuDriver d = Connect();
@@ -238,7 +238,7 @@ public abstract partial class LiveTests<TGuest>(TGuest guest)
         Assert.True(d.RemoveBreakpoint(bp.Id));
     }
 
-    [BreakpointLaneFact]
+    [Fact]
     public void Single_step_from_a_breakpoint_advances_RIP_by_one_instruction()
     {
         using QemuDriver d = Connect();
@@ -301,7 +301,7 @@ public abstract partial class LiveTests<TGuest>(TGuest guest)
         }
     }
 
-    [BreakpointLaneFact]
+    [Fact]
     public void Watchpoints_on_jiffies_fire_in_the_kernel_with_the_watched_address()
     {
         ulong jiffies = Guest.Functions["jiffies"];
@@ -386,7 +386,7 @@ public abstract partial class LiveTests<TGuest>(TGuest guest)
         }
     }
 
-    [BreakpointLaneFact]
+    [Fact]
     public void Disconnect_leaves_the_guest_running_with_no_breakpoint_and_no_gdbstub()
     {
         using (QemuDriver d = Connect())

@@ -12,7 +12,7 @@ namespace Vmi.Qemu.Tests;
 [Collection("live-4level")]
 public sealed partial class PesterLiveTests(FourLevelGuest guest)
 {
-    [BreakpointLaneFact]
+    [Fact]
     public void The_common_Pester_suite_passes_alike_on_the_mock_and_the_live_guest()
     {
         (int passed, int failed, int skipped, string output) mock = RunSuite([]);

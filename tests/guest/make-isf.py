@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 
-ROOTS = ["task_struct", "mm_struct", "cred", "module", "kthread", "cpuinfo_x86", "list_head"]
+ROOTS = ["task_struct", "mm_struct", "cred", "module", "mod_kallsyms", "kernel_symbol", "kthread", "cpuinfo_x86", "list_head"]
 SYMBOLS = ["_text", "_stext", "init_task", "modules", "linux_banner", "init_top_pgt", "boot_cpu_data"]
 
 base_types = {"void": {"size": 0, "signed": False, "kind": "void", "endian": "little"}}

@@ -56,6 +56,7 @@ public sealed class DisconnectVmiDomainCommand : PSCmdlet
             }
 
             VmiSessionRegistry.Remove(session);
+            session.ClosedByRunspace ??= VmiSessionRegistry.CurrentRunspaceId;
             var failures = new List<string>();
             bool restored = session.Close(failures.Add);
             foreach (string failure in failures)

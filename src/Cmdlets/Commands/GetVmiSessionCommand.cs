@@ -37,6 +37,7 @@ public sealed class GetVmiSessionCommand : PSCmdlet
             return;
         }
 
+        WildcardPattern[]? names = Name?.Select(Pattern).ToArray();
         foreach (VmiSession s in VmiSessionRegistry.Current)
         {
             if (Id is not null && !Id.Contains(s.Id))
@@ -44,12 +45,30 @@ public sealed class GetVmiSessionCommand : PSCmdlet
                 continue;
             }
 
-            if (Name is not null && !Name.Any(n => WildcardPattern.Get(n, WildcardOptions.IgnoreCase).IsMatch(s.Name)))
+            if (names is not null && !names.Any(n => n.IsMatch(s.Name)))
             {
                 continue;
             }
 
             WriteObject(s);
         }
+    }
+
+    /// <summary>The pattern of a -Name, checked now: one that does not parse ('[') is a clear error, not a WildcardPatternException.</summary>
+    private WildcardPattern Pattern(string name)
+    {
+        var pattern = WildcardPattern.Get(name, WildcardOptions.IgnoreCase);
+        try
+        {
+            pattern.IsMatch(string.Empty); // the pattern is parsed on first use
+        }
+        catch (WildcardPatternException e)
+        {
+            ThrowTerminatingError(new ErrorRecord(
+                new ArgumentException(string.Format(System.Globalization.CultureInfo.CurrentCulture, Messages.WildcardInvalid, name, e.Message), e),
+                VmiErrorIds.InvalidWildcard, ErrorCategory.InvalidArgument, name));
+        }
+
+        return pattern;
     }
 }

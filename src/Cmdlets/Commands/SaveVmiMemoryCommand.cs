@@ -70,6 +70,11 @@ public sealed class SaveVmiMemoryCommand : VmiCmdlet
         {
             WriteVmiError(e, path);
         }
+        catch (Exception e) when (e is OperationCanceledException or GuestClosedException && !StopToken.IsCancellationRequested && session.Guest.Closing.IsCancellationRequested)
+        {
+            string message = string.Format(System.Globalization.CultureInfo.CurrentCulture, Messages.SaveCancelledByDisconnect, session.Name, path);
+            WriteError(new ErrorRecord(new OperationCanceledException(message, e), VmiErrorIds.SessionClosed, ErrorCategory.OperationStopped, path));
+        }
     }
 
     /// <summary>Progress in bytes of guest memory.</summary>

@@ -84,6 +84,8 @@ public sealed class WaitVmiEventCommand : VmiCmdlet
             foreach (VmiPendingEvent pending in taken)
             {
                 current = VmiEventRecord.Create(_session, pending.Event, ++_written);
+                VmiEventRecord record = current;
+                guest.ProposeAnswer(pending, () => record.ToResponse()); // a disconnect meanwhile answers with what the pipeline set
                 WriteObject(current); // the rest of the pipeline runs now, on this thread, and may set the response
                 Answer(guest, pending, current);
                 current = null;

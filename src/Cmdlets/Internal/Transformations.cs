@@ -95,11 +95,11 @@ public sealed class VmiAddressTransformationAttribute : ArgumentTransformationAt
             case ulong u: address = u; return true;
             case long l: address = unchecked((ulong)l); return true;
             case uint u: address = u; return true;
-            case int i: address = i >= 0 ? (ulong)i : unchecked((uint)i); return true;
+            case int i when i >= 0: address = (ulong)i; return true;
             case ushort u: address = u; return true;
-            case short s: address = s >= 0 ? (ulong)s : unchecked((ushort)s); return true;
+            case short s when s >= 0: address = (ulong)s; return true;
             case byte b: address = b; return true;
-            case sbyte b: address = b >= 0 ? (ulong)b : unchecked((byte)b); return true;
+            case sbyte b when b >= 0: address = (ulong)b; return true;
             case Va va: address = va.Value; return true;
             case Pa pa: address = pa.Value; return true;
             case Gfn gfn: address = gfn.Value; return true;
@@ -118,6 +118,14 @@ public sealed class VmiAddressTransformationAttribute : ArgumentTransformationAt
             return address;
         }
 
+        if (value is int or short or sbyte)
+        {
+            // -1 is no address; nor is it silently 0xffffffff. PowerShell reads a hex literal from 0x80000000 to
+            // 0xffffffff as a negative Int32, so say how to write one.
+            long n = System.Convert.ToInt64(value, CultureInfo.InvariantCulture);
+            throw new ArgumentTransformationMetadataException(string.Format(CultureInfo.CurrentCulture, Messages.AddressNegative, n, unchecked((uint)n)));
+        }
+
         throw new ArgumentTransformationMetadataException(
             string.Format(CultureInfo.CurrentCulture, Messages.AddressNotUnderstood, value ?? "$null"));
     }
@@ -134,10 +142,11 @@ public sealed class VmiSessionTransformationAttribute : ArgumentTransformationAt
         {
             case VmiSession s:
                 return s;
-            case int or long or uint or short:
-                int id = System.Convert.ToInt32(value, CultureInfo.InvariantCulture);
+            case sbyte or byte or short or ushort or int or uint or long or ulong:
+                // Any integer is an id to look up: one no session has is "not found", never an overflow.
+                long id = value is ulong big ? (big > long.MaxValue ? -1 : (long)big) : System.Convert.ToInt64(value, CultureInfo.InvariantCulture);
                 return VmiSessionRegistry.All.FirstOrDefault(s => s.Id == id)
-                    ?? throw new ArgumentTransformationMetadataException(string.Format(CultureInfo.CurrentCulture, Messages.SessionNotFound, id));
+                    ?? throw new ArgumentTransformationMetadataException(string.Format(CultureInfo.CurrentCulture, Messages.SessionNotFound, value));
             case string name:
                 // This runspace's sessions first, then any in the process; a name two sessions share is an error, not a guess.
                 VmiSession? byName = Unique(VmiSessionRegistry.Current, name) ?? Unique(VmiSessionRegistry.All, name)
@@ -146,6 +155,12 @@ public sealed class VmiSessionTransformationAttribute : ArgumentTransformationAt
             case null:
                 throw new ArgumentTransformationMetadataException(string.Format(CultureInfo.CurrentCulture, Messages.SessionNotUnderstood, "$null"));
             default:
+                // A record that names its session (Get-VmiRegister | Disconnect-VmiDomain): that session.
+                if (PSObject.AsPSObject(inputData).Properties["Session"]?.Value is { } held && VmiAddressTransformationAttribute.Unwrap(held) is VmiSession owner)
+                {
+                    return owner;
+                }
+
                 // A deserialised session (remoting) carries its Id and Name.
                 if (inputData is PSObject pso && pso.Properties["Name"]?.Value is string remoteName)
                 {

@@ -22,11 +22,6 @@ internal static class VmiValueEncoding
             return withNul;
         }
 
-        if (!VmiAddressTransformationAttribute.TryConvert(value, out ulong number))
-        {
-            throw new ArgumentException(string.Format(CultureInfo.CurrentCulture, Messages.AddressNotUnderstood, value));
-        }
-
         int size = type switch
         {
             VmiValueType.UInt8 => 1,
@@ -35,10 +30,32 @@ internal static class VmiValueEncoding
             VmiValueType.UInt64 => 8,
             _ => pointerWidth(),
         };
-        if (size < 8 && number >> (size * 8) != 0)
+        string typeName = type == VmiValueType.Pointer ? $"{size}-byte pointer" : type.ToString();
+        if (value is string signedText && signedText.StartsWith('-') && long.TryParse(signedText, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long parsed))
         {
-            // A negative Int32 literal (0xffffffff parses as -1) is already narrowed by the transformation.
-            throw new ArgumentOutOfRangeException(nameof(value), string.Format(CultureInfo.CurrentCulture, Messages.ValueTooLarge, number, type == VmiValueType.Pointer ? $"{size}-byte pointer" : type.ToString()));
+            value = parsed; // "-Value -1" reaches an object parameter as text
+        }
+
+        ulong number;
+        if (value is sbyte or short or int or long && System.Convert.ToInt64(value, CultureInfo.InvariantCulture) is < 0 and long negative)
+        {
+            // A negative number is written in two's complement when the type's signed range holds it (-1 as UInt8 is
+            // 0xff), as a hex literal PowerShell made negative (0xffffffff is the Int32 -1) is meant.
+            long min = size == 8 ? long.MinValue : -(1L << (size * 8 - 1));
+            if (negative < min)
+            {
+                throw new ArgumentOutOfRangeException(nameof(value), string.Format(CultureInfo.CurrentCulture, Messages.ValueOutOfRange, negative, typeName, min, size == 8 ? ulong.MaxValue : (1UL << (size * 8)) - 1));
+            }
+
+            number = unchecked((ulong)negative) & (size == 8 ? ulong.MaxValue : (1UL << (size * 8)) - 1);
+        }
+        else if (!VmiAddressTransformationAttribute.TryConvert(value, out number))
+        {
+            throw new ArgumentException(string.Format(CultureInfo.CurrentCulture, Messages.ValueNotUnderstood, value, typeName));
+        }
+        else if (size < 8 && number >> (size * 8) != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(value), string.Format(CultureInfo.CurrentCulture, Messages.ValueOutOfRange, number, typeName, -(1L << (size * 8 - 1)), (1UL << (size * 8)) - 1));
         }
 
         byte[] bytes = new byte[8];

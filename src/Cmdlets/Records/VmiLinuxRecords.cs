@@ -62,14 +62,23 @@ public sealed class VmiKernel
 /// <summary>A kernel symbol. <see cref="Address"/> binds to -Address of the next cmdlet (Read-VmiMemory, Resolve-VmiAddress, ...).</summary>
 public sealed class VmiSymbol
 {
-    internal VmiSymbol(VmiSession session, KernelSymbol symbol, ulong address)
+    internal VmiSymbol(VmiSession session, KernelSymbol symbol, ulong address, string? module = null)
     {
         Session = session;
         Name = symbol.Name;
         Type = symbol.Type;
         SymbolAddress = symbol.Address;
         Address = address;
+        Module = module;
     }
+
+    internal VmiSymbol(VmiSession session, LinuxModuleSymbol symbol, ulong address)
+        : this(session, symbol.ToKernelSymbol(), address, symbol.Module)
+    {
+    }
+
+    /// <summary>The module the symbol belongs to ("[module]" in /proc/kallsyms); null for the kernel image's own symbols.</summary>
+    public string? Module { get; }
 
     [Newtonsoft.Json.JsonIgnore, System.Management.Automation.Hidden]
     public VmiSession Session { get; }
@@ -88,7 +97,7 @@ public sealed class VmiSymbol
     /// <summary>How far <see cref="Address"/> lies past the symbol's start.</summary>
     public ulong Offset => Address - SymbolAddress;
 
-    public override string ToString() => Offset == 0 ? Name : $"{Name}+0x{Offset:x}";
+    public override string ToString() => (Offset == 0 ? Name : $"{Name}+0x{Offset:x}") + (Module is null ? string.Empty : $" [{Module}]");
 }
 
 /// <summary>A process from the guest kernel's task list. <see cref="Cr3"/> binds to -Cr3, so piping into Read-VmiMemory reads inside the process.</summary>

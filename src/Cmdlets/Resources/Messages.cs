@@ -68,4 +68,16 @@ internal static class Messages
     internal static string GfnIsNotAnAddress => Get(nameof(GfnIsNotAnAddress));
 
     internal static string GfnRangeOutOfBounds => Get(nameof(GfnRangeOutOfBounds));
+
+    internal static string AddressNegative => Get(nameof(AddressNegative));
+
+    internal static string WildcardInvalid => Get(nameof(WildcardInvalid));
+
+    internal static string ValueOutOfRange => Get(nameof(ValueOutOfRange));
+
+    internal static string ValueNotUnderstood => Get(nameof(ValueNotUnderstood));
+
+    internal static string EndedByDisconnect => Get(nameof(EndedByDisconnect));
+
+    internal static string SaveCancelledByDisconnect => Get(nameof(SaveCancelledByDisconnect));
 }

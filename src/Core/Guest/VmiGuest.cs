@@ -39,7 +39,7 @@ public sealed class VmiGuest : IDisposable
     private readonly object _gate = new();
     private readonly VmiCore _core;
     private readonly IVmiDriver _driver;
-    private readonly HashSet<VmiPendingEvent> _taken = [];
+    private readonly Dictionary<VmiPendingEvent, Func<VmiEventResponse?>?> _taken = []; // with where its answer-so-far is read (ProposeAnswer)
     private readonly CancellationTokenSource _closing = new();
     private readonly Action<string> _log;
     private int _waiters;
@@ -454,7 +454,7 @@ public sealed class VmiGuest : IDisposable
                 {
                     foreach (VmiPendingEvent e in taken)
                     {
-                        _taken.Add(e);
+                        _taken.Add(e, null);
                     }
 
                     return taken;
@@ -508,6 +508,57 @@ public sealed class VmiGuest : IDisposable
 
             _core.AnswerEvent(pending, response);
             return true;
+        }
+    }
+
+    /// <summary>
+    /// Says where the answer of a taken event stands while its handler runs (e.g. the response a script has set so far).
+    /// Should the guest close before the event is answered — a disconnect from another thread — the event is answered
+    /// with what <paramref name="answer"/> returns then, not released: the answer the user set is the answer given.
+    /// </summary>
+    public void ProposeAnswer(VmiPendingEvent pending, Func<VmiEventResponse?> answer)
+    {
+        ArgumentNullException.ThrowIfNull(pending);
+        ArgumentNullException.ThrowIfNull(answer);
+        lock (_gate)
+        {
+            if (_taken.ContainsKey(pending))
+            {
+                _taken[pending] = answer;
+            }
+        }
+    }
+
+    /// <summary>Answers a taken event as the guest closes: with its proposed answer when valid, else released. Call under the lock.</summary>
+    private void AnswerOnClose(VmiPendingEvent pending, Func<VmiEventResponse?>? proposed)
+    {
+        VmiEventResponse? response = null;
+        try
+        {
+            response = proposed?.Invoke();
+            response?.Validate();
+        }
+#pragma warning disable CA1031 // a proposal that cannot be read or is invalid: the event is released instead
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+            response = null;
+        }
+
+        if (response is null || (response.View is { } view && view != _core.DefaultView))
+        {
+            _core.ReleaseEvent(pending); // views are about to be destroyed: an answer that switches to one cannot stand
+        }
+        else
+        {
+            try
+            {
+                _core.AnswerEvent(pending, response);
+            }
+            catch (ArgumentException)
+            {
+                _core.ReleaseEvent(pending); // an answer the engine refuses (registers it may not set): released, as before
+            }
         }
     }
 
@@ -687,11 +738,11 @@ public sealed class VmiGuest : IDisposable
         bool ok = true;
         lock (_gate)
         {
-            foreach (VmiPendingEvent e in _taken)
+            foreach ((VmiPendingEvent e, Func<VmiEventResponse?>? proposed) in _taken)
             {
                 try
                 {
-                    _core.ReleaseEvent(e);
+                    AnswerOnClose(e, proposed);
                 }
 #pragma warning disable CA1031 // cleanup goes on: every event must be released, the driver still closed
                 catch (Exception ex)

@@ -19,6 +19,10 @@ public static class DemoLinuxKernel
     private const int KthreadSize = 0x80, KthreadFullName = 0x40;
     private const int ModuleSize = 0x400, ModuleState = 0x0, ModuleList = 0x8, ModuleName = 0x18, ModuleCoreLayout = 0x140;
 
+    // each module's own symbol table, inside its struct module: kallsyms points at core_kallsyms (as after the module's
+    // init), whose symtab (Elf64_Sym), typetab and strtab follow
+    private const int ModuleKallsyms = 0x180, ModuleCoreKallsyms = 0x200, ModuleSymtab = 0x240, ModuleTypetab = 0x2A0, ModuleStrtab = 0x2B0;
+
     private static ulong Direct(ulong pa) => L.DirectMapVa + pa;
 
     /// <summary>Maps and fills the kernel's data, the task list and the module list; <paramref name="processA"/> and <paramref name="processB"/> are sshd's and bash's address spaces.</summary>
@@ -139,6 +143,22 @@ public static class DemoLinuxKernel
             Encoding.ASCII.GetBytes(modules[i].Name).CopyTo(m, ModuleName);
             Put64(m, ModuleCoreLayout, modules[i].Base);
             Put32(m, ModuleCoreLayout + 8, (uint)modules[i].Size);
+            IReadOnlyList<(string Name, char Type, ulong Offset)> syms = X.ModuleSymbols(modules[i]);
+            Put64(m, ModuleKallsyms, ModuleVa(i) + ModuleCoreKallsyms);
+            Put64(m, ModuleCoreKallsyms, ModuleVa(i) + ModuleSymtab);
+            Put32(m, ModuleCoreKallsyms + 8, (uint)syms.Count + 1); // entry 0: the null symbol
+            Put64(m, ModuleCoreKallsyms + 16, ModuleVa(i) + ModuleStrtab);
+            Put64(m, ModuleCoreKallsyms + 24, ModuleVa(i) + ModuleTypetab);
+            int str = 1; // strtab starts with the empty name
+            for (int k = 0; k < syms.Count; k++)
+            {
+                int entry = ModuleSymtab + ((k + 1) * 24);
+                Put32(m, entry, (uint)str);
+                Put64(m, entry + 8, modules[i].Base + syms[k].Offset);
+                m[ModuleTypetab + k + 1] = (byte)syms[k].Type;
+                str += Encoding.ASCII.GetBytes(syms[k].Name, m.AsSpan(ModuleStrtab + str)) + 1;
+            }
+
             b.WritePhysical(new Pa(moduleBase + ((ulong)i * ModuleSize)), m);
         }
     }
@@ -218,8 +238,11 @@ public static class DemoLinuxKernel
         int state = w.Enum("module_state", ("MODULE_STATE_LIVE", 0), ("MODULE_STATE_COMING", 1), ("MODULE_STATE_GOING", 2), ("MODULE_STATE_UNFORMED", 3));
         int layout = w.Struct("module_layout", 0x40, new("base", voidPtr, 0), new("size", uintT, 64));
         int name = w.Array(charT, intT, 56);
+        int modKallsyms = w.Struct("mod_kallsyms", 32, new("symtab", voidPtr, 0), new("num_symtab", uintT, 64),
+            new("strtab", w.Pointer(charT), 128), new("typetab", w.Pointer(charT), 192));
         w.Struct("module", ModuleSize, new("state", state, ModuleState * 8), new("list", listHead, ModuleList * 8),
-            new("name", name, ModuleName * 8), new("core_layout", layout, ModuleCoreLayout * 8));
+            new("name", name, ModuleName * 8), new("core_layout", layout, ModuleCoreLayout * 8),
+            new("kallsyms", w.Pointer(modKallsyms), ModuleKallsyms * 8), new("core_kallsyms", modKallsyms, ModuleCoreKallsyms * 8));
         int caps = w.Array(uintT, intT, 22);
         w.Struct("cpuinfo_x86", 0x100, new("x86", w.Int("unsigned char", 1), 0), new("x86_capability", caps, 0x20 * 8));
         return w.ToArray();

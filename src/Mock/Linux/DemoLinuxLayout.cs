@@ -62,4 +62,8 @@ public static class DemoLinuxLayout
         new("nls_ascii", 0xFFFF_FFFF_C000_8000, 16384),
         new("qemu_fw_cfg", 0xFFFF_FFFF_C001_0000, 20480),
     ];
+
+    /// <summary>A module's own symbols (its kallsyms table, after its init): name, type letter as /proc shows it, offset from the module's base.</summary>
+    public static IReadOnlyList<(string Name, char Type, ulong Offset)> ModuleSymbols(DemoModule module) =>
+        [(module.Name + "_probe", 't', 0x100), (module.Name + "_remove", 't', 0x180), (module.Name + "_table", 'd', 0x2000)];
 }

@@ -727,4 +727,147 @@ public sealed class LinuxKernel
             next = following;
         }
     }
+
+    // ---------------------------------------------------------------- module symbols
+
+    /// <summary>The most symbols read from one module's table (a large module has some thousands).</summary>
+    private const uint MaxModuleSymbols = 1 << 20;
+
+    private const int ElfSymSize = 24; // Elf64_Sym: st_name u32, st_info, st_other, st_shndx u16, st_value u64, st_size u64
+    private const int KsymNameLen = 512; // KSYM_NAME_LEN
+
+    /// <summary>
+    /// Every module's own symbols, as /proc/kallsyms lists them with "[module]": from each module's
+    /// <c>kallsyms</c> table (after init, <c>core_kallsyms</c>: symtab, strtab and typetab), in module-list order and
+    /// table order, without the unnamed entries. A table that cannot be read ends that module's symbols with a warning.
+    /// Types without <c>module.kallsyms</c> (a kernel built without CONFIG_KALLSYMS) give none.
+    /// </summary>
+    public IEnumerable<LinuxModuleSymbol> GetModuleSymbols(LinuxWalkOptions? options = null, Action<string>? warning = null)
+    {
+        IKernelTypes b = RequireTypes();
+        if (!b.TryGetField("module", "kallsyms", out KernelField kallsyms))
+        {
+            yield break; // a kernel without CONFIG_KALLSYMS keeps no module symbols
+        }
+
+        KernelField symtab = b.GetField("mod_kallsyms", "symtab");
+        KernelField count = b.GetField("mod_kallsyms", "num_symtab");
+        KernelField strtab = b.GetField("mod_kallsyms", "strtab");
+        KernelField? typetab = b.TryGetField("mod_kallsyms", "typetab", out KernelField t) ? t : null; // Linux 5.2+
+        foreach (LinuxModule m in GetModules(options, warning))
+        {
+            if (!_kernel.TryReadU64(m.ModuleAddress + kallsyms.Offset, out ulong table) || !IsKernelPointer(table)
+                || !_kernel.TryReadU64(table + symtab.Offset, out ulong syms) || !_kernel.TryReadU32(table + count.Offset, out uint n)
+                || !_kernel.TryReadU64(table + strtab.Offset, out ulong strings))
+            {
+                warning?.Invoke($"Module {m.Name}: its symbol table (module.kallsyms at 0x{m.ModuleAddress + kallsyms.Offset:x}) cannot be read.");
+                continue;
+            }
+
+            if (n > MaxModuleSymbols)
+            {
+                warning?.Invoke($"Module {m.Name}: its symbol table claims {n} symbols, more than {MaxModuleSymbols}; it is not read.");
+                continue;
+            }
+
+            byte[] entries = new byte[(int)n * ElfSymSize];
+            byte[] types = new byte[(int)n];
+            ulong typesVa = 0;
+            if (_kernel.Memory.Read(syms, _kernel.Root, entries) != entries.Length
+                || (typetab is { } tt && (!_kernel.TryReadU64(table + tt.Offset, out typesVa) || _kernel.Memory.Read(typesVa, _kernel.Root, types) != types.Length)))
+            {
+                warning?.Invoke($"Module {m.Name}: its {n} symbols at 0x{syms:x} cannot be read.");
+                continue;
+            }
+
+            HashSet<(string, ulong)> exports = Exports(b, m);
+            uint maxName = 0;
+            for (int i = 0; i < (int)n; i++)
+            {
+                maxName = Math.Max(maxName, BinaryPrimitives.ReadUInt32LittleEndian(entries.AsSpan(i * ElfSymSize)));
+            }
+
+            // the string table as one block, up to the last name plus its longest possible length
+            byte[] names = new byte[(int)Math.Min((ulong)maxName + KsymNameLen, 16UL << 20)];
+            int got = _kernel.Memory.Read(strings, _kernel.Root, names);
+            for (int i = 0; i < (int)n; i++)
+            {
+                ReadOnlySpan<byte> e = entries.AsSpan(i * ElfSymSize, ElfSymSize);
+                uint nameOffset = BinaryPrimitives.ReadUInt32LittleEndian(e);
+                if (nameOffset >= got)
+                {
+                    continue;
+                }
+
+                ReadOnlySpan<byte> rest = names.AsSpan((int)nameOffset, Math.Min(got - (int)nameOffset, KsymNameLen));
+                int end = rest.IndexOf((byte)0);
+                string name = System.Text.Encoding.UTF8.GetString(end < 0 ? rest : rest[..end]);
+                if (name.Length == 0)
+                {
+                    continue; // the null symbol (index 0), which /proc/kallsyms leaves out
+                }
+
+                // /proc/kallsyms shows a module symbol upper case when the module exports it (same name and value), else lower case
+                char type = typetab is null ? '?' : (char)types[i];
+                ulong value = BinaryPrimitives.ReadUInt64LittleEndian(e[8..]);
+                type = exports.Contains((name, value)) ? char.ToUpperInvariant(type) : char.ToLowerInvariant(type);
+                yield return new LinuxModuleSymbol(m.Name, name, value, type);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The (name, value) pairs a module exports (module.syms and gpl_syms: struct kernel_symbol, with 32-bit relative
+    /// offsets on x86-64, or absolute pointers where the types say so), bounded like its symbol table.
+    /// </summary>
+    private HashSet<(string, ulong)> Exports(IKernelTypes b, LinuxModule m)
+    {
+        var set = new HashSet<(string, ulong)>();
+        bool relative = b.TryGetField("kernel_symbol", "value_offset", out KernelField valueField) & b.TryGetField("kernel_symbol", "name_offset", out KernelField nameField);
+        if (!relative && !(b.TryGetField("kernel_symbol", "value", out valueField) & b.TryGetField("kernel_symbol", "name", out nameField)))
+        {
+            return set;
+        }
+
+        ulong stride = relative ? 12UL : 24UL; // int value_offset, name_offset, namespace_offset | unsigned long value, const char *name, *namespace
+        foreach ((string table, string count) in new[] { ("syms", "num_syms"), ("gpl_syms", "num_gpl_syms") })
+        {
+            if (!b.TryGetField("module", table, out KernelField t) || !b.TryGetField("module", count, out KernelField c)
+                || !_kernel.TryReadU64(m.ModuleAddress + t.Offset, out ulong at) || !_kernel.TryReadU32(m.ModuleAddress + c.Offset, out uint n)
+                || n > MaxModuleSymbols || at == 0)
+            {
+                continue;
+            }
+
+            byte[] entries = new byte[(int)(n * stride)];
+            if (_kernel.Memory.Read(at, _kernel.Root, entries) != entries.Length)
+            {
+                continue;
+            }
+
+            for (ulong i = 0; i < n; i++)
+            {
+                ulong entry = at + (i * stride);
+                ReadOnlySpan<byte> e = entries.AsSpan((int)(i * stride), (int)stride);
+                ulong value, nameVa;
+                if (relative)
+                {
+                    value = entry + valueField.Offset + (ulong)(long)BinaryPrimitives.ReadInt32LittleEndian(e[(int)valueField.Offset..]);
+                    nameVa = entry + nameField.Offset + (ulong)(long)BinaryPrimitives.ReadInt32LittleEndian(e[(int)nameField.Offset..]);
+                }
+                else
+                {
+                    value = BinaryPrimitives.ReadUInt64LittleEndian(e[(int)valueField.Offset..]);
+                    nameVa = BinaryPrimitives.ReadUInt64LittleEndian(e[(int)nameField.Offset..]);
+                }
+
+                if (_kernel.ReadCString(nameVa, KsymNameLen) is { Length: > 0 } name)
+                {
+                    set.Add((name, value));
+                }
+            }
+        }
+
+        return set;
+    }
 }

@@ -105,3 +105,11 @@ public sealed record LinuxModule
 
     public override string ToString() => Name;
 }
+
+/// <summary>A symbol of a loaded module, as /proc/kallsyms shows it: "address type name\t[module]".</summary>
+public readonly record struct LinuxModuleSymbol(string Module, string Name, ulong Address, char Type)
+{
+    public KernelSymbol ToKernelSymbol() => new(Name, Address, Type);
+
+    public override string ToString() => $"{Name} [{Module}]";
+}
