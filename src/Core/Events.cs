@@ -5,6 +5,7 @@ using Amd64Registers = Vmi.Core.Arch.Amd64.Registers;
 namespace Vmi.Core;
 
 /// <summary>The kinds of event source a driver can enable.</summary>
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum MonitorKind : byte
 {
     /// <summary>Writes to a control register (CR0, CR3, CR4, XCR0); <see cref="EventMonitor.Parameter"/> is the <see cref="ControlRegister"/>.</summary>
@@ -148,6 +149,7 @@ public readonly record struct EventMonitor(MonitorKind Kind, uint Parameter = 0)
 }
 
 [Flags]
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum VmiEventFlags : byte
 {
     None = 0,
@@ -257,6 +259,7 @@ public sealed record GuestRequestReason : EventReason
     public override string Describe() => "guest request";
 }
 
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum DescriptorKind : byte
 {
     Idtr = 1,
@@ -285,6 +288,7 @@ public sealed record VmiEvent(VcpuId Vcpu, View View, VmiEventFlags Flags, Regis
 
 /// <summary>What to do with the event's vCPU when it resumes.</summary>
 [Flags]
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum VmiEventResponseFlags : byte
 {
     /// <summary>Let the vCPU go on as if nothing had intercepted it (no flag set).</summary>

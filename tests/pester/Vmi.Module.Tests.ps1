@@ -151,6 +151,8 @@ Describe 'ConvertTo-Json of records' {
         @{ Name = 'pointer'; Make = { Read-VmiMemory $AsciiStringVa -As Pointer -Vcpu 0 } }
         @{ Name = 'match'; Make = { Find-VmiMemory -String 'Hello' -Physical | Select-Object -First 1 } }
         @{ Name = 'monitor'; Make = { Enable-VmiMonitor Cr3 -PassThru; Disable-VmiMonitor Cr3 } }
+        @{ Name = 'registers'; Make = { Get-VmiRegister -Vcpu 0 } }
+        @{ Name = 'event'; Make = { Enable-VmiMonitor Cr3; Wait-VmiEvent -Timeout 5 -Count 1; Disable-VmiMonitor Cr3 } }
     ) {
         $record = & $Make | Select-Object -First 1
         $record | Should -Not -BeNullOrEmpty
@@ -164,6 +166,7 @@ Describe 'ConvertTo-Json of records' {
         $json = Resolve-VmiAddress $AsciiStringVa -Vcpu 0 | ConvertTo-Json | ConvertFrom-Json
         $json.PagingMode | Should -Be 'Ia32e'
         $json.PageSize | Should -BeIn @('Size4K', 'Size2M', 'Size1G')
+        (Get-VmiRegister -Vcpu 0 | ConvertTo-Json | ConvertFrom-Json).PagingMode | Should -Be 'Ia32e'
     }
 
     It 'writes a session without its guest object' {

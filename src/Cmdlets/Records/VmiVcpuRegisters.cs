@@ -18,6 +18,7 @@ public sealed record VmiVcpuRegisters : Registers
         Vcpu = vcpu;
     }
 
+    [Newtonsoft.Json.JsonIgnore, System.Management.Automation.Hidden]
     public VmiSession Session { get; }
 
     public ushort Vcpu { get; }

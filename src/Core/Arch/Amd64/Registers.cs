@@ -15,6 +15,7 @@ public readonly record struct DescriptorTable(ulong Base, ushort Limit)
     public override string ToString() => $"base=0x{Base:x} limit=0x{Limit:x}";
 }
 
+[Newtonsoft.Json.JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
 public enum ControlRegister : byte
 {
     Cr0 = 0,
