@@ -50,10 +50,16 @@ internal static class Program
 
         // On the module path of this process and its children, so runspaces vmi does not create itself (the
         // endpoint of an SSH remoting session, ForEach-Object -Parallel, jobs) load the module by auto-loading.
-        string? modulePath = Environment.GetEnvironmentVariable("PSModulePath");
-        if (modulePath is null || !modulePath.Split(Path.PathSeparator).Contains(modules, StringComparer.Ordinal))
+        // A single-file publish puts the engine ($PSHOME) in the top folder but leaves pwsh's built-in modules (Utility,
+        // Management, Security, Host) where the SDK package keeps them, under runtimes/<rid>/lib/<tfm>/Modules: without
+        // that folder on the path too, Write-Host, Select-Object and the rest are missing.
+        foreach (string folder in BuiltInModuleFolders().Prepend(modules))
         {
-            Environment.SetEnvironmentVariable("PSModulePath", string.IsNullOrEmpty(modulePath) ? modules : modules + Path.PathSeparator + modulePath);
+            string? modulePath = Environment.GetEnvironmentVariable("PSModulePath");
+            if (modulePath is null || !modulePath.Split(Path.PathSeparator).Contains(folder, StringComparer.Ordinal))
+            {
+                Environment.SetEnvironmentVariable("PSModulePath", string.IsNullOrEmpty(modulePath) ? folder : folder + Path.PathSeparator + modulePath);
+            }
         }
 
         if (CommandText(args) is { } command && !ReportParseErrors(command))
@@ -65,6 +71,20 @@ internal static class Program
         iss.ImportPSModule(manifest);
         iss.Commands.Add(new SessionStateFunctionEntry("prompt", PromptFunction));
         return ConsoleShell.Start(iss, Banner, Help, args);
+    }
+
+    /// <summary>The folders of pwsh's built-in modules when they are not in <c>$PSHOME/Modules</c> (a single-file publish).</summary>
+    private static IEnumerable<string> BuiltInModuleFolders()
+    {
+        string runtimes = Path.Combine(AppContext.BaseDirectory, "runtimes");
+        if (File.Exists(Path.Combine(AppContext.BaseDirectory, "System.Management.Automation.dll")) && Directory.Exists(runtimes))
+        {
+            return Directory.EnumerateDirectories(runtimes, "Modules", SearchOption.AllDirectories)
+                .Where(d => Directory.Exists(Path.Combine(d, "Microsoft.PowerShell.Utility")))
+                .Order(StringComparer.Ordinal);
+        }
+
+        return [];
     }
 
     /// <summary>The script text of <c>-Command</c> (or any abbreviation pwsh takes: -c, -co, ...), if given inline.</summary>
