@@ -38,7 +38,7 @@ public abstract partial class LiveGuest : IDisposable
             WorkDir = dir;
         }
 
-        DateTime deadline = DateTime.UtcNow + TimeSpan.FromMinutes(10); // hang guard: TCG on a loaded machine boots in ~1 min
+        DateTime deadline = DateTime.UtcNow + TimeSpan.FromMinutes(20); // hang guard: TCG boots in ~1 min quiet; the LA57 guest passed 10 at load 50
         while (!SerialText().Contains("VMI-GUEST-UP", StringComparison.Ordinal))
         {
             if (_qemu is { HasExited: true })
@@ -48,8 +48,9 @@ public abstract partial class LiveGuest : IDisposable
 
             if (DateTime.UtcNow > deadline)
             {
+                string tail = SerialText(); // before Dispose removes the work folder with the log
                 Dispose();
-                throw new TimeoutException($"the {variant} guest did not come up in 10 minutes; serial: {SerialText()}");
+                throw new TimeoutException($"the {variant} guest did not come up in 20 minutes; serial: {tail}");
             }
 
             Thread.Sleep(500);

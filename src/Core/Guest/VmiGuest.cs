@@ -545,9 +545,11 @@ public sealed class VmiGuest : IDisposable
             response = null;
         }
 
-        if (response is null || (response.View is { } view && view != _core.DefaultView))
+        if (response is null || response == VmiEventResponse.Continue || (response.View is { } view && view != _core.DefaultView))
         {
-            _core.ReleaseEvent(pending); // views are about to be destroyed: an answer that switches to one cannot stand
+            // Nothing set is a release (the vCPU goes on as if nothing had intercepted it); views are about to be
+            // destroyed: an answer that switches to one cannot stand.
+            _core.ReleaseEvent(pending);
         }
         else
         {
