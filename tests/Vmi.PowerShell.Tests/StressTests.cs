@@ -22,8 +22,12 @@ public sealed class StressTests : IDisposable
     /// <summary>Iterations each reader and writer finishes before the disconnect is let go.</summary>
     private const int BeforeDisconnect = 40;
 
-    /// <summary>The most iterations a reader or writer runs (it stops earlier when the session closes).</summary>
-    private const int MaxIterations = 5000;
+    /// <summary>
+    /// The most iterations a reader or writer runs: it stops when the session closes. Past <see cref="BeforeDisconnect"/>
+    /// each iteration sleeps 1 ms until the disconnect, so on a fast machine no loop ends before the disconnect comes (one
+    /// did at 5000 unthrottled iterations).
+    /// </summary>
+    private const int MaxIterations = 100_000;
 
     private static readonly TimeSpan HangGuard = TimeSpan.FromMinutes(3);
 
@@ -72,6 +76,7 @@ public sealed class StressTests : IDisposable
                     if ($t -ne '{{L.AsciiString}}') { $sync.Errors.Add("reader read '$t'") }
                     $done++
                     $sync["r{{r}}"] = $done
+                    if ($done -ge {{BeforeDisconnect}} -and -not $sync.Disconnected) { [System.Threading.Thread]::Sleep(1) } # still running when the disconnect comes
                 }
                 $done
                 """));
@@ -94,6 +99,7 @@ public sealed class StressTests : IDisposable
                     if ([Convert]::ToHexString($back) -ne [Convert]::ToHexString($b)) { $sync.Errors.Add("writer read back $([Convert]::ToHexString($back))") }
                     $done++
                     $sync["w{{w}}"] = $done
+                    if ($done -ge {{BeforeDisconnect}} -and -not $sync.Disconnected) { [System.Threading.Thread]::Sleep(1) }
                 }
                 $done
                 """));
