@@ -26,12 +26,10 @@ public sealed class GetVmiSymbolCommand : VmiCmdlet
     protected override void ProcessVmiRecord()
     {
         VmiSession session = ActiveSession;
-        KallsymsTable symbols;
-        LinuxKernel kernel;
+        LinuxSymbolLookup lookup;
         try
         {
-            kernel = LinuxSessions.Get(session);
-            symbols = kernel.Symbols;
+            lookup = new LinuxSymbolLookup(LinuxSessions.Get(session), WriteWarning); // modules read again on every call
         }
         catch (Exception e) when (IsItemError(e))
         {
@@ -39,57 +37,13 @@ public sealed class GetVmiSymbolCommand : VmiCmdlet
             return;
         }
 
-        // Modules come and go: their symbols are read again on every call, after the kernel image's own.
-        List<LinuxModule>? modules = null;
-        List<LinuxModuleSymbol>? moduleSymbols = null;
-        List<LinuxModuleSymbol> ModuleSymbols()
-        {
-            if (moduleSymbols is null)
-            {
-                var warnings = new List<string>();
-                try
-                {
-                    (modules, moduleSymbols) = (kernel.GetModules(warning: warnings.Add).ToList(), kernel.GetModuleSymbols(warning: warnings.Add).ToList());
-                }
-                catch (Vmi.Os.Linux.LinuxIntrospectionException e)
-                {
-                    warnings.Add("Module symbols are left out: " + e.Message);
-                    (modules, moduleSymbols) = ([], []);
-                }
-
-                warnings.ForEach(WriteWarning);
-            }
-
-            return moduleSymbols;
-        }
-
         if (ParameterSetName == ByAddress)
         {
             foreach (ulong address in Address)
             {
-                List<LinuxModuleSymbol> all = ModuleSymbols();
-                if (modules!.FirstOrDefault(m => address >= m.Base && address - m.Base < m.Size) is { } module)
+                if (lookup.TryFindNearest(address, out LinuxSymbolMatch match))
                 {
-                    // inside a module: the nearest of that module's own symbols at or below the address
-                    LinuxModuleSymbol? best = null;
-                    foreach (LinuxModuleSymbol ms in all)
-                    {
-                        if (ms.Module == module.Name && ms.Address <= address && (best is null || ms.Address > best.Value.Address))
-                        {
-                            best = ms;
-                        }
-                    }
-
-                    if (best is { } found)
-                    {
-                        WriteObject(new VmiSymbol(session, found, address));
-                        continue;
-                    }
-                }
-
-                if (symbols.TryFindNearest(address, out KernelSymbol s))
-                {
-                    WriteObject(new VmiSymbol(session, s, address));
+                    WriteObject(new VmiSymbol(session, match.Symbol, address, match.Module));
                 }
                 else
                 {
@@ -104,13 +58,9 @@ public sealed class GetVmiSymbolCommand : VmiCmdlet
         {
             if (!WildcardPattern.ContainsWildcardCharacters(name))
             {
-                if (symbols.TryGetSymbol(name, out KernelSymbol symbol))
+                if (lookup.TryGet(name, out LinuxSymbolMatch match))
                 {
-                    WriteObject(new VmiSymbol(session, symbol, symbol.Address));
-                }
-                else if (ModuleSymbols().FirstOrDefault(m => m.Name == name) is { Name: not null } ms)
-                {
-                    WriteObject(new VmiSymbol(session, ms, ms.Address));
+                    WriteObject(new VmiSymbol(session, match.Symbol, match.Symbol.Address, match.Module));
                 }
                 else
                 {
@@ -121,21 +71,9 @@ public sealed class GetVmiSymbolCommand : VmiCmdlet
             }
 
             var pattern = new WildcardPattern(name, WildcardOptions.None);
-            foreach (KernelSymbol s in symbols.Symbols)
+            foreach (LinuxSymbolMatch match in lookup.Matching(pattern.IsMatch, StopToken))
             {
-                StopToken.ThrowIfCancellationRequested();
-                if (pattern.IsMatch(s.Name))
-                {
-                    WriteObject(new VmiSymbol(session, s, s.Address));
-                }
-            }
-
-            foreach (LinuxModuleSymbol ms in ModuleSymbols())
-            {
-                if (pattern.IsMatch(ms.Name))
-                {
-                    WriteObject(new VmiSymbol(session, ms, ms.Address));
-                }
+                WriteObject(new VmiSymbol(session, match.Symbol, match.Symbol.Address, match.Module));
             }
         }
     }
