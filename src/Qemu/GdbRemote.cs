@@ -164,25 +164,35 @@ public sealed class GdbRemote : IDisposable
     /// <paramref name="alsoDone"/> (checked between slices of the wait) says so.
     /// </summary>
     /// <remarks>
-    /// As in <see cref="TryTakeStop"/>, the waiting happens outside the lock: holding it while blocked on the socket starved
+    /// As in every wait here (<see cref="WaitUntil"/>), the waiting happens outside the lock: holding it while blocked on the socket starved
     /// every command from another thread (the restore on SIGTERM found the gdbstub still attached).
     /// </remarks>
-    public bool WaitForStop(TimeSpan timeout, CancellationToken cancellationToken = default, Func<bool>? alsoDone = null)
+    public bool WaitForStop(TimeSpan timeout, CancellationToken cancellationToken = default, Func<bool>? alsoDone = null) =>
+        WaitUntil(timeout, cancellationToken, () => _stops.Count > 0, alsoDone);
+
+    /// <summary>Takes the oldest stop reply, waiting up to <paramref name="timeout"/> for one to arrive.</summary>
+    public bool TryTakeStop(TimeSpan timeout, out GdbStopReply? stop, CancellationToken cancellationToken = default)
+    {
+        GdbStopReply? taken = null;
+        bool ok = WaitUntil(timeout, cancellationToken, () => _stops.TryDequeue(out taken));
+        stop = taken;
+        return ok;
+    }
+
+    /// <summary>
+    /// Waits until <paramref name="doneLocked"/> (called under the lock, after the stop replies that have arrived are
+    /// queued) or <paramref name="alsoDone"/> holds; false on timeout or cancellation. The waiting happens outside the
+    /// lock, so that a command from another thread (Restore on SIGTERM) is never starved by this loop re-taking it.
+    /// </summary>
+    private bool WaitUntil(TimeSpan timeout, CancellationToken cancellationToken, Func<bool> doneLocked, Func<bool>? alsoDone = null)
     {
         DateTime deadline = timeout == System.Threading.Timeout.InfiniteTimeSpan ? DateTime.MaxValue : DateTime.UtcNow + timeout;
         while (true)
         {
             lock (_io)
             {
-                while (ReceiveLocked(DateTime.UtcNow) is string packet)
-                {
-                    if (GdbStopReply.IsStopReply(packet))
-                    {
-                        _stops.Enqueue(GdbStopReply.Parse(packet));
-                    }
-                }
-
-                if (_stops.Count > 0)
+                QueueArrivedStopsLocked();
+                if (doneLocked())
                 {
                     return true;
                 }
@@ -211,46 +221,14 @@ public sealed class GdbRemote : IDisposable
         }
     }
 
-    /// <summary>Takes the oldest stop reply, waiting up to <paramref name="timeout"/> for one to arrive.</summary>
-    public bool TryTakeStop(TimeSpan timeout, out GdbStopReply? stop, CancellationToken cancellationToken = default)
+    /// <summary>Queues every stop reply that has arrived, without waiting. Call under the lock.</summary>
+    private void QueueArrivedStopsLocked()
     {
-        DateTime deadline = timeout == System.Threading.Timeout.InfiniteTimeSpan ? DateTime.MaxValue : DateTime.UtcNow + timeout;
-        while (true)
+        while (ReceiveLocked(DateTime.UtcNow) is string packet)
         {
-            lock (_io)
+            if (GdbStopReply.IsStopReply(packet))
             {
-                // Take what has arrived without waiting; the waiting happens outside the lock, so that a command from
-                // another thread (Restore on SIGTERM) is never starved by this loop re-taking the lock.
-                while (ReceiveLocked(DateTime.UtcNow) is string packet)
-                {
-                    if (GdbStopReply.IsStopReply(packet))
-                    {
-                        _stops.Enqueue(GdbStopReply.Parse(packet));
-                    }
-                }
-
-                if (_stops.Count > 0)
-                {
-                    stop = _stops.Dequeue();
-                    return true;
-                }
-            }
-
-            TimeSpan left = deadline - DateTime.UtcNow;
-            if (cancellationToken.IsCancellationRequested || left <= TimeSpan.Zero)
-            {
-                stop = null;
-                return false;
-            }
-
-            TimeSpan slice = left < TimeSpan.FromMilliseconds(50) ? left : TimeSpan.FromMilliseconds(50);
-            try
-            {
-                _socket.Poll((int)slice.TotalMicroseconds, SelectMode.SelectRead);
-            }
-            catch (ObjectDisposedException)
-            {
-                throw new VmiDriverException("The gdbstub connection was closed while waiting for the VM to stop (the session was disconnected).");
+                _stops.Enqueue(GdbStopReply.Parse(packet));
             }
         }
     }
@@ -260,13 +238,7 @@ public sealed class GdbRemote : IDisposable
     {
         lock (_io)
         {
-            while (ReceiveLocked(DateTime.UtcNow) is string p)
-            {
-                if (GdbStopReply.IsStopReply(p))
-                {
-                    _stops.Enqueue(GdbStopReply.Parse(p));
-                }
-            }
+            QueueArrivedStopsLocked();
 
             GdbStopReply[] all = [.. _stops];
             _stops.Clear();
