@@ -84,6 +84,74 @@ public sealed class SignalTests : IDisposable
         Assert.Equal(130, code);
     }
 
+    /// <summary>
+    /// SIGTERM while Save-VmiMemory writes: the acquisition's temporary file is removed before the process exits (an
+    /// interrupted Save once left its .partial behind, 17 MB seen), and no target appears. (The handler removes the files
+    /// in progress and closes the session, which also cancels the save; without the handler the file stays: seen.) The source is a 16 GiB sparse
+    /// raw image, so the save is still writing when the signal comes (it reads 4 million pages; the signal follows the
+    /// temporary file's appearance within a poll of 50 ms).
+    /// </summary>
+    [Fact]
+    public async Task A_signal_during_a_save_removes_its_temporary_file()
+    {
+        string source = Path.Combine(_dir, "big.raw");
+        using (var f = new FileStream(source, FileMode.CreateNew, FileAccess.Write))
+        {
+            f.SetLength(16L << 30); // a hole: nothing on disk
+        }
+
+        string outDir = Directory.CreateDirectory(Path.Combine(_dir, "out")).FullName;
+        string target = Path.Combine(outDir, "guest.raw");
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        psi.ArgumentList.Add(ShellDll);
+        psi.ArgumentList.Add("-Command");
+        psi.ArgumentList.Add($"$null = Connect-VmiDomain -Path '{source}'; Save-VmiMemory '{target}' -Format Raw; 'saved'");
+        using Process p = Process.Start(psi)!;
+        p.StandardInput.Close();
+        Task<string> stdout = p.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = p.StandardError.ReadToEndAsync();
+        try
+        {
+            var guard = Stopwatch.StartNew();
+            string[] partial;
+            while ((partial = Directory.GetFiles(outDir, ".guest.raw.*.partial")).Length == 0)
+            {
+                if (p.HasExited)
+                {
+                    Assert.Fail("vmi ended before the save began: " + await stderr + await stdout);
+                }
+
+                Assert.True(guard.Elapsed < TimeSpan.FromMinutes(5), "the save did not begin"); // a hang guard
+                await Task.Delay(50);
+            }
+
+            using (Process kill = Process.Start("kill", ["-TERM", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!)
+            {
+                kill.WaitForExit();
+                Assert.Equal(0, kill.ExitCode);
+            }
+
+            Assert.True(p.WaitForExit(120_000), "vmi did not end on SIGTERM"); // a hang guard, not a time budget
+            string output = await stdout;
+            Assert.DoesNotContain("saved", output, StringComparison.Ordinal); // the signal came while it was writing
+            Assert.Equal(143, p.ExitCode);
+            Assert.Empty(Directory.GetFileSystemEntries(outDir)); // neither the temporary file nor a target
+        }
+        finally
+        {
+            if (!p.HasExited)
+            {
+                p.Kill(entireProcessTree: true);
+            }
+        }
+    }
+
     /// <summary>Starts vmi with <paramref name="args"/>, waits until the guest is set up, sends SIG<paramref name="signal"/>, and returns how it ended and the guest's state after.</summary>
     private async Task<(int ExitCode, string State)> RunAndSignal(string signal, params string[] args)
     {
