@@ -69,6 +69,12 @@ public sealed class BtfWriter
 
     public int Forward(string name) => Add(name, 7, 0, false, 0);
 
+    /// <summary>The last id written so far (a split BTF on top of this one starts after it).</summary>
+    public int LastId => _next - 1;
+
+    /// <summary>The length of the string section so far (a split BTF's string offsets start after it).</summary>
+    public uint StringsLength => (uint)_strings.Count;
+
     /// <summary>Reserves the next id for a struct whose members refer to itself; fill it with <see cref="Struct"/> right away.</summary>
     public int NextId => _next;
 
