@@ -111,7 +111,7 @@ public sealed class SignalTests : IDisposable
         };
         psi.ArgumentList.Add(ShellDll);
         psi.ArgumentList.Add("-Command");
-        psi.ArgumentList.Add($"$null = Connect-VmiDomain -Path '{source}'; Save-VmiMemory '{target}' -Format Raw; 'saved'");
+        psi.ArgumentList.Add($"$null = Connect-VmiDomain -Path '{source}'; Save-VmiMemory '{target}' -Format Raw; 'the save completed'");
         using Process p = Process.Start(psi)!;
         p.StandardInput.Close();
         Task<string> stdout = p.StandardOutput.ReadToEndAsync();
@@ -139,7 +139,7 @@ public sealed class SignalTests : IDisposable
 
             Assert.True(p.WaitForExit(120_000), "vmi did not end on SIGTERM"); // a hang guard, not a time budget
             string output = await stdout;
-            Assert.DoesNotContain("saved", output, StringComparison.Ordinal); // the signal came while it was writing
+            Assert.DoesNotContain("the save completed", output, StringComparison.Ordinal); // the signal came while it was writing
             Assert.Equal(143, p.ExitCode);
             Assert.Empty(Directory.GetFileSystemEntries(outDir)); // neither the temporary file nor a target
         }
