@@ -79,6 +79,11 @@ public sealed class TypedAddressTests : MockSessionTest
         Assert.True(hit.Physical);
         Assert.Equal(0x1200106UL, hit.Address);
 
+        // A Pa start needs no -Length: the default range of a physical search, all guest memory from there.
+        VmiMemoryMatch first = Host.Get<VmiMemoryMatch>("Find-VmiMemory -String 'Hello from the V' -Address ([Vmi.Core.Pa]0x1200000) -First 1");
+        Assert.True(first.Physical);
+        Assert.Equal(0x1200100UL, first.Address);
+
         VmiBreakpointInfo bp = Host.Get<VmiBreakpointInfo>("Set-VmiBreakpoint ([Vmi.Core.Pa]0x10002a0) -Confirm:$false");
         Assert.True(bp.Physical);
         Assert.Equal(0x10002a0UL, bp.Address);
