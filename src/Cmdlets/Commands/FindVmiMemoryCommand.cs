@@ -48,10 +48,11 @@ public sealed class FindVmiMemoryCommand : VmiMemoryCmdlet
         try
         {
             BytePattern pattern = PatternInput.From(Pattern, String, WString);
-            AccessContext start = Context(session, Locate(Address));
-            PhysicalRange range = MyInvocation.BoundParameters.ContainsKey(nameof(Length)) ? new(start.Address, (ulong)Length, null)
-                : IsPhysical ? session.Guest.PhysicalFrom(start.Address)
+            ulong address = Locate(Address);
+            PhysicalRange range = MyInvocation.BoundParameters.ContainsKey(nameof(Length)) ? new(address, (ulong)Length, null)
+                : IsPhysical ? session.Guest.PhysicalFrom(address)
                 : throw new PSArgumentException(Messages.RangeRequired);
+            AccessContext start = Context(session, address);
             if (range.DeclaredEnd is { } declared)
             {
                 ulong stored = range.Start + range.Length;
