@@ -49,7 +49,7 @@ public sealed class FindVmiMemoryCommand : VmiMemoryCmdlet
         {
             BytePattern pattern = PatternInput.From(Pattern, String, WString);
             ulong address = Locate(Address);
-            PhysicalRange range = MyInvocation.BoundParameters.ContainsKey(nameof(Length)) ? new(address, (ulong)Length, null)
+            PhysicalSearchRange range = MyInvocation.BoundParameters.ContainsKey(nameof(Length)) ? new(address, (ulong)Length, null)
                 : IsPhysical ? session.Guest.PhysicalFrom(address)
                 : throw new PSArgumentException(Messages.RangeRequired);
             AccessContext start = Context(session, address);

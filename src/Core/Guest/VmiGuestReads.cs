@@ -43,7 +43,7 @@ public static class VmiGuestReads
 /// memory it does not store (zero-filled), the range ends with the stored memory and <see cref="DeclaredEnd"/> says where
 /// the declared memory would have ended (null when nothing was cut).
 /// </summary>
-public readonly record struct PhysicalRange(ulong Start, ulong Length, ulong? DeclaredEnd);
+public readonly record struct PhysicalSearchRange(ulong Start, ulong Length, ulong? DeclaredEnd);
 
 /// <summary>Ranges of guest memory.</summary>
 public static class VmiGuestRanges
@@ -53,7 +53,7 @@ public static class VmiGuestRanges
     /// declare zero-filled memory far beyond what it stores (ELF p_memsz much larger than p_filesz), and searching
     /// petabytes of zeros would take days.
     /// </summary>
-    public static PhysicalRange PhysicalFrom(this VmiGuest guest, ulong start)
+    public static PhysicalSearchRange PhysicalFrom(this VmiGuest guest, ulong start)
     {
         ArgumentNullException.ThrowIfNull(guest);
         ulong end = (guest.Info.MaxGfn.Value + 1) * guest.Info.PageSize;
@@ -64,6 +64,6 @@ public static class VmiGuestRanges
             end = stored;
         }
 
-        return new PhysicalRange(start, end > start ? end - start : 0, declared);
+        return new PhysicalSearchRange(start, end > start ? end - start : 0, declared);
     }
 }
