@@ -134,6 +134,18 @@ public sealed class VmiSession : IDisposable
     /// <summary>Closes the guest (restores it, releases the driver) once; never throws. False when restoring failed.</summary>
     internal bool Close(Action<string>? log = null) => Guest.Close(log);
 
+    /// <summary>
+    /// Disconnects on behalf of the current runspace (its own pipeline then ends quietly): leaves the registry, restores
+    /// the guest and releases the driver. Each thing that could not be restored goes to <paramref name="failure"/>;
+    /// false when any could not.
+    /// </summary>
+    internal bool Disconnect(Action<string> failure)
+    {
+        VmiSessionRegistry.Remove(this);
+        ClosedByRunspace ??= VmiSessionRegistry.CurrentRunspaceId;
+        return Close(failure);
+    }
+
     public void Dispose()
     {
         VmiSessionRegistry.Remove(this);
