@@ -154,6 +154,11 @@ public sealed class TypedAddressTests : MockSessionTest
         Assert.Equal(0xffffffff82000100UL, r.Address);
         Assert.Equal("Hello from the V"u8.ToArray(), r.Bytes);
 
+        // A typed address piped by value keeps its meaning too.
+        VmiMemoryRecord byValue = Host.Get<VmiMemoryRecord>($"[Vmi.Core.Pa]::new({DataPa}) | Read-VmiMemory -Length 16");
+        Assert.True(byValue.Physical);
+        Assert.Equal("Hello from the V"u8.ToArray(), byValue.Bytes);
+
         // A physical record stays physical down the pipeline.
         VmiMemoryRecord p = Host.Get<VmiMemoryRecord>($"Read-VmiMemory ([Vmi.Core.Pa]{DataPa}) -Length 4 | Read-VmiMemory -Length 16");
         Assert.True(p.Physical);
