@@ -34,6 +34,7 @@ public abstract class VmiMemoryCmdlet : VmiCmdlet
     /// </summary>
     private protected ulong Locate(VmiAddress address)
     {
+        IsPhysical = Physical; // what a refused address's error names it as
         IsPhysical = address.IsPhysical(Physical, Cr3 is not null);
         return address.Value;
     }
