@@ -91,6 +91,16 @@ internal interface IXenHost : IDisposable
 
     /// <summary>xc_monitor_inguest_pagefault: true stops events for the processor's own page-walk accesses.</summary>
     void SetInguestPagefaultDisabled(uint domid, bool disabled);
+
+    /// <summary>
+    /// XEN_DOMCTL_MONITOR_OP_CONTROL_REGISTERS (Xen 4.15 and later): Xen then holds a monitored CR or MSR write until the
+    /// event is answered, so a Deny keeps it out. Without it Xen writes the register before it sends the event and a Deny
+    /// changes nothing. Only the ring's teardown turns it off again.
+    /// </summary>
+    void EnableControlRegisterValues(uint domid);
+
+    /// <summary>xc_vcpu_getinfo: whether the vCPU is blocked (halted) or offline, and the CPU time it has run, in nanoseconds.</summary>
+    (bool Blocked, ulong CpuTime) GetVcpuRunState(uint domid, VcpuId vcpu);
 }
 
 /// <summary>The monitor ring page and its event channel.</summary>

@@ -23,6 +23,12 @@ public sealed unsafe partial class XenDriver :
     private const uint MsrEfer = 0xC0000080;
     private const int WaitSliceMs = 100;
     private const int DisableRetries = 50;
+
+    /// <summary>How long the teardown lets the vCPUs run so each applies a register write answered before it (see <see cref="LetVcpusApplyAnsweredWrites"/>).</summary>
+    private const int WriteSettleMs = 2000;
+
+    /// <summary>Xen holds monitored CR/MSR writes until they are answered (XEN_DOMCTL_MONITOR_OP_CONTROL_REGISTERS); until the ring goes.</summary>
+    private bool _controlRegisterValues;
     private static int s_sessions;
 
     private readonly IXenHost _host;
@@ -622,6 +628,11 @@ public sealed unsafe partial class XenDriver :
             }
 
             _monitors.Add(monitor);
+            if (monitor.Kind is MonitorKind.ControlRegister or MonitorKind.Msr)
+            {
+                HoldRegisterWritesForAnswers(monitor);
+            }
+
             try
             {
                 if (monitor.Kind == MonitorKind.Singlestep)
@@ -1315,7 +1326,8 @@ public sealed unsafe partial class XenDriver :
 
         if (_channel is { } channel)
         {
-            Step(() => TearDownRing(channel, _processor));
+            int held = _pauses + (pausedForReset ? 1 : 0);
+            Step(() => TearDownRing(channel, _processor, held));
             _channel = null;
             _processor = null;
         }
@@ -1350,15 +1362,110 @@ public sealed unsafe partial class XenDriver :
         }
     }
 
+    /// <summary>
+    /// Since Xen 4.15 a monitored CR or MSR write is made before its event is sent, and a Deny in the answer changes
+    /// nothing, unless the monitor asked Xen to hold such writes for the answer (XEN_DOMCTL_MONITOR_OP_CONTROL_REGISTERS,
+    /// which libxenctrl has no wrapper for). Found in the lab: 1439 CR4.TSD writes answered Deny, and the guest's RDTSC
+    /// still faulted. Asked once per ring, with the first CR or MSR monitor; the ring's teardown turns it off again.
+    /// </summary>
+    private void HoldRegisterWritesForAnswers(EventMonitor monitor)
+    {
+        if (_controlRegisterValues || XenVersion < new Version(4, 15))
+        {
+            return; // before 4.15, Xen always held the write for the answer
+        }
+
+        try
+        {
+            _host.EnableControlRegisterValues(_domid);
+            _controlRegisterValues = true;
+        }
+        catch (VmiDriverException ex)
+        {
+            _host.SetMonitor(_domid, monitor, false);
+            _monitors.Remove(monitor);
+            throw new VmiDriverException(
+                $"The {monitor} monitor was not turned on: Xen {XenVersion} refused to hold monitored register writes until they are answered ({ex.Message}), " +
+                "so a Deny would be ignored. Check that this dom0 may use the monitor domctls (XSM/Flask policy).",
+                ex.ErrorCode,
+                ex);
+        }
+    }
+
+    /// <summary>
+    /// With writes held for answers, Xen applies an answered CR/MSR write only when its vCPU next runs
+    /// (hvm_vm_event_do_resume); a ring torn down before that frees the held write and the guest loses it (Xen's domctl.h:
+    /// "can result in guest-crashes when the monitor subsystem is being turned off"). So before the teardown, with every
+    /// monitor already off, the pauses this session holds are let go until each vCPU has run (its CPU time moved) or
+    /// halted, for at most <see cref="WriteSettleMs"/>; then the domain is paused again as it was.
+    /// </summary>
+    private void LetVcpusApplyAnsweredWrites(int heldPauses)
+    {
+        var waiting = new Dictionary<ushort, ulong>();
+        for (ushort v = 0; v < Info.VcpuCount; v++)
+        {
+            (bool idle, ulong time) = _host.GetVcpuRunState(_domid, new VcpuId(v));
+            if (!idle)
+            {
+                waiting[v] = time;
+            }
+        }
+
+        if (waiting.Count == 0)
+        {
+            return;
+        }
+
+        int released = 0;
+        try
+        {
+            for (; released < heldPauses; released++)
+            {
+                _host.Unpause(_domid);
+            }
+
+            long deadline = Environment.TickCount64 + WriteSettleMs;
+            while (waiting.Count > 0 && Environment.TickCount64 < deadline)
+            {
+                foreach ((ushort v, ulong time) in waiting.ToArray())
+                {
+                    (bool idle, ulong now) = _host.GetVcpuRunState(_domid, new VcpuId(v));
+                    if (idle || now != time)
+                    {
+                        waiting.Remove(v);
+                    }
+                }
+
+                if (waiting.Count > 0)
+                {
+                    Thread.Sleep(1);
+                }
+            }
+        }
+        finally
+        {
+            for (; released > 0; released--)
+            {
+                _host.Pause(_domid);
+            }
+        }
+    }
+
     /// <summary>Answers what is left in the ring, then disables it; while Xen says vCPUs still wait for slots, drains again.</summary>
-    private void TearDownRing(IXenMonitorChannel channel, VmEventProcessor? processor)
+    private void TearDownRing(IXenMonitorChannel channel, VmEventProcessor? processor, int heldPauses = 0)
     {
         for (int attempt = 0; ; attempt++)
         {
             processor?.DrainAndContinue();
+            if (_controlRegisterValues && processor is not null)
+            {
+                LetVcpusApplyAnsweredWrites(heldPauses);
+            }
+
             try
             {
                 channel.Dispose();
+                _controlRegisterValues = false;
                 return;
             }
             catch (VmiDriverException ex) when (ex.ErrorCode == XenErrors.EBusy && attempt < DisableRetries)

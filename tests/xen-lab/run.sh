@@ -17,6 +17,7 @@
 #        VMI_XENLAB_DUMPCORE (1: compare with xl dump-core this run; 0: not; default once per cached lab),
 #        VMI_XENLAB_NICE (QEMU's nice level, 0), VMI_XENLAB_TIMEOUT (QEMU's hard limit, s; default 3600), VMI_XENLAB_ACCEL (tcg,thread=single),
 #        VMI_XENLAB_CPU (max,la57=off,avx=off,avx2=off,xsave=off,fsgsbase=off: docs/xen.md says why), VMI_XENLAB_MEM (3G), VMI_XENLAB_WXE (.NET's W^X in dom0: 0),
+#        VMI_XENLAB_ONLY=boot (only the monitored boot of a second guest and the PVH guest: a quicker run for that part),
 #        MIRROR (the Debian mirror for the root file system).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -95,6 +96,7 @@ cp "$HERE/payload/dom0-test.sh" "$HERE/payload/lab.ps1" "$HERE/payload/guest-hvm
 echo $(( QEMU_TIMEOUT - 120 )) > "$W/lab/budget"
 head -c 16777216 "$W/lab/vmi" | md5sum | cut -d' ' -f1 > "$W/lab/vmi.md5"
 [ -n "${VMI_XENLAB_STRESS:-}" ] && echo "$VMI_XENLAB_STRESS" > "$W/lab/stress"
+[ "${VMI_XENLAB_ONLY:-}" = boot ] && touch "$W/lab/only-boot"
 # The post-mortem comparison with xl dump-core (~12 min under TCG: 128 MB at ~190 KB/s) runs once per cached dom0 image:
 # until a run passed it ($D0/dumpcore-passed), or when VMI_XENLAB_DUMPCORE=1; VMI_XENLAB_DUMPCORE=0 skips it.
 DUMPCORE_MARK=$D0/dumpcore-passed

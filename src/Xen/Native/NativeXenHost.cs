@@ -331,6 +331,22 @@ internal sealed unsafe class NativeXenHost : IXenHost
         return gpfn;
     }
 
+    public void EnableControlRegisterValues(uint domid)
+    {
+        XenDomctlMonitorOp op = default;
+        op.Cmd = XenDomctlMonitorOp.CmdMonitorOp;
+        op.Domain = (ushort)domid;
+        op.Op = XenDomctlMonitorOp.OpControlRegisters;
+        XenErrors.Check(XenCtrl.xc_domctl(_xc, &op), "to have monitored register writes wait for the answer (XEN_DOMCTL_MONITOR_OP_CONTROL_REGISTERS)", domid);
+    }
+
+    public (bool Blocked, ulong CpuTime) GetVcpuRunState(uint domid, VcpuId vcpu)
+    {
+        XenDomctlGetvcpuinfo info = default;
+        XenErrors.Check(XenCtrl.xc_vcpu_getinfo(_xc, domid, vcpu.Value, &info), $"to read the state of vCPU {vcpu}", domid);
+        return (info.Blocked != 0 || info.Online == 0, info.CpuTime); // an offline vCPU has nothing held either
+    }
+
     public void Pause(uint domid) => XenErrors.Check(XenCtrl.xc_domain_pause(_xc, domid), "to pause the domain", domid);
 
     public void Unpause(uint domid) => XenErrors.Check(XenCtrl.xc_domain_unpause(_xc, domid), "to unpause the domain", domid);

@@ -504,3 +504,32 @@ internal struct XenArchDomainconfig
     [FieldOffset(0)] public uint EmulationFlags;
     [FieldOffset(4)] public uint MiscFlags;
 }
+
+/// <summary>
+/// struct xen_domctl with the monitor op in its union: what XEN_DOMCTL_monitor_op takes. Only the ops with no libxenctrl
+/// wrapper are sent this way (XEN_DOMCTL_MONITOR_OP_CONTROL_REGISTERS); xc_domctl fills in interface_version.
+/// </summary>
+[StructLayout(LayoutKind.Explicit, Size = 144)]
+internal struct XenDomctlMonitorOp
+{
+    public const uint CmdMonitorOp = 77;               // XEN_DOMCTL_monitor_op
+    public const uint OpControlRegisters = 4;          // XEN_DOMCTL_MONITOR_OP_CONTROL_REGISTERS
+
+    [FieldOffset(0)] public uint Cmd;
+    [FieldOffset(4)] public uint InterfaceVersion;
+    [FieldOffset(8)] public ushort Domain;
+    [FieldOffset(16)] public uint Op;
+    [FieldOffset(20)] public uint Event;
+}
+
+/// <summary>struct xen_domctl_getvcpuinfo (xc_vcpuinfo_t): what xc_vcpu_getinfo fills in.</summary>
+[StructLayout(LayoutKind.Explicit, Size = 24)]
+internal struct XenDomctlGetvcpuinfo
+{
+    [FieldOffset(0)] public uint Vcpu;
+    [FieldOffset(4)] public byte Online;
+    [FieldOffset(5)] public byte Blocked;
+    [FieldOffset(6)] public byte Running;
+    [FieldOffset(8)] public ulong CpuTime;
+    [FieldOffset(16)] public uint Cpu;
+}

@@ -119,6 +119,13 @@ internal static unsafe partial class XenCtrl
     [LibraryImport(XenLibraries.XenCtrl, SetLastError = true)]
     public static partial int xc_monitor_debug_exceptions(XcInterfaceHandle xch, uint domid, [MarshalAs(UnmanagedType.U1)] bool enable, [MarshalAs(UnmanagedType.U1)] bool sync);
 
+    /// <summary>int xc_domctl(xc_interface*, struct xen_domctl*): for domctls libxenctrl has no wrapper of.</summary>
+    [LibraryImport(XenLibraries.XenCtrl, SetLastError = true)]
+    public static partial int xc_domctl(XcInterfaceHandle xch, XenDomctlMonitorOp* domctl);
+
+    [LibraryImport(XenLibraries.XenCtrl, SetLastError = true)]
+    public static partial int xc_vcpu_getinfo(XcInterfaceHandle xch, uint domid, uint vcpu, XenDomctlGetvcpuinfo* info);
+
     [LibraryImport(XenLibraries.XenCtrl, SetLastError = true)]
     public static partial int xc_monitor_cpuid(XcInterfaceHandle xch, uint domid, [MarshalAs(UnmanagedType.U1)] bool enable);
 

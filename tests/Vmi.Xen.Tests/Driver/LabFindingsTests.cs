@@ -56,6 +56,72 @@ public sealed class LabFindingsTests : IDisposable
         Assert.Equal(0, _xen.PauseCount);
     }
 
+    private static VmEventSt Cr4Write(uint vcpu, ulong oldValue, ulong newValue)
+    {
+        VmEventSt r = XenRingSimulator.Request(vcpu, VmEventAbi.ReasonWriteCtrlreg);
+        r.U.WriteCtrlreg.Index = VmEventAbi.X86Cr4;
+        r.U.WriteCtrlreg.OldValue = oldValue;
+        r.U.WriteCtrlreg.NewValue = newValue;
+        return r;
+    }
+
+    [Fact]
+    public void A_CR_or_MSR_monitor_has_Xen_hold_the_write_for_the_answer_so_a_deny_keeps_it_out()
+    {
+        // The lab: 1439 CR4 writes setting TSD answered Deny, and the guest's RDTSC still faulted: since Xen 4.15 the write is
+        // made before the event unless the monitor sent XEN_DOMCTL_MONITOR_OP_CONTROL_REGISTERS.
+        _xen.CpuVendor = XenCpuVendor.Amd;
+        XenDriver d = Connect();
+        d.EnableMonitor(EventMonitor.Cpuid);
+        Assert.False(_xen.ControlRegisterValues); // nothing to hold for CPUID
+
+        d.EnableMonitor(EventMonitor.ControlRegisterWrite(ControlRegister.Cr4));
+        d.EnableMonitor(EventMonitor.MsrWrite(0xC0000082));
+        Assert.True(_xen.ControlRegisterValues);
+        Assert.Single(_xen.Calls, c => c == "EnableControlRegisterValues"); // once per ring
+
+        _xen.Channel!.Put(Cr4Write(0, 0x3506f0, 0x3506f4));
+        Assert.Equal(1, d.WaitForEvents(TimeSpan.FromSeconds(5), _ => VmiEventResponse.Deny));
+        VmEventSt rsp = Assert.Single(_xen.Channel.Responses);
+        Assert.NotEqual(0u, rsp.Flags & VmEventAbi.FlagDeny);
+        Assert.Equal(VmEventAbi.X86Cr4, rsp.U.WriteCtrlreg.Index); // Xen reads the index back to drop the held write
+        Assert.Empty(_xen.HeldWrites);
+
+        d.ResetState();
+        Assert.False(_xen.ControlRegisterValues); // the ring's teardown turns it off
+        Assert.Equal(0, _xen.PauseCount);
+    }
+
+    [Fact]
+    public void The_teardown_lets_each_vcpu_apply_the_write_it_was_answered_before_the_ring_goes()
+    {
+        // Xen applies an answered, held write when the vCPU next runs; a ring torn down first loses it (domctl.h warns of
+        // guest crashes). Disconnect answers a CR4 write left in the ring, on a domain the user had also paused.
+        XenDriver d = Connect();
+        d.EnableMonitor(EventMonitor.ControlRegisterWrite(ControlRegister.Cr4));
+        d.Pause();
+        _xen.Channel!.Put(Cr4Write(1, 0x3506f0, 0x3506e0));
+
+        d.ResetState();
+
+        Assert.Equal(0, _xen.LostWrites);   // 1 before: the ring went while the domain was paused
+        Assert.Equal(1, _xen.AppliedWrites);
+        Assert.Null(_xen.Channel);
+        Assert.Equal(0, _xen.PauseCount);
+        Assert.Empty(_xen.WaitingVcpus);
+    }
+
+    [Fact]
+    public void A_session_with_no_CR_or_MSR_monitor_never_runs_the_guest_during_its_teardown()
+    {
+        XenDriver d = Connect();
+        d.EnableMonitor(EventMonitor.Cpuid);
+        _xen.Channel!.Put(XenRingSimulator.Request(0, VmEventAbi.ReasonCpuid));
+        d.ResetState();
+        Assert.DoesNotContain(_xen.Calls, c => c == "EnableControlRegisterValues");
+        Assert.Equal(["Pause", "Unpause"], _xen.Calls.Where(c => c is "Pause" or "Unpause").ToArray());
+    }
+
     [Fact]
     public void Disabling_a_monitor_answers_its_requests_still_in_the_ring_and_keeps_the_others_for_the_next_wait()
     {

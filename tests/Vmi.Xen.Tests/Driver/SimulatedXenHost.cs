@@ -106,7 +106,46 @@ internal sealed unsafe class SimulatedXenHost : IXenHost
         }
 
         PauseCount--;
+        if (PauseCount == 0)
+        {
+            // The vCPUs that are not waiting for an answer run: each applies the register write held for it (Xen's
+            // hvm_vm_event_do_resume) and its CPU time moves.
+            foreach (uint v in HeldWrites.Where(v => !WaitingVcpus.Contains(v)).ToArray())
+            {
+                HeldWrites.Remove(v);
+                AppliedWrites++;
+            }
+
+            RunTicks++;
+        }
     }
+
+    /// <summary>XEN_DOMCTL_MONITOR_OP_CONTROL_REGISTERS was sent for this ring: CR/MSR writes wait for their answers.</summary>
+    public bool ControlRegisterValues { get; private set; }
+
+    /// <summary>vCPUs whose answered CR/MSR write Xen holds until they next run.</summary>
+    public HashSet<uint> HeldWrites { get; } = [];
+
+    /// <summary>Held writes the vCPUs applied; and those lost because the ring went before their vCPU ran.</summary>
+    public int AppliedWrites { get; private set; }
+
+    public int LostWrites { get; private set; }
+
+    /// <summary>Times the domain ran (every unpause to a pause count of 0): the vCPUs' CPU time.</summary>
+    public ulong RunTicks { get; private set; }
+
+    public void EnableControlRegisterValues(uint domid)
+    {
+        Call("EnableControlRegisterValues");
+        if (Channel is null)
+        {
+            throw new VmiDriverException("no ring", XenErrors.ENoDev);
+        }
+
+        ControlRegisterValues = true;
+    }
+
+    public (bool Blocked, ulong CpuTime) GetVcpuRunState(uint domid, VcpuId vcpu) => (false, RunTicks);
 
     public MappedPage? MapPage(uint domid, Gfn gfn) => Memory.TryGetValue(gfn.Value, out byte[]? page) ? new MappedPage(gfn, page) : null;
 
@@ -381,6 +420,11 @@ internal sealed unsafe class SimulatedXenHost : IXenHost
                 if ((rsp.Flags & VmEventAbi.FlagVcpuPaused) != 0)
                 {
                     host.WaitingVcpus.Remove(rsp.VcpuId); // Xen matches responses to no request
+                    if (host.ControlRegisterValues && (rsp.Flags & VmEventAbi.FlagDeny) == 0
+                        && rsp.Reason is VmEventAbi.ReasonWriteCtrlreg or VmEventAbi.ReasonMovToMsr)
+                    {
+                        host.HeldWrites.Add(rsp.VcpuId);
+                    }
                 }
             }
         }
@@ -405,6 +449,9 @@ internal sealed unsafe class SimulatedXenHost : IXenHost
 
             Open = false;
             host.Channel = null;
+            host.LostWrites += host.HeldWrites.Count; // vm_event_cleanup_domain frees what was held
+            host.HeldWrites.Clear();
+            host.ControlRegisterValues = false;
             NativeMemory.AlignedFree(_page);
         }
 

@@ -24,6 +24,8 @@ public sealed class StructLayoutTests
         ["hvm_hw_mtrr"] = typeof(HvmHwMtrr),
         ["hvm_hw_cpu_xsave_head"] = typeof(HvmHwCpuXsaveHead),
         ["xen_domctl_getdomaininfo"] = typeof(XenDomctlGetdomaininfo),
+        ["xen_domctl_getvcpuinfo"] = typeof(XenDomctlGetvcpuinfo),
+        ["xen_domctl_monitor_op"] = typeof(XenDomctlMonitorOp),
     };
 
     private static readonly Dictionary<string, ulong> Constants = new(StringComparer.Ordinal)
@@ -74,6 +76,10 @@ public sealed class StructLayoutTests
         ["HVM_SAVE_CODE(CPU)"] = HvmSaveDescriptor.CodeCpu,
         ["HVM_SAVE_CODE(MTRR)"] = HvmSaveDescriptor.CodeMtrr,
         ["CPU_XSAVE_CODE"] = HvmSaveDescriptor.CodeCpuXsave,
+        ["XEN_DOMCTL_monitor_op"] = XenDomctlMonitorOp.CmdMonitorOp,
+        ["XEN_DOMCTL_MONITOR_OP_CONTROL_REGISTERS"] = XenDomctlMonitorOp.OpControlRegisters,
+        ["xen_domctl.u.monitor_op.op"] = (ulong)Marshal.OffsetOf<XenDomctlMonitorOp>(nameof(XenDomctlMonitorOp.Op)),
+        ["xen_domctl.u.monitor_op.event"] = (ulong)Marshal.OffsetOf<XenDomctlMonitorOp>(nameof(XenDomctlMonitorOp.Event)),
     };
 
     private static readonly Lazy<string[]> ProbeOutput = new(RunProbe);

@@ -119,6 +119,20 @@ int main(void)
     F(struct hvm_hw_cpu_xsave, "hvm_hw_cpu_xsave_head", xcr0_accum);
     printf("S hvm_hw_cpu_xsave_head %zu\n", offsetof(struct hvm_hw_cpu_xsave, save_area));
 
+    S(xc_vcpuinfo_t, "xen_domctl_getvcpuinfo");
+    F(xc_vcpuinfo_t, "xen_domctl_getvcpuinfo", vcpu);
+    F(xc_vcpuinfo_t, "xen_domctl_getvcpuinfo", online);
+    F(xc_vcpuinfo_t, "xen_domctl_getvcpuinfo", blocked);
+    F(xc_vcpuinfo_t, "xen_domctl_getvcpuinfo", running);
+    F(xc_vcpuinfo_t, "xen_domctl_getvcpuinfo", cpu_time);
+    F(xc_vcpuinfo_t, "xen_domctl_getvcpuinfo", cpu);
+    S(struct xen_domctl, "xen_domctl_monitor_op");
+    F(struct xen_domctl, "xen_domctl_monitor_op", cmd);
+    F(struct xen_domctl, "xen_domctl_monitor_op", interface_version);
+    F(struct xen_domctl, "xen_domctl_monitor_op", domain);
+    printf("C xen_domctl.u.monitor_op.op %zu\n", offsetof(struct xen_domctl, u.monitor_op.op));
+    printf("C xen_domctl.u.monitor_op.event %zu\n", offsetof(struct xen_domctl, u.monitor_op.event));
+    C(XEN_DOMCTL_monitor_op); C(XEN_DOMCTL_MONITOR_OP_CONTROL_REGISTERS);
     S(xen_domctl_getdomaininfo_t, "xen_domctl_getdomaininfo");
 #define D(m) F(xen_domctl_getdomaininfo_t, "xen_domctl_getdomaininfo", m)
     D(domain); D(flags); D(tot_pages); D(max_pages); D(outstanding_pages); D(shr_pages); D(paged_pages);
