@@ -50,6 +50,23 @@ public sealed class SignalTests : IDisposable
     }
 
     /// <summary>
+    /// Another component's exit handler that never returns (here one compiled with Add-Type) must not keep a signalled
+    /// process alive once its guests are restored: it ends 20 s later with the signal's code.
+    /// </summary>
+    [Fact]
+    public async Task An_exit_handler_that_hangs_does_not_keep_a_signalled_process_alive()
+    {
+        const string Hang = """
+            Add-Type -TypeDefinition 'public static class HangOnExit { public static void Hook() { System.AppDomain.CurrentDomain.ProcessExit += (s, e) => System.Threading.Thread.Sleep(600000); } }'
+            [HangOnExit]::Hook()
+
+            """;
+        (int code, string state) = await RunAndSignal("TERM", "-Command", Hang + SetUp + "Start-Sleep -Seconds 600");
+        Assert.Equal(Restored, state);
+        Assert.Equal(143, code);
+    }
+
+    /// <summary>
     /// SIGINT where standard input is not a terminal (a script run by cron, a pipe, ssh without a tty): the shell stops
     /// the script as Ctrl+C does, the process ends, and the guest is restored before it does.
     /// </summary>
@@ -200,7 +217,13 @@ public sealed class SignalTests : IDisposable
                 Assert.Equal(0, kill.ExitCode);
             }
 
-            Assert.True(p.WaitForExit(120_000), $"vmi did not end on SIG{signal}"); // a hang guard, not a time budget
+            if (!p.WaitForExit(120_000)) // a hang guard, not a time budget
+            {
+                // Say where it stopped: a guest already restored means the process hung on its way out, not in the restore.
+                p.Kill(entireProcessTree: true);
+                Assert.Fail($"vmi did not end on SIG{signal} in 120 s; the guest's state then: '{File.ReadAllText(state).Trim()}'; its error output: {await stderr}");
+            }
+
             return (p.ExitCode, File.ReadAllText(state).Trim());
         }
         finally
