@@ -129,6 +129,12 @@ public sealed class ModuleLifetime : IModuleAssemblyInitializer, IModuleAssembly
         {
             try
             {
+                int open = VmiSessionRegistry.Count;
+                if (open > 0)
+                {
+                    Log($"Vmi: {signal}: restoring {open} open session(s) before the process ends (a second signal ends it at once).");
+                }
+
                 ImageFileWriter.DeleteFilesInProgress();
                 VmiSessionRegistry.CloseAll();
             }
