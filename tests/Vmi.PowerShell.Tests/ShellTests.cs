@@ -39,13 +39,7 @@ public class ShellTests
     /// <summary>A vmi process with plain output (NO_COLOR, as pwsh writes colours into pipes too) and its own HOME.</summary>
     private static ProcessStartInfo NewVmi(string? home)
     {
-        var psi = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
+        ProcessStartInfo psi = SignalTests.DefaultSignals(); // the Ctrl+C tests send SIGINT
         psi.Environment["NO_COLOR"] = "1";
         // The NuGet cache (Pester's package) stays where this process's HOME has it.
         psi.Environment["NUGET_PACKAGES"] = Environment.GetEnvironmentVariable("NUGET_PACKAGES") ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");

@@ -119,13 +119,7 @@ public sealed class SignalTests : IDisposable
 
         string outDir = Directory.CreateDirectory(Path.Combine(_dir, "out")).FullName;
         string target = Path.Combine(outDir, "guest.raw");
-        var psi = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
+        ProcessStartInfo psi = DefaultSignals();
         psi.ArgumentList.Add(ShellDll);
         psi.ArgumentList.Add("-Command");
         psi.ArgumentList.Add($"$null = Connect-VmiDomain -Path '{source}'; Save-VmiMemory '{target}' -Format Raw; 'the save completed'");
@@ -169,17 +163,30 @@ public sealed class SignalTests : IDisposable
         }
     }
 
-    /// <summary>Starts vmi with <paramref name="args"/>, waits until the guest is set up, sends SIG<paramref name="signal"/>, and returns how it ended and the guest's state after.</summary>
-    private async Task<(int ExitCode, string State)> RunAndSignal(string signal, params string[] args)
+    /// <summary>
+    /// dotnet (to run vmi) with every signal's handling reset to the default (coreutils' env --default-signal): a test
+    /// run under nohup, or as a background job of a script, inherits SIGHUP, or SIGINT and SIGQUIT, ignored, and an
+    /// ignored signal stays ignored in vmi (as nohup asks), so the signal under test would never arrive.
+    /// </summary>
+    internal static ProcessStartInfo DefaultSignals()
     {
-        string state = Path.Combine(_dir, "mock.state");
-        var psi = new ProcessStartInfo("dotnet")
+        var psi = new ProcessStartInfo("env")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
+        psi.ArgumentList.Add("--default-signal");
+        psi.ArgumentList.Add("dotnet");
+        return psi;
+    }
+
+    /// <summary>Starts vmi with <paramref name="args"/>, waits until the guest is set up, sends SIG<paramref name="signal"/>, and returns how it ended and the guest's state after.</summary>
+    private async Task<(int ExitCode, string State)> RunAndSignal(string signal, params string[] args)
+    {
+        string state = Path.Combine(_dir, "mock.state");
+        ProcessStartInfo psi = DefaultSignals();
         psi.ArgumentList.Add(ShellDll);
         foreach (string a in args)
         {
