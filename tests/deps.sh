@@ -11,6 +11,7 @@ base=(
   busybox-static cpio # its initramfs
   crash               # reads our ELF cores in the tests, as it reads QEMU's
   gdb                 # tests/guest/make-isf.py reads the kernel's DWARF through gdb for the -Profile tests
+  binutils            # objcopy dumps the modules' .BTF sections the module-BTF tests compare with
   openssh-server      # the remoting tests start a real sshd whose subsystem is vmi -sshs
   openssh-client      # and connect to it with Invoke-Command -HostName (pwsh's SSH transport runs ssh)
 )

@@ -77,6 +77,29 @@ public class LinuxBenchmarks
     [Benchmark]
     public int ListProcesses_RealGuest_Warm() => _warmRealKernel?.GetProcesses().Count() ?? 0;
 
+    /// <summary>The real guest's 5 modules, warm: the modules list, plus the btf_modules list for HasBtf/BtfTypeCount (no BTF read).</summary>
+    [Benchmark]
+    public int ListModules_RealGuest_Warm() => _warmRealKernel?.GetModules().Count() ?? 0;
+
+    /// <summary>Every module's split BTF of the real guest read from memory and parsed on the kernel's BTF (what ModuleTypes does once per module), warm caches.</summary>
+    [Benchmark]
+    public int ModuleBtf_ReadAndParseAll_RealGuest_Warm()
+    {
+        if (_warmRealKernel is null)
+        {
+            return 0;
+        }
+
+        var kernelTypes = (BtfTypes)_warmRealKernel.Types!;
+        int types = 0;
+        foreach (LinuxModuleBtf m in _warmRealKernel.GetModuleBtf())
+        {
+            types += BtfTypes.ParseSplit(_warmRealKernel.ReadModuleBtf(m), kernelTypes).Count;
+        }
+
+        return types;
+    }
+
     /// <summary>100 tasks of the demo guest, warm caches, command lines included.</summary>
     [Benchmark]
     public int List100Processes_Mock_Warm() => _warmMockKernel!.GetProcesses().Count();

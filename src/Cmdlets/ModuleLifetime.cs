@@ -14,6 +14,8 @@ namespace Vmi.PowerShell;
 /// </summary>
 public sealed class ModuleLifetime : IModuleAssemblyInitializer, IModuleAssemblyCleanup
 {
+    private const int ExitGraceMs = 20_000;
+
     private static readonly List<PosixSignalRegistration> s_registrations = [];
     private static int s_registered;
     private static int s_signalled;
@@ -127,6 +129,12 @@ public sealed class ModuleLifetime : IModuleAssemblyInitializer, IModuleAssembly
         {
             try
             {
+                int open = VmiSessionRegistry.Count;
+                if (open > 0)
+                {
+                    Log($"Vmi: {signal}: restoring {open} open session(s) before the process ends (a second signal ends it at once).");
+                }
+
                 ImageFileWriter.DeleteFilesInProgress();
                 VmiSessionRegistry.CloseAll();
             }
@@ -136,6 +144,20 @@ public sealed class ModuleLifetime : IModuleAssemblyInitializer, IModuleAssembly
             }
             finally
             {
+                // Environment.Exit runs every ProcessExit handler of the process (the host's and other modules' too). The
+                // guests are restored by now, so a handler that hangs must not keep the process alive: after ExitGraceMs
+                // it ends at once, with the same code (seen once in CI under heavy load: vmi still alive 120 s after a
+                // SIGHUP; where it waited is not known).
+                new Thread(() =>
+                {
+                    Thread.Sleep(ExitGraceMs);
+                    Log($"Vmi: the process did not end {ExitGraceMs / 1000} s after {signal} restored its sessions; ending it now.");
+                    Vmi.Core.NativeProcess.ExitNow(code);
+                })
+                {
+                    IsBackground = true,
+                    Name = "Vmi exit guard",
+                }.Start();
                 Environment.Exit(code);
             }
         })

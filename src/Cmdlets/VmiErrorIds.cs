@@ -32,5 +32,6 @@ public static class VmiErrorIds
     public const string PathNotFound = "Vmi.PathNotFound";
     public const string PathIsDirectory = "Vmi.PathIsDirectory";
     public const string InvalidWildcard = "Vmi.InvalidWildcard";
+    public const string AddressKindMismatch = "Vmi.AddressKindMismatch";
     public const string Error = "Vmi.Error";
 }

@@ -26,6 +26,7 @@ public static class VmiErrors
     public static (string Id, ErrorCategory Category) Classify(Exception exception) => exception switch
     {
         VmiNoSessionException => (VmiErrorIds.NoSession, ErrorCategory.ResourceUnavailable),
+        VmiAddressKindMismatchException => (VmiErrorIds.AddressKindMismatch, ErrorCategory.InvalidArgument),
         VmiSessionClosedException => (VmiErrorIds.SessionClosed, ErrorCategory.ResourceUnavailable),
         VmiSessionNotFoundException => (VmiErrorIds.SessionNotFound, ErrorCategory.ObjectNotFound),
         GuestReadOnlyException => (VmiErrorIds.ReadOnly, ErrorCategory.PermissionDenied),

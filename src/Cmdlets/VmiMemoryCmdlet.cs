@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Management.Automation;
 using Vmi.Core;
 
@@ -16,7 +17,7 @@ public abstract class VmiMemoryCmdlet : VmiCmdlet
 
     /// <summary>Translate virtual addresses under this page-table root (flag and PCID bits are masked off).</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
-    [VmiAddressTransformation]
+    [VmiAddressTransformation(Means = AddressMeaning.Physical)]
     public ulong? Cr3 { get; set; }
 
     /// <summary>Translate virtual addresses under this vCPU's current CR3 (default: vCPU 0).</summary>
@@ -24,17 +25,31 @@ public abstract class VmiMemoryCmdlet : VmiCmdlet
     [ArgumentCompleter(typeof(VmiVcpuCompleter))]
     public ushort? Vcpu { get; set; }
 
+    /// <summary>Whether this record's address is physical: -Physical, or a [Vmi.Core.Pa] given as the address (<see cref="Locate"/>).</summary>
+    private protected bool IsPhysical { get; private set; }
+
+    /// <summary>
+    /// The number of <paramref name="address"/>, and this record's address space from it: a [Vmi.Core.Pa] is physical
+    /// without -Physical, a [Vmi.Core.Va] with -Physical (or a Pa with -Cr3) is refused. Call first, per record.
+    /// </summary>
+    private protected ulong Locate(VmiAddress address)
+    {
+        IsPhysical = Physical; // what a refused address's error names it as
+        IsPhysical = address.IsPhysical(Physical, Cr3 is not null);
+        return address.Value;
+    }
+
     /// <summary>The address space this record names.</summary>
     private protected AddressSpace Space
     {
         get
         {
-            if (Physical && Cr3 is not null)
+            if (IsPhysical && Cr3 is not null)
             {
                 throw new ArgumentException("-Physical and -Cr3 cannot be used together: -Physical reads guest physical memory, -Cr3 translates virtual addresses. Drop one of them.");
             }
 
-            return Physical ? AddressSpace.Physical : AddressSpace.Virtual(Cr3, Vcpu);
+            return IsPhysical ? AddressSpace.Physical : AddressSpace.Virtual(Cr3, Vcpu);
         }
     }
 
@@ -54,6 +69,31 @@ public abstract class VmiMemoryCmdlet : VmiCmdlet
         }
     }
 
+    /// <summary>Streams a chunked read as byte records, with progress; one warning names the pages zero-filled.</summary>
+    private protected void WriteChunks(VmiSession session, AccessContext at, ulong length, int chunkSize, bool zeroFill)
+    {
+        if (at.Address + (length - 1) < at.Address)
+        {
+            throw new ArgumentOutOfRangeException("Length", string.Format(CultureInfo.CurrentCulture, Messages.RangeOverflow, at.Address, length));
+        }
+
+        var progress = new ProgressReporter(this, 1, Messages.ProgressRead);
+        var unreadable = new List<ulong>();
+        try
+        {
+            foreach (MemoryChunk chunk in session.Guest.ReadChunks(at, length, chunkSize, zeroFill, progress, StopToken))
+            {
+                unreadable.AddRange(chunk.ZeroFilledPages);
+                WriteObject(new VmiMemoryRecord(session, chunk.Address, IsPhysical, at.Mechanism.Root?.Value, chunk.Data, chunk.ZeroFilledPages));
+            }
+        }
+        finally
+        {
+            progress.Complete();
+            WriteZeroFilledWarning(unreadable);
+        }
+    }
+
     /// <summary>The target object of errors and ShouldProcess: the address, typed (Va prints as hex).</summary>
-    private protected object AddressTarget(ulong address) => Physical ? new Pa(address) : new Va(address);
+    private protected object AddressTarget(ulong address) => IsPhysical ? new Pa(address) : new Va(address);
 }

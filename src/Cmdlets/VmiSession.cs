@@ -1,6 +1,7 @@
 using System.Globalization;
 using Vmi.Core;
 using Vmi.Core.Arch.Amd64;
+using Vmi.Core.Drivers;
 
 namespace Vmi.PowerShell;
 
@@ -19,6 +20,37 @@ public enum VmiSessionState
 public sealed class VmiSession : IDisposable
 {
     private static int s_nextId;
+
+    /// <summary>
+    /// Opens <paramref name="target"/> through the engine's driver registry, builds its guest and registers the session
+    /// (the runspace's default from now on); <paramref name="warn"/> hears what the driver found worth saying (a domain left
+    /// changed by an earlier session). A target that cannot be opened is <paramref name="failure"/> (null is returned),
+    /// with nothing left open: the guest, or the driver, is disposed.
+    /// </summary>
+    internal static VmiSession? Open(VmiTarget target, VmiGuestOptions options, string? name, Action<string> warn, out Exception? failure)
+    {
+        VmiGuest? guest = null;
+        try
+        {
+            VmiOpenedDriver opened = VmiDriverRegistry.Open(target with { ReadOnly = options.ReadOnly });
+            guest = new VmiGuest(opened.Driver, options); // disposes its driver when it cannot be built
+            var session = new VmiSession(guest, name ?? opened.Name, opened.Source, VmiSessionRegistry.CurrentRunspaceId);
+            VmiSessionRegistry.Add(session);
+            failure = null;
+            if (opened.Notice is { } notice)
+            {
+                warn(notice);
+            }
+
+            return session;
+        }
+        catch (Exception e) when (e is VmiException or ArgumentException or IOException or UnauthorizedAccessException or InvalidOperationException)
+        {
+            guest?.Dispose();
+            failure = e;
+            return null;
+        }
+    }
 
     internal VmiSession(VmiGuest guest, string name, string source, Guid ownerRunspace)
     {
@@ -101,6 +133,18 @@ public sealed class VmiSession : IDisposable
 
     /// <summary>Closes the guest (restores it, releases the driver) once; never throws. False when restoring failed.</summary>
     internal bool Close(Action<string>? log = null) => Guest.Close(log);
+
+    /// <summary>
+    /// Disconnects on behalf of the current runspace (its own pipeline then ends quietly): leaves the registry, restores
+    /// the guest and releases the driver. Each thing that could not be restored goes to <paramref name="failure"/>;
+    /// false when any could not.
+    /// </summary>
+    internal bool Disconnect(Action<string> failure)
+    {
+        VmiSessionRegistry.Remove(this);
+        ClosedByRunspace ??= VmiSessionRegistry.CurrentRunspaceId;
+        return Close(failure);
+    }
 
     public void Dispose()
     {

@@ -110,6 +110,18 @@ public static class VmiSessionRegistry
         }
     }
 
+    /// <summary>How many sessions are open in the process.</summary>
+    internal static int Count
+    {
+        get
+        {
+            lock (Gate)
+            {
+                return Sessions.Count;
+            }
+        }
+    }
+
     /// <summary>Closes every session in the process.</summary>
     internal static void CloseAll()
     {

@@ -53,7 +53,24 @@ internal sealed partial class ImageFile : IDisposable
             _handle.Dispose();
             throw new VmiFormatException("the file is empty: it is not a memory image.", path, 0);
         }
+
+        Advisor = new StreamAdvisor(Advise);
     }
+
+    /// <summary>Advises the kernel on the pages of long sequential streams of reads (see <see cref="StreamAdvisor"/>).</summary>
+    public StreamAdvisor Advisor { get; }
+
+    /// <summary>Called after each piece of advice is given (tests observe the advice here).</summary>
+    public Action<FileAdvice, long, long>? AdviceObserver { get; set; }
+
+    private void Advise(FileAdvice advice, long offset, long length)
+    {
+        _ = Fadvise(_handle, offset, length, (int)advice); // a hint: failure (a file system that ignores it) changes nothing
+        AdviceObserver?.Invoke(advice, offset, length);
+    }
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "posix_fadvise")]
+    private static partial int Fadvise(SafeFileHandle fd, long offset, long length, int advice);
 
     public string Path { get; }
 
@@ -91,6 +108,8 @@ internal sealed partial class ImageFile : IDisposable
         {
             throw Changed(offset + done, what, e);
         }
+
+        Advisor.Observe(offset, destination.Length);
     }
 
     /// <summary>

@@ -19,6 +19,9 @@ internal abstract class ImageSource : IDisposable
     /// <summary>Reads the stored bytes from <paramref name="pa"/> on into <paramref name="destination"/>, up to the end of their run; 0 where memory is not stored as such.</summary>
     public virtual int ReadDirect(ulong pa, Span<byte> destination) => 0;
 
+    /// <summary>The file the frames are read from.</summary>
+    public abstract ImageFile File { get; }
+
     public abstract void Dispose();
 }
 
@@ -89,6 +92,8 @@ internal sealed unsafe class RunSource : ImageSource
     public override ulong MaxGfn { get; }
 
     public override IReadOnlyList<PhysicalRange> Ranges => _ranges;
+
+    public override ImageFile File => _file;
 
     /// <summary>Index of the last run starting at or before <paramref name="pa"/>, or -1.</summary>
     private int Find(ulong pa)

@@ -383,6 +383,8 @@ internal sealed unsafe class KdumpSource : ImageSource
 
     public override ulong MaxGfn => _maxMapnr - 1;
 
+    public override ImageFile File => _file.File;
+
     public override IReadOnlyList<PhysicalRange> Ranges => _ranges;
 
     public override bool TryMapPage(ulong gfn, [NotNullWhen(true)] out MappedPage? page)

@@ -86,6 +86,9 @@ public class MemoryImage : IVmiDriver, IVmiRead, IVmiDirectMemory, IVmcoreinfoSo
 
     public string Path { get; }
 
+    /// <summary>The open file the frames are read from.</summary>
+    internal ImageFile File => _source.File;
+
     public MemoryImageFormat Format { get; }
 
     public string Name => Format switch

@@ -91,6 +91,46 @@ public sealed class AcquisitionSafetyTests : IDisposable
         Assert.Equal("a file this call did not create", File.ReadAllText(target + ".partial"));
     }
 
+    [Fact]
+    public void A_signal_mid_acquisition_removes_its_temporary_file_and_only_that()
+    {
+        // Issue 10: an interrupted Save left its temporary file (17 MB seen). What a signal handler calls before the
+        // process exits (DeleteFilesInProgress) removes the file being written, and no other. (Only this class writes with
+        // ImageFileWriter in this assembly, and a class runs its tests one at a time: the file in progress is this one.)
+        string target = Path.Combine(_dir, "guest.elf");
+        File.WriteAllText(target + ".partial", "a file this call did not create");
+        using var cts = new CancellationTokenSource();
+        var progress = new SignalMidWay(cts);
+        using var core = new VmiCore(new GapDriver());
+        Assert.ThrowsAny<OperationCanceledException>(() => ImageFileWriter.Write(core, target, ImageFormat.ElfCore, false, progress, cts.Token));
+        Assert.NotNull(progress.InProgress);
+        Assert.True(progress.ExistedBefore, "the temporary file did not exist while the acquisition ran");
+        Assert.False(progress.ExistedAfter, $"{progress.InProgress} was still there after the signal's cleanup");
+        Assert.Equal(["guest.elf.partial"], Directory.GetFiles(_dir).Select(Path.GetFileName));
+    }
+
+    /// <summary>Halfway through: runs the signal handler's cleanup (then stops the acquisition, as the exit would).</summary>
+    private sealed class SignalMidWay(CancellationTokenSource cts) : IProgress<ImageWriteProgress>
+    {
+        public string? InProgress { get; private set; }
+
+        public bool ExistedBefore { get; private set; }
+
+        public bool ExistedAfter { get; private set; } = true;
+
+        public void Report(ImageWriteProgress value)
+        {
+            if (value.PagesDone > 0 && InProgress is null)
+            {
+                InProgress = ImageFileWriter.FilesInProgress.Single();
+                ExistedBefore = File.Exists(InProgress);
+                ImageFileWriter.DeleteFilesInProgress();
+                ExistedAfter = File.Exists(InProgress);
+                cts.Cancel();
+            }
+        }
+    }
+
     private sealed class Cancel(CancellationTokenSource cts) : IProgress<ImageWriteProgress>
     {
         public string? SeenInProgress { get; private set; }

@@ -142,6 +142,58 @@ public sealed class FuzzTests
         Assert.True(parsed > 0, "no damaged blob parsed: the fuzzer never reached the lookups");
     }
 
+    [Theory]
+    [MemberData(nameof(Seeds))]
+    public void Damaged_split_btf_parses_or_fails_cleanly_and_lookups_stay_bounded(int seed)
+    {
+        var rng = new Random(seed);
+        (BtfTypes kernel, byte[] blob) = SplitBtfTests.Demo();
+        int parsed = 0;
+        for (int i = 0; i < Iterations; i++)
+        {
+            byte[] damaged = (byte[])blob.Clone();
+            Mutate(rng, damaged, damaged.Length);
+            if (rng.Next(10) == 0)
+            {
+                damaged = damaged[..rng.Next(damaged.Length)];
+            }
+
+            BtfTypes types;
+            try
+            {
+                types = BtfTypes.ParseSplit(damaged, kernel);
+            }
+            catch (LinuxIntrospectionException)
+            {
+                continue;
+            }
+
+            parsed++;
+            Assert.Equal(kernel.LastId + 1, types.FirstId);
+            foreach ((string s, string f) in new[] { ("demo_entry", "list.prev"), ("demo_entry", "mode"), ("demo_entry", "word"), ("list_head", "next") })
+            {
+                if (types.TryGetField(s, f, out BtfField field))
+                {
+                    _ = types.SizeOf(field.TypeId);
+                    _ = types.PointeeOf(field.TypeId);
+                }
+            }
+
+            // every id either side of the split, and ids past both ends
+            for (int id = -2; id <= types.LastId + 2; id++)
+            {
+                _ = types.SizeOf(id);
+                _ = types.NameOf(id);
+                _ = types.Resolve(id);
+                _ = types.Members(id).Count();
+                _ = types.ReferencesOf(id).Count();
+                _ = types.NameOffsetsOf(id).Count(types.IsStringOffset);
+            }
+        }
+
+        Assert.True(parsed > 0, "no damaged split blob parsed: the fuzzer never reached the lookups");
+    }
+
     [Fact]
     public void Btf_with_self_containing_anonymous_members_stays_bounded()
     {

@@ -123,6 +123,37 @@ public abstract class LiveGuestTruthTests<TGuest>(TGuest guest)
             RealGuestTruthTests.AssertModuleSymbols(Truth, kernel);
         });
     }
+
+    [Fact]
+    public void Every_btf_equals_the_live_guests_own_sys_kernel_btf()
+    {
+        // the guest printed name, size and SHA-256 of every /sys/kernel/btf file: vmlinux (the kernel's own .BTF, served
+        // from __start_BTF) and each module's split BTF (served from its struct btf's data)
+        var truth = Truth.Btf.ToDictionary(b => b.Name);
+        Assert.True(truth.ContainsKey("vmlinux"), "the live guest printed no /sys/kernel/btf/vmlinux line");
+        Assert.Equal(Truth.Modules.Select(m => m.Name).Order(), truth.Keys.Where(k => k != "vmlinux").Order());
+        WithKernel(kernel =>
+        {
+            AssertSameBytes(truth["vmlinux"], kernel.ReadKernelBtf(), "vmlinux");
+            var warnings = new List<string>();
+            List<LinuxModuleBtf> ours = kernel.GetModuleBtf(warning: warnings.Add).ToList();
+            Assert.Empty(warnings);
+            Assert.Equal(truth.Keys.Where(k => k != "vmlinux").Order(), ours.Select(m => m.Module).Order());
+            foreach (LinuxModuleBtf m in ours)
+            {
+                AssertSameBytes(truth[m.Module], kernel.ReadModuleBtf(m), m.Module);
+            }
+
+            // and as on the images: the module files' .BTF sections, parsed as split BTF with every id resolving
+            ModuleBtfChecks.AssertModulesBtf(kernel, Truth.Modules);
+        });
+    }
+
+    private static void AssertSameBytes((string Name, long Size, string Sha256) truth, byte[] ours, string what)
+    {
+        Assert.True(truth.Size == ours.Length, $"{what}: the guest's /sys/kernel/btf/{what} has {truth.Size} bytes, ours {ours.Length}");
+        Assert.Equal(truth.Sha256, Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(ours)));
+    }
 }
 
 [Collection("live-4level")]

@@ -25,6 +25,7 @@ public sealed class GuestTruth
         var moduleSymbols = new List<(ulong, char, string, string)>();
         var tasks = new List<TruthTask>();
         var modules = new List<TruthModule>();
+        var btf = new List<(string, long, string)>();
         string? section = null;
         foreach (string raw in serialLines)
         {
@@ -71,6 +72,14 @@ public sealed class GuestTruth
                     string[] m = line.Split(' ');
                     modules.Add(new TruthModule(m[0], ulong.Parse(m[1], CultureInfo.InvariantCulture), Hex(m[5])));
                     break;
+                case "BTF":
+                    string[] b = line.Split(' ');
+                    if (b.Length == 3)
+                    {
+                        btf.Add((b[0], long.Parse(b[1], CultureInfo.InvariantCulture), b[2]));
+                    }
+
+                    break;
                 case "PS":
                     int open = line.IndexOf('(', StringComparison.Ordinal);
                     int close = line.LastIndexOf(')');
@@ -88,6 +97,7 @@ public sealed class GuestTruth
         ModuleKallsyms = moduleSymbols;
         Tasks = tasks;
         Modules = modules;
+        Btf = btf;
     }
 
     /// <summary>The guest's /proc/kallsyms: vmlinux symbols only (module symbols carry "[module]").</summary>
@@ -99,6 +109,9 @@ public sealed class GuestTruth
     public IReadOnlyList<TruthTask> Tasks { get; }
 
     public IReadOnlyList<TruthModule> Modules { get; }
+
+    /// <summary>Every file of the guest's /sys/kernel/btf (vmlinux and each module's): its name, size and SHA-256 (live guests only).</summary>
+    public IReadOnlyList<(string Name, long Size, string Sha256)> Btf { get; }
 
     /// <summary>The shell that printed the task list (gone by the time anyone reads the guest).</summary>
     public int PrinterPid { get; }

@@ -97,6 +97,9 @@ public sealed class LinuxCmdletTests : MockSessionTest
         var modules = Host.Run("Get-VmiModule").Select(o => (VmiModule)o.BaseObject).ToList();
         Assert.Equal(X.Modules.Select(m => (m.Name, m.Base, m.Size)), modules.Select(m => (m.Name, m.Base, m.Size)));
         Assert.Equal(["nls_ascii"], Host.Run("Get-VmiModule nls*").Select(o => ((VmiModule)o.BaseObject).Name));
+        Assert.Equal(X.Modules.Select(m => X.ModulesWithBtf.Contains(m.Name)), modules.Select(m => m.HasBtf));
+        // a struct the module defines, resolved through its split BTF (read on this call)
+        Assert.Equal(24UL, Host.Get<ulong>("(Get-VmiModule vmi_demo).GetBtf().GetField('vmi_demo_ctx', 'tag').Offset"));
     }
 
     [Theory]

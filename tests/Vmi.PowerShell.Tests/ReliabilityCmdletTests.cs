@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using Vmi.Core;
 
 namespace Vmi.PowerShell.Tests;
 
@@ -49,6 +50,144 @@ public sealed class TypedAddressTests : MockSessionTest
         Assert.Equal(0x1234UL, a.Gfn);
         ErrorRecord e = Host.RunFailing("Get-VmiMemoryAccess ([Vmi.Core.Va]::new(4096))");
         Assert.Contains("has no frame until it is translated", e.Exception.Message, StringComparison.Ordinal);
+    }
+
+    private const string DataPa = "0x1200100"; // the physical address of "Hello from the V..."
+
+    [Fact]
+    public void A_pa_as_the_address_of_a_read_means_physical_without_physical()
+    {
+        // once: the Pa's number was translated as a virtual address (a page fault, or another page's bytes)
+        VmiMemoryRecord typed = Host.Get<VmiMemoryRecord>($"Read-VmiMemory ([Vmi.Core.Pa]{DataPa}) -Length 16");
+        VmiMemoryRecord physical = Host.Get<VmiMemoryRecord>($"Read-VmiMemory {DataPa} -Physical -Length 16");
+        Assert.True(typed.Physical);
+        Assert.Null(typed.Cr3);
+        Assert.Equal(0x1200100UL, typed.Address);
+        Assert.Equal(physical.Bytes, typed.Bytes);
+        Assert.Equal("Hello from the V"u8.ToArray(), typed.Bytes);
+        Assert.Equal(0x89ABCDEFU, Host.Get<uint>("Read-VmiMemory ([Vmi.Core.Pa]0x1200010) -As UInt32"));
+        Assert.Equal("Hello from the Vmi.PowerShell demo guest!", Host.Get<string>($"Read-VmiMemory ([Vmi.Core.Pa]{DataPa}) -As String"));
+    }
+
+    [Fact]
+    public void A_pa_as_the_address_of_a_write_a_search_or_a_breakpoint_means_physical()
+    {
+        Host.RunClean("Write-VmiMemory ([Vmi.Core.Pa]0x1200800) -Bytes 1,2,3,4 -Confirm:$false");
+        Assert.Equal(new byte[] { 1, 2, 3, 4 }, Host.Get<VmiMemoryRecord>("Read-VmiMemory 0x1200800 -Physical -Length 4").Bytes);
+
+        VmiMemoryMatch hit = Host.Get<VmiMemoryMatch>($"Find-VmiMemory -String 'from' -Address ([Vmi.Core.Pa]{DataPa}) -Length 16");
+        Assert.True(hit.Physical);
+        Assert.Equal(0x1200106UL, hit.Address);
+
+        // A Pa start needs no -Length: the default range of a physical search, all guest memory from there.
+        VmiMemoryMatch first = Host.Get<VmiMemoryMatch>("Find-VmiMemory -String 'Hello from the V' -Address ([Vmi.Core.Pa]0x1200000) -First 1");
+        Assert.True(first.Physical);
+        Assert.Equal(0x1200100UL, first.Address);
+
+        VmiBreakpointInfo bp = Host.Get<VmiBreakpointInfo>("Set-VmiBreakpoint ([Vmi.Core.Pa]0x10002a0) -Confirm:$false");
+        Assert.True(bp.Physical);
+        Assert.Equal(0x10002a0UL, bp.Address);
+    }
+
+    [Theory]
+    [InlineData("Read-VmiMemory ([Vmi.Core.Va]::new(0xffffffff82000100u)) -Physical -Length 8")]
+    [InlineData("Write-VmiMemory ([Vmi.Core.Va]::new(0xffffffff82000800u)) -Physical -Bytes 1 -Confirm:$false")]
+    [InlineData("Find-VmiMemory -String 'x' -Address ([Vmi.Core.Va]::new(0xffffffff82000100u)) -Length 16 -Physical")]
+    [InlineData("Set-VmiBreakpoint ([Vmi.Core.Va]::new(0xffffffff810002a0u)) -Physical -Confirm:$false")]
+    public void A_va_with_physical_is_refused_naming_both(string script)
+    {
+        ErrorRecord e = Host.RunFailing(script);
+        Assert.StartsWith(VmiErrorIds.AddressKindMismatch + ",", e.FullyQualifiedErrorId, StringComparison.Ordinal);
+        Assert.Contains("0xffffffff8", e.Exception.Message, StringComparison.Ordinal);
+        Assert.Contains("-Physical", e.Exception.Message, StringComparison.Ordinal);
+        Assert.Contains("[Vmi.Core.Va]", e.Exception.Message, StringComparison.Ordinal);
+        Assert.Equal(0, Guest.CallCount(Vmi.Mock.MockOperation.WritePage));
+    }
+
+    [Fact]
+    public void A_pa_with_cr3_is_refused()
+    {
+        ErrorRecord e = Host.RunFailing($"Read-VmiMemory ([Vmi.Core.Pa]{DataPa}) -Cr3 0x100000 -Length 8");
+        Assert.StartsWith(VmiErrorIds.AddressKindMismatch + ",", e.FullyQualifiedErrorId, StringComparison.Ordinal);
+        Assert.Contains("-Cr3", e.Exception.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("Resolve-VmiAddress ([Vmi.Core.Pa]0x1200100)")]
+    [InlineData("Get-VmiSymbol -Address ([Vmi.Core.Pa]0x1200100)")]
+    public void A_pa_where_only_a_virtual_address_has_meaning_is_refused(string script)
+    {
+        // once: Resolve-VmiAddress translated the physical address's number as if it were virtual
+        ErrorRecord e = Host.RunFailing(script);
+        Assert.Contains("is a physical address", e.Exception.Message, StringComparison.Ordinal);
+        Assert.Contains("[ulong]", e.Exception.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_page_table_root_is_physical_a_va_is_refused_and_a_pa_taken()
+    {
+        ErrorRecord e = Host.RunFailing("Read-VmiMemory 0xffffffff82000100 -Cr3 ([Vmi.Core.Va]0x100000) -Length 8");
+        Assert.Contains("is a virtual address", e.Exception.Message, StringComparison.Ordinal);
+        Assert.Contains("physical", e.Exception.Message, StringComparison.Ordinal);
+        VmiMemoryRecord r = Host.Get<VmiMemoryRecord>("Read-VmiMemory 0xffffffff82000100 -Cr3 ([Vmi.Core.Pa]0x100000) -Length 16");
+        Assert.Equal("Hello from the V"u8.ToArray(), r.Bytes);
+        Assert.Equal(0x100000UL, r.Cr3);
+    }
+
+    [Fact]
+    public void A_view_remap_takes_frames_a_gfn_is_its_frame_and_a_pa_the_frame_that_holds_it()
+    {
+        // once: -Gfn refused a [Vmi.Core.Gfn] and took a [Vmi.Core.Pa]'s byte address as a frame number
+        VmiViewInfo v = Host.Get<VmiViewInfo>("New-VmiView");
+        Host.RunClean($"Set-VmiViewGfn -View {v.View} -Gfn ([Vmi.Core.Gfn]0x1200) -NewGfn ([Vmi.Core.Pa]0x1201234)");
+        Assert.Equal(new Gfn(0x1201), Guest.ResolveViewGfn(new View(v.View), new Gfn(0x1200)));
+        ErrorRecord e = Host.RunFailing($"Set-VmiViewGfn -View {v.View} -Gfn ([Vmi.Core.Va]::new(0xffffffff82000000u)) -Reset");
+        Assert.Contains("has no frame until it is translated", e.Exception.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Piped_records_bind_as_before()
+    {
+        // Resolve-VmiAddress's record binds Va (and Cr3): a virtual read of the same bytes.
+        VmiMemoryRecord r = Host.Get<VmiMemoryRecord>("Resolve-VmiAddress 0xffffffff82000100 | Read-VmiMemory -Length 16");
+        Assert.False(r.Physical);
+        Assert.Equal(0xffffffff82000100UL, r.Address);
+        Assert.Equal("Hello from the V"u8.ToArray(), r.Bytes);
+
+        // A typed address piped by value keeps its meaning too.
+        VmiMemoryRecord byValue = Host.Get<VmiMemoryRecord>($"[Vmi.Core.Pa]::new({DataPa}) | Read-VmiMemory -Length 16");
+        Assert.True(byValue.Physical);
+        Assert.Equal("Hello from the V"u8.ToArray(), byValue.Bytes);
+
+        // A physical record stays physical down the pipeline.
+        VmiMemoryRecord p = Host.Get<VmiMemoryRecord>($"Read-VmiMemory ([Vmi.Core.Pa]{DataPa}) -Length 4 | Read-VmiMemory -Length 16");
+        Assert.True(p.Physical);
+        Assert.Equal("Hello from the V"u8.ToArray(), p.Bytes);
+    }
+
+    [Theory]
+    [InlineData("Read-VmiMemory ([ulong]::MaxValue) -Length 2")]
+    [InlineData("Read-VmiMemory ([ulong]::MaxValue) -Length 2 -Physical")]
+    [InlineData("Read-VmiMemory 0xfffffffffffffffcu -As UInt32 -Count 2 -Physical")]
+    [InlineData("Read-VmiMemory 0xfffffffffffffff8u -As UInt64 -Count 2")]
+    [InlineData("Write-VmiMemory ([ulong]::MaxValue) -Bytes 1,2 -Physical -Confirm:$false")]
+    [InlineData("Find-VmiMemory -String 'ab' -Address 0xfffffffffffff000u -Length 0x2000 -Physical")]
+    [InlineData("Find-VmiMemory -String 'ab' -Address 0xfffffffffffff000u -Length 0x2000")]
+    public void A_range_past_the_end_of_the_address_space_is_refused_and_never_wraps(string script)
+    {
+        ErrorRecord e = Assert.Single(Host.Run(script + " -ErrorAction SilentlyContinue -ErrorVariable ev; $ev").Select(o => o.BaseObject).OfType<ErrorRecord>());
+        Assert.StartsWith(VmiErrorIds.InvalidArgument + ",", e.FullyQualifiedErrorId, StringComparison.Ordinal);
+        Assert.Contains("runs past the end of the address space", e.Exception.Message, StringComparison.Ordinal);
+        Assert.Equal(0, Guest.CallCount(Vmi.Mock.MockOperation.WritePage));
+    }
+
+    [Fact]
+    public void Setting_access_past_the_last_frame_is_refused_and_never_wraps()
+    {
+        var errors = Host.Run("Set-VmiMemoryAccess ([ulong]::MaxValue) -Count 2 -Access R -Confirm:$false -ErrorAction SilentlyContinue -ErrorVariable ev; $ev");
+        ErrorRecord e = Assert.Single(errors.Select(o => o.BaseObject).OfType<ErrorRecord>());
+        Assert.Contains("last frame", e.Exception.Message, StringComparison.Ordinal);
+        Assert.Equal(0, Guest.CallCount(Vmi.Mock.MockOperation.SetMemoryAccess));
     }
 
     [Fact]

@@ -50,6 +50,23 @@ public sealed class SignalTests : IDisposable
     }
 
     /// <summary>
+    /// Another component's exit handler that never returns (here one compiled with Add-Type) must not keep a signalled
+    /// process alive once its guests are restored: it ends 20 s later with the signal's code.
+    /// </summary>
+    [Fact]
+    public async Task An_exit_handler_that_hangs_does_not_keep_a_signalled_process_alive()
+    {
+        const string Hang = """
+            Add-Type -TypeDefinition 'public static class HangOnExit { public static void Hook() { System.AppDomain.CurrentDomain.ProcessExit += (s, e) => System.Threading.Thread.Sleep(600000); } }'
+            [HangOnExit]::Hook()
+
+            """;
+        (int code, string state) = await RunAndSignal("TERM", "-Command", Hang + SetUp + "Start-Sleep -Seconds 600");
+        Assert.Equal(Restored, state);
+        Assert.Equal(143, code);
+    }
+
+    /// <summary>
     /// SIGINT where standard input is not a terminal (a script run by cron, a pipe, ssh without a tty): the shell stops
     /// the script as Ctrl+C does, the process ends, and the guest is restored before it does.
     /// </summary>
@@ -82,6 +99,74 @@ public sealed class SignalTests : IDisposable
         (int code, string state) = await RunAndSignal("INT", "-Command", NoCtrlCHandler + SetUp + "Start-Sleep -Seconds 600");
         Assert.Equal(Restored, state);
         Assert.Equal(130, code);
+    }
+
+    /// <summary>
+    /// SIGTERM while Save-VmiMemory writes: the acquisition's temporary file is removed before the process exits (an
+    /// interrupted Save once left its .partial behind, 17 MB seen), and no target appears. (The handler removes the files
+    /// in progress and closes the session, which also cancels the save; without the handler the file stays: seen.) The source is a 16 GiB sparse
+    /// raw image, so the save is still writing when the signal comes (it reads 4 million pages; the signal follows the
+    /// temporary file's appearance within a poll of 50 ms).
+    /// </summary>
+    [Fact]
+    public async Task A_signal_during_a_save_removes_its_temporary_file()
+    {
+        string source = Path.Combine(_dir, "big.raw");
+        using (var f = new FileStream(source, FileMode.CreateNew, FileAccess.Write))
+        {
+            f.SetLength(16L << 30); // a hole: nothing on disk
+        }
+
+        string outDir = Directory.CreateDirectory(Path.Combine(_dir, "out")).FullName;
+        string target = Path.Combine(outDir, "guest.raw");
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        psi.ArgumentList.Add(ShellDll);
+        psi.ArgumentList.Add("-Command");
+        psi.ArgumentList.Add($"$null = Connect-VmiDomain -Path '{source}'; Save-VmiMemory '{target}' -Format Raw; 'the save completed'");
+        using Process p = Process.Start(psi)!;
+        p.StandardInput.Close();
+        Task<string> stdout = p.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = p.StandardError.ReadToEndAsync();
+        try
+        {
+            var guard = Stopwatch.StartNew();
+            string[] partial;
+            while ((partial = Directory.GetFiles(outDir, ".guest.raw.*.partial")).Length == 0)
+            {
+                if (p.HasExited)
+                {
+                    Assert.Fail("vmi ended before the save began: " + await stderr + await stdout);
+                }
+
+                Assert.True(guard.Elapsed < TimeSpan.FromMinutes(5), "the save did not begin"); // a hang guard
+                await Task.Delay(50);
+            }
+
+            using (Process kill = Process.Start("kill", ["-TERM", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!)
+            {
+                kill.WaitForExit();
+                Assert.Equal(0, kill.ExitCode);
+            }
+
+            Assert.True(p.WaitForExit(120_000), "vmi did not end on SIGTERM"); // a hang guard, not a time budget
+            string output = await stdout;
+            Assert.DoesNotContain("the save completed", output, StringComparison.Ordinal); // the signal came while it was writing
+            Assert.Equal(143, p.ExitCode);
+            Assert.Empty(Directory.GetFileSystemEntries(outDir)); // neither the temporary file nor a target
+        }
+        finally
+        {
+            if (!p.HasExited)
+            {
+                p.Kill(entireProcessTree: true);
+            }
+        }
     }
 
     /// <summary>Starts vmi with <paramref name="args"/>, waits until the guest is set up, sends SIG<paramref name="signal"/>, and returns how it ended and the guest's state after.</summary>
@@ -132,7 +217,13 @@ public sealed class SignalTests : IDisposable
                 Assert.Equal(0, kill.ExitCode);
             }
 
-            Assert.True(p.WaitForExit(120_000), $"vmi did not end on SIG{signal}"); // a hang guard, not a time budget
+            if (!p.WaitForExit(120_000)) // a hang guard, not a time budget
+            {
+                // Say where it stopped: a guest already restored means the process hung on its way out, not in the restore.
+                p.Kill(entireProcessTree: true);
+                Assert.Fail($"vmi did not end on SIG{signal} in 120 s; the guest's state then: '{File.ReadAllText(state).Trim()}'; its error output: {await stderr}");
+            }
+
             return (p.ExitCode, File.ReadAllText(state).Trim());
         }
         finally

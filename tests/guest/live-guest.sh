@@ -6,7 +6,8 @@
 # variant: "kaslr" - qemu64 CPU, 4-level paging, 1 vCPU
 #          "la57"  - "-cpu max" (LA57), 5-level paging, 2 vCPUs
 #
-# It also prints the guest's own truth (/proc/kallsyms, /proc/modules, every /proc/PID/stat, between VMI-TRUTH-*
+# It also prints the guest's own truth (/proc/kallsyms, /proc/modules, /sys/kernel/btf's sizes and SHA-256 sums,
+# every /proc/PID/stat, between VMI-TRUTH-*
 # markers as build-guest.sh does) for the Linux awareness tests, after loading a few modules.
 # QEMU is started with QMP on <work-dir>/qmp.sock, guest RAM in a shared file (<work-dir>/ram, which should be on a
 # tmpfs such as /dev/shm), the serial console in <work-dir>/serial.log and no gdbstub (the driver starts one through
@@ -63,6 +64,9 @@ awk 'NR % 97 == 1 && $2 ~ /^[tTdDbBrR]$/ { print "KSYM " $1 }' /proc/kallsyms > 
 for m in /lib/*.ko; do [ -f "$m" ] && insmod "$m"; done
 { echo VMI-TRUTH-KALLSYMS-BEGIN; cat /proc/kallsyms; echo VMI-TRUTH-KALLSYMS-END; } > /dev/ttyS0
 { echo VMI-TRUTH-MODULES-BEGIN; cat /proc/modules; echo VMI-TRUTH-MODULES-END; } > /dev/ttyS0
+# Every file of /sys/kernel/btf (the kernel's BTF and each module's split BTF, as the kernel serves them): name,
+# size and SHA-256 of its bytes.
+{ echo VMI-TRUTH-BTF-BEGIN; for f in /sys/kernel/btf/*; do echo "${f##*/} $(wc -c < $f) $(sha256sum < $f | cut -d' ' -f1)"; done; echo VMI-TRUTH-BTF-END; } > /dev/ttyS0
 sh -c 'echo "VMI-TRUTH-SELF $$"; echo VMI-TRUTH-PS-BEGIN; for f in /proc/[0-9]*/stat; do read -r l < $f && echo "$l"; done 2>/dev/null; echo VMI-TRUTH-PS-END' > /dev/ttyS0
 echo "VMI-GUEST-UP $(uname -r) la57=$(grep -c la57 /proc/cpuinfo)" > /dev/ttyS0
 i=0

@@ -77,4 +77,20 @@ Describe 'Get-VmiModule' {
         $m.Name | Should -Be @('vmi_demo', 'nls_ascii', 'qemu_fw_cfg')
         ($m | Where-Object Name -eq 'qemu_fw_cfg').Size | Should -Be 20480
     }
+
+    It 'says which modules carry their own BTF' {
+        Get-VmiModule | Where-Object HasBtf | ForEach-Object Name | Should -Be @('vmi_demo', 'qemu_fw_cfg')
+        (Get-VmiModule nls_ascii).BtfTypeCount | Should -BeNullOrEmpty
+    }
+
+    It 'resolves a struct the module defines through its BTF' {
+        $btf = (Get-VmiModule vmi_demo).GetBtf()
+        $btf.GetField('vmi_demo_ctx', 'tag').Offset | Should -Be 24
+        $btf.GetField('vmi_demo_ctx', 'list.prev').Offset | Should -Be 8
+        $btf.Count | Should -Be (Get-VmiModule vmi_demo).BtfTypeCount
+    }
+
+    It 'fails clearly for a module without BTF' {
+        { (Get-VmiModule nls_ascii).GetBtf() } | Should -Throw '*no BTF*'
+    }
 }

@@ -190,3 +190,36 @@ Describe 'Find-VmiMemory -Pattern given text' {
         $err.Exception.Message | Should -Not -Match "\(Parameter '"
     }
 }
+
+Describe 'Typed addresses keep their meaning' {
+    BeforeAll {
+        $null = Connect-VmiDomain -Mock
+        $Pa = [Vmi.Core.Pa]::new($Layout::KernelDataPa + 0x100)   # where the demo string lies in physical memory
+        $Va = [Vmi.Core.Va]::new($AsciiStringVa)
+    }
+    AfterAll { Disconnect-VmiDomain -All }
+
+    It 'reads a [Vmi.Core.Pa] as physical without -Physical' {
+        $r = Read-VmiMemory $Pa -Length 5
+        $r.Physical | Should -BeTrue
+        [System.Text.Encoding]::ASCII.GetString($r.Bytes) | Should -Be 'Hello'
+        Read-VmiMemory $Pa -As String | Should -BeExactly $Layout::AsciiString
+    }
+
+    It 'refuses a [Vmi.Core.Va] with -Physical, naming both' {
+        { Read-VmiMemory $Va -Physical -Length 5 -ErrorAction Stop } | Should -Throw -ErrorId 'Vmi.AddressKindMismatch,*'
+    }
+
+    It 'refuses a [Vmi.Core.Pa] where only a virtual address means anything' {
+        { Resolve-VmiAddress $Pa -ErrorAction Stop } | Should -Throw '*is a physical address*'
+    }
+
+    It 'never takes a [Vmi.Core.Gfn] as a byte address' {
+        { Read-VmiMemory ([Vmi.Core.Gfn]::new(0x1200)) -Physical -ErrorAction Stop } | Should -Throw '*is a frame number, not a byte address*'
+    }
+
+    It 'refuses a range that would wrap past 2^64' {
+        { Read-VmiMemory ([ulong]::MaxValue) -Length 2 -Physical -ErrorAction Stop } | Should -Throw -ErrorId 'Vmi.InvalidArgument,*'
+        { Read-VmiMemory 0xfffffffffffffff8u -As UInt64 -Count 2 -Physical -ErrorAction Stop } | Should -Throw '*runs past the end of the address space*'
+    }
+}

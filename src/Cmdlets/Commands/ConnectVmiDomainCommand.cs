@@ -21,111 +21,60 @@ public sealed class ConnectVmiDomainCommand : PSCmdlet
     public const string QmpSet = "Qmp";
 
     /// <summary>A QEMU/KVM VM by its QMP socket: a unix socket path (-qmp unix:PATH,server=on,wait=off) or HOST:PORT.</summary>
-    [Parameter(Mandatory = true, ParameterSetName = QmpSet)]
-    [ValidateNotNullOrEmpty]
+    [Parameter(Mandatory = true, ParameterSetName = QmpSet), ValidateNotNullOrEmpty]
     public string? Qmp { get; set; }
-
     /// <summary>A Xen domain by name (as xl list shows it).</summary>
-    [Parameter(Mandatory = true, Position = 0, ParameterSetName = NameSet)]
-    [ValidateNotNullOrEmpty]
-    [ArgumentCompleter(typeof(VmiDomainNameCompleter))]
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = NameSet), ValidateNotNullOrEmpty, ArgumentCompleter(typeof(VmiDomainNameCompleter))]
     public string? Name { get; set; }
-
     /// <summary>A Xen domain by id; binds the Id of a Get-VmiDomain record.</summary>
     [Parameter(Mandatory = true, ParameterSetName = IdSet, ValueFromPipelineByPropertyName = true)]
     public uint Id { get; set; }
-
     /// <summary>Memory images (raw, ELF core, kdump, LiME, Xen dump-core, recognised by content); wildcards allowed, one session each.</summary>
-    [Parameter(Mandatory = true, ParameterSetName = PathSet, ValueFromPipelineByPropertyName = true)]
-    [ValidateNotNullOrEmpty]
-    [SupportsWildcards]
+    [Parameter(Mandatory = true, ParameterSetName = PathSet, ValueFromPipelineByPropertyName = true), ValidateNotNullOrEmpty, SupportsWildcards]
     public string[]? Path { get; set; }
-
     /// <summary>Memory images by exact path (no wildcards); binds the PSPath of Get-ChildItem's files.</summary>
-    [Parameter(Mandatory = true, ParameterSetName = LiteralPathSet, ValueFromPipelineByPropertyName = true)]
-    [ValidateNotNullOrEmpty]
-    [Alias("PSPath", "LP")]
+    [Parameter(Mandatory = true, ParameterSetName = LiteralPathSet, ValueFromPipelineByPropertyName = true), ValidateNotNullOrEmpty, Alias("PSPath", "LP")]
     public string[]? LiteralPath { get; set; }
-
     /// <summary>The page-table root to use instead of the image's own CR3 (or for images that carry none, such as raw and LiME).</summary>
-    [Parameter(ParameterSetName = PathSet)]
-    [Parameter(ParameterSetName = LiteralPathSet)]
-    [VmiAddressTransformation]
+    [Parameter(ParameterSetName = PathSet), Parameter(ParameterSetName = LiteralPathSet), VmiAddressTransformation(Means = AddressMeaning.Physical)]
     public ulong? Cr3 { get; set; }
-
     /// <summary>Connect to the built-in demo guest (page tables, strings, four vCPUs, scripted events).</summary>
     [Parameter(Mandatory = true, ParameterSetName = MockSet)]
     public SwitchParameter Mock { get; set; }
-
     /// <summary>Refuse every change to the guest (writes, access changes, views, monitors, pause).</summary>
     [Parameter]
     public SwitchParameter ReadOnly { get; set; }
-
     /// <summary>The session's name (default: the domain name, the image file name, or "mock").</summary>
-    [Parameter]
-    [ValidateNotNullOrEmpty]
+    [Parameter, ValidateNotNullOrEmpty]
     public string? SessionName { get; set; }
-
     /// <summary>Entries in each of the session's caches (GFN pages, V2P translations).</summary>
-    [Parameter]
-    [ValidateRange(1, 1 << 24)]
+    [Parameter, ValidateRange(1, 1 << 24)]
     public int CacheSize { get; set; } = VmiCore.DefaultCacheCapacity;
 
     protected override void ProcessRecord()
     {
-        if (ParameterSetName is PathSet or LiteralPathSet)
-        {
-            // One session per image; a path that names no image is a non-terminating error with the path as its target.
-            bool literal = ParameterSetName == LiteralPathSet;
-            foreach (string image in ImagePaths.Resolve(this, (literal ? LiteralPath : Path) ?? [], literal))
+        // Images: one session each, and one that cannot be opened is one error. A domain, a socket or the mock: the command's only target.
+        bool literal = ParameterSetName == LiteralPathSet, images = literal || ParameterSetName == PathSet;
+        IEnumerable<(VmiTarget Target, string Given)> targets = images
+            ? ImagePaths.Resolve(this, (literal ? LiteralPath : Path) ?? [], literal).Select(f => (VmiTarget.File(f) with { Cr3 = Cr3 }, f))
+            : [(ParameterSetName switch
             {
-                Connect(VmiTarget.File(image) with { Cr3 = Cr3 }, image, terminating: false);
+                NameSet => VmiTarget.DomainByName(Name!),
+                IdSet => VmiTarget.DomainById(Id),
+                QmpSet => VmiTarget.Socket(Qmp!.Contains('/', StringComparison.Ordinal) ? GetUnresolvedProviderPathFromPSPath(Qmp) : Qmp),
+                _ => VmiTarget.Builtin("mock"),
+            }, ParameterSetName)];
+        foreach ((VmiTarget target, string given) in targets)
+        {
+            VmiSession? session = VmiSession.Open(target, new VmiGuestOptions { CacheCapacity = CacheSize, ReadOnly = ReadOnly }, SessionName, WriteWarning, out Exception? failure);
+            if (failure is null)
+            {
+                WriteObject(session);
             }
-
-            return;
+            else
+            {
+                (images ? WriteError : (Action<ErrorRecord>)ThrowTerminatingError)(VmiErrors.FromException(failure, given));
+            }
         }
-
-        Connect(Target(), ParameterSetName, terminating: true);
     }
-
-    private void Connect(VmiTarget target, string errorTarget, bool terminating)
-    {
-        VmiGuest? guest = null;
-        VmiSession? session = null;
-        try
-        {
-            VmiOpenedDriver opened = VmiDriverRegistry.Open(target with { ReadOnly = ReadOnly });
-            guest = new VmiGuest(opened.Driver, new VmiGuestOptions { CacheCapacity = CacheSize, ReadOnly = ReadOnly });
-            session = new VmiSession(guest, SessionName ?? opened.Name, opened.Source, VmiSessionRegistry.CurrentRunspaceId);
-            if (opened.Notice is { } notice)
-            {
-                WriteWarning(notice); // e.g. a domain left changed by a killed vmi: what was undone, or what a read-write connect would undo
-            }
-
-            VmiSessionRegistry.Add(session);
-        }
-        catch (Exception e) when (e is VmiException or ArgumentException or IOException or UnauthorizedAccessException or InvalidOperationException)
-        {
-            guest?.Dispose(); // clean up on partial failure (the guest disposes its driver when it cannot be built)
-            ErrorRecord error = VmiErrors.FromException(e, errorTarget);
-            if (terminating)
-            {
-                ThrowTerminatingError(error);
-            }
-
-            WriteError(error);
-            return;
-        }
-
-        WriteObject(session);
-    }
-
-    private VmiTarget Target() => ParameterSetName switch
-    {
-        NameSet => VmiTarget.DomainByName(Name!),
-        IdSet => VmiTarget.DomainById(Id),
-        MockSet => VmiTarget.Builtin("mock"),
-        QmpSet => VmiTarget.Socket(Qmp!.Contains('/', StringComparison.Ordinal) ? GetUnresolvedProviderPathFromPSPath(Qmp) : Qmp),
-        _ => throw new PSNotSupportedException(ParameterSetName),
-    };
 }

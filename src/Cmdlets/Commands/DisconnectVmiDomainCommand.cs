@@ -55,10 +55,8 @@ public sealed class DisconnectVmiDomainCommand : PSCmdlet
                 continue;
             }
 
-            VmiSessionRegistry.Remove(session);
-            session.ClosedByRunspace ??= VmiSessionRegistry.CurrentRunspaceId;
-            var failures = new List<string>();
-            bool restored = session.Close(failures.Add);
+            var failures = new List<string>(); // written after the close, not from inside it
+            bool restored = session.Disconnect(failures.Add);
             foreach (string failure in failures)
             {
                 WriteError(new ErrorRecord(new InvalidOperationException(failure), VmiErrorIds.RestoreFailed, ErrorCategory.CloseError, session));

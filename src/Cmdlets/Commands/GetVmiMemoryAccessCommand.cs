@@ -10,7 +10,7 @@ public sealed class GetVmiMemoryAccessCommand : VmiCmdlet
 {
     /// <summary>Guest frame numbers (physical address >> 12).</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
-    [VmiAddressTransformation(Frame = true)]
+    [VmiAddressTransformation(Means = AddressMeaning.Frame)]
     public ulong[]? Gfn { get; set; }
 
     /// <summary>Frames from each -Gfn (a range).</summary>

@@ -20,7 +20,7 @@ public sealed class GetVmiSymbolCommand : VmiCmdlet
     /// <summary>Addresses to name: each gives the nearest symbol at or below it, with the offset.</summary>
     [Parameter(Mandatory = true, ParameterSetName = ByAddress, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [Alias("Va")]
-    [VmiAddressTransformation]
+    [VmiAddressTransformation(Means = AddressMeaning.Virtual)]
     public ulong[] Address { get; set; } = [];
 
     protected override void ProcessVmiRecord()

@@ -19,11 +19,11 @@ public sealed class ResolveVmiAddressCommand : VmiCmdlet
     /// <summary>The virtual address.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [Alias("Va")]
-    [VmiAddressTransformation]
+    [VmiAddressTransformation(Means = AddressMeaning.Virtual)]
     public ulong Address { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
-    [VmiAddressTransformation]
+    [VmiAddressTransformation(Means = AddressMeaning.Physical)]
     public ulong? Cr3 { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]

@@ -36,18 +36,7 @@ public sealed class SaveVmiMemoryCommand : VmiCmdlet
     {
         VmiSession session = ActiveSession;
         string path = GetUnresolvedProviderPathFromPSPath(Path);
-        bool exists = File.Exists(path) || Directory.Exists(path);
-        string? problem;
-        try
-        {
-            problem = ImageFileWriter.CheckTarget(path, overwrite: true) // what kind of file: only a regular one is ever replaced
-                ?? (exists && !Force ? string.Format(System.Globalization.CultureInfo.CurrentCulture, Messages.SaveTargetExists, path) : null);
-        }
-        catch (IOException e)
-        {
-            problem = e.Message;
-        }
-
+        string? problem = ImagePaths.SaveProblem(path, Force, out bool exists);
         if (problem is not null)
         {
             WriteVmiError(new IOException(problem), path);

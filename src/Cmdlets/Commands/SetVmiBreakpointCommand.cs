@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Management.Automation;
 using Vmi.Core;
 
@@ -11,12 +10,12 @@ public sealed class SetVmiBreakpointCommand : VmiCmdlet
 {
     /// <summary>The instruction's virtual address (a physical one with -Physical).</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
-    [VmiAddressTransformation]
-    public ulong[]? Address { get; set; }
+    [VmiAddressTransformation(Means = AddressMeaning.Either)]
+    public VmiAddress[]? Address { get; set; }
 
     /// <summary>Report only hits in this address space (page-table root).</summary>
     [Parameter]
-    [VmiAddressTransformation]
+    [VmiAddressTransformation(Means = AddressMeaning.Physical)]
     public ulong? Cr3 { get; set; }
 
     /// <summary>Report only hits on this vCPU.</summary>
@@ -42,26 +41,27 @@ public sealed class SetVmiBreakpointCommand : VmiCmdlet
     protected override void ProcessVmiRecord()
     {
         VmiSession session = ActiveSession;
-        foreach (ulong address in Address!)
+        foreach (VmiAddress address in Address!)
         {
-            if (!ShouldProcess(Target(session, string.Format(CultureInfo.InvariantCulture, "0x{0:x}", address)), Access == BreakpointAccess.Execute ? "Set breakpoint" : "Set watchpoint"))
+            if (!ShouldProcess(Target(session, address.ToString()), Access == BreakpointAccess.Execute ? "Set breakpoint" : "Set watchpoint"))
             {
                 continue;
             }
 
-            var request = new BreakpointRequest(new Va(Physical ? 0 : address), Hardware ? BreakpointKind.Hardware : BreakpointKind.Software, Cr3 is ulong c ? new Pa(c) : null, Vcpu is ushort v ? new VcpuId(v) : null)
-            {
-                Physical = Physical ? new Pa(address) : null,
-                Access = Access,
-                Length = Length,
-            };
             try
             {
+                bool physical = address.IsPhysical(Physical, cr3Given: false); // -Cr3 only filters hits: a physical breakpoint may have one
+                var request = new BreakpointRequest(new Va(physical ? 0 : address.Value), Hardware ? BreakpointKind.Hardware : BreakpointKind.Software, Cr3 is ulong c ? new Pa(c) : null, Vcpu is ushort v ? new VcpuId(v) : null)
+                {
+                    Physical = physical ? new Pa(address.Value) : null,
+                    Access = Access,
+                    Length = Length,
+                };
                 WriteObject(new VmiBreakpointInfo(session, session.Guest.SetBreakpoint(request)));
             }
             catch (Exception e) when (IsItemError(e))
             {
-                WriteVmiError(e, address);
+                WriteVmiError(e, address.Value);
             }
         }
     }

@@ -13,7 +13,7 @@ namespace Vmi.PowerShell.Commands;
 public sealed class SetVmiMemoryAccessCommand : VmiCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
-    [VmiAddressTransformation(Frame = true)]
+    [VmiAddressTransformation(Means = AddressMeaning.Frame)]
     public ulong[]? Gfn { get; set; }
 
     /// <summary>The permissions: None, R, W, X, RW, RX, WX, RWX.</summary>

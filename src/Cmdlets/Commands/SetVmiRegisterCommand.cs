@@ -27,7 +27,7 @@ public sealed class SetVmiRegisterCommand : VmiCmdlet
     public string? Name { get; set; }
 
     [Parameter(Mandatory = true, Position = 2, ParameterSetName = OneSet)]
-    [VmiAddressTransformation]
+    [VmiAddressTransformation(Means = AddressMeaning.Number)]
     public ulong Value { get; set; }
 
     /// <summary>Registers and their new values.</summary>

@@ -21,12 +21,12 @@ public sealed class SetVmiViewGfnCommand : VmiCmdlet
 
     /// <summary>The frame whose accesses are redirected.</summary>
     [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true)]
-    [VmiAddressTransformation]
+    [VmiAddressTransformation(Means = AddressMeaning.Frame)]
     public ulong Gfn { get; set; }
 
     /// <summary>The frame the accesses reach instead.</summary>
     [Parameter(Mandatory = true, Position = 2, ParameterSetName = RemapSet)]
-    [VmiAddressTransformation]
+    [VmiAddressTransformation(Means = AddressMeaning.Frame)]
     public ulong NewGfn { get; set; }
 
     /// <summary>Undo the remapping of -Gfn in the view.</summary>

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Management.Automation;
 using Vmi.Core;
 
@@ -15,30 +14,23 @@ namespace Vmi.PowerShell.Commands;
 public sealed class WaitVmiEventCommand : VmiCmdlet
 {
     /// <summary>Seconds to wait in all (default: until -Count events or Ctrl+C).</summary>
-    [Parameter(Position = 0)]
-    [ValidateRange(0.0, 31536000.0)]
+    [Parameter(Position = 0), ValidateRange(0.0, 31536000.0)]
     public double Timeout { get; set; } = double.PositiveInfinity;
 
     /// <summary>Stop after this many events.</summary>
-    [Parameter]
-    [ValidateRange(1, long.MaxValue)]
+    [Parameter, ValidateRange(1, long.MaxValue)]
     public long Count { get; set; } = long.MaxValue;
 
     /// <summary>Only events of these reasons (MemoryAccess, Msr, Breakpoint, ...); the others are answered with continue, unseen.</summary>
-    [Parameter]
-    [ArgumentCompleter(typeof(VmiEventReasonCompleter))]
-    [ValidateNotNullOrEmpty]
+    [Parameter, ArgumentCompleter(typeof(VmiEventReasonCompleter)), ValidateNotNullOrEmpty]
     public string[]? Reason { get; set; }
 
     protected override void ProcessVmiRecord()
     {
         VmiSession session = ActiveSession;
-        string[]? unknown = Reason?.Where(r => !EventReason.Names.Contains(r, StringComparer.OrdinalIgnoreCase)).ToArray();
-        if (unknown is { Length: > 0 })
+        if (VmiEventRecord.UnknownReasons(Reason) is { } unknown)
         {
-            ThrowTerminatingError(new ErrorRecord(
-                new ArgumentException(string.Format(CultureInfo.CurrentCulture, Messages.EventReasonUnknown, string.Join(", ", unknown), string.Join(", ", EventReason.Names))),
-                VmiErrorIds.InvalidArgument, ErrorCategory.InvalidArgument, Reason));
+            ThrowTerminatingError(VmiErrors.InvalidArgument(unknown, Reason));
         }
 
         Func<VmiEvent, bool>? wanted = Reason is null ? null : e => Reason.Contains(e.Reason.Name, StringComparer.OrdinalIgnoreCase);
@@ -48,19 +40,21 @@ public sealed class WaitVmiEventCommand : VmiCmdlet
         {
             foreach (VmiPendingEvent pending in session.Guest.StreamEvents(timeout, Count, wanted, StopToken))
             {
-                var record = new VmiEventRecord(session, pending.Event, ++written);
-                session.Guest.ProposeAnswer(pending, record.ToResponse); // a disconnect meanwhile answers with what the pipeline set
+                VmiEventRecord record = VmiEventRecord.Take(session, pending, ++written);
                 try
                 {
                     WriteObject(record.ToPSObject()); // the rest of the pipeline runs now, on this thread, and may set the response
                 }
-                catch when (record.ToResponse() != VmiEventResponse.Continue)
+                catch
                 {
-                    TryAnswer(session.Guest, pending, record.ToResponse()); // the pipeline is ending: answer as set (else released below)
+                    record.AnswerOnExit(pending); // the pipeline is ending: answer as set (else the stream releases it)
                     throw;
                 }
 
-                Answer(session.Guest, pending, record);
+                if (record.Answer(pending) is { } invalid)
+                {
+                    WriteError(invalid);
+                }
             }
         }
         catch (Exception e) when (IsItemError(e))
@@ -72,33 +66,6 @@ public sealed class WaitVmiEventCommand : VmiCmdlet
         if (StopToken.IsCancellationRequested)
         {
             WriteVerbose(Messages.WaitStopped);
-        }
-    }
-
-    private void Answer(VmiGuest guest, VmiPendingEvent pending, VmiEventRecord record)
-    {
-        try
-        {
-            guest.Answer(pending, record.ToResponse());
-        }
-        catch (Exception invalid) when (invalid is ArgumentException or ViewNotFoundException)
-        {
-            // One bad answer, not the end of the wait: the guest released the event (continue).
-            WriteError(new ErrorRecord(
-                new ArgumentException(string.Format(CultureInfo.CurrentCulture, Messages.EventResponseInvalid, record.Reason, invalid.Message), invalid),
-                VmiErrorIds.InvalidResponse, ErrorCategory.InvalidArgument, record));
-        }
-    }
-
-    private static void TryAnswer(VmiGuest guest, VmiPendingEvent pending, VmiEventResponse response)
-    {
-        try
-        {
-            guest.Answer(pending, response);
-        }
-        catch (Exception e) when (e is ArgumentException or VmiException)
-        {
-            guest.Release(pending);
         }
     }
 }

@@ -19,8 +19,8 @@ public sealed class WriteVmiMemoryCommand : VmiMemoryCmdlet
 
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
     [Alias("Va", "Pa")]
-    [VmiAddressTransformation]
-    public ulong Address { get; set; }
+    [VmiAddressTransformation(Means = AddressMeaning.Either)]
+    public VmiAddress Address { get; set; }
 
     /// <summary>The bytes to write.</summary>
     [Parameter(Mandatory = true, Position = 1, ParameterSetName = BytesSet, ValueFromPipelineByPropertyName = true)]
@@ -49,23 +49,24 @@ public sealed class WriteVmiMemoryCommand : VmiMemoryCmdlet
         VmiSession session = ActiveSession;
         try
         {
+            ulong address = Locate(Address);
             byte[] data = ParameterSetName == BytesSet ? Bytes! : VmiValueEncoding.Encode(Value!, As, NoTerminator, () => session.Guest.PointerWidth);
-            string what = string.Format(CultureInfo.InvariantCulture, "{0} byte(s) at {1} 0x{2:x}", data.Length, Physical ? "PA" : "VA", Address);
+            string what = string.Format(CultureInfo.InvariantCulture, "{0} byte(s) at {1} 0x{2:x}", data.Length, IsPhysical ? "PA" : "VA", address);
             if (!ShouldProcess(Target(session, what), "Write guest memory"))
             {
                 return;
             }
 
-            AccessContext ctx = Context(session, Address);
+            AccessContext ctx = Context(session, address);
             session.Guest.Write(ctx, data);
             if (PassThru)
             {
-                WriteObject(new VmiMemoryRecord(session, Address, Physical, ctx.Mechanism.Root?.Value, session.Guest.ReadBytes(ctx, data.Length)));
+                WriteObject(new VmiMemoryRecord(session, address, IsPhysical, ctx.Mechanism.Root?.Value, session.Guest.ReadBytes(ctx, data.Length)));
             }
         }
         catch (Exception e) when (IsItemError(e))
         {
-            WriteVmiError(e, AddressTarget(Address));
+            WriteVmiError(e, AddressTarget(Address.Value));
         }
     }
 }

@@ -58,4 +58,22 @@ internal static class ImagePaths
 
         return files;
     }
+
+    /// <summary>
+    /// Why an image may not be written at <paramref name="path"/>, or null when it may: only a regular file is ever
+    /// replaced (a device node, pipe or directory never), and an existing one only with <paramref name="force"/>.
+    /// </summary>
+    public static string? SaveProblem(string path, bool force, out bool exists)
+    {
+        exists = File.Exists(path) || Directory.Exists(path);
+        try
+        {
+            return Vmi.Dump.ImageFileWriter.CheckTarget(path, overwrite: true)
+                ?? (exists && !force ? string.Format(System.Globalization.CultureInfo.CurrentCulture, Messages.SaveTargetExists, path) : null);
+        }
+        catch (IOException e)
+        {
+            return e.Message;
+        }
+    }
 }

@@ -8,6 +8,24 @@ namespace Vmi.PowerShell;
 internal static class PatternInput
 {
     /// <summary>
+    /// The pattern of whichever was given: -String (UTF-8), -WString (UTF-16LE) or -Pattern (<see cref="FromObject"/>).
+    /// A pattern that cannot be searched for is a <see cref="PSArgumentException"/> (the whole command cannot go on).
+    /// </summary>
+    public static BytePattern From(object? pattern, string? text, string? wideText)
+    {
+        try
+        {
+            return text is not null ? BytePattern.FromString(text, new System.Text.UTF8Encoding(false))
+                : wideText is not null ? BytePattern.FromString(wideText, new System.Text.UnicodeEncoding(false, false))
+                : FromObject(pattern ?? throw new ArgumentNullException(nameof(pattern)));
+        }
+        catch (Exception e) when (e is ArgumentException or PSInvalidCastException && e is not PSArgumentException)
+        {
+            throw new PSArgumentException(e.Message, e);
+        }
+    }
+
+    /// <summary>
     /// Bytes (a byte array, or an array of numbers), one number (a byte value: 0x48 is the byte 0x48, never the text
     /// "72" read as hex), or hex text with ?? wildcards.
     /// </summary>

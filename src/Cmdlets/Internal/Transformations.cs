@@ -5,44 +5,42 @@ using Vmi.Core;
 
 namespace Vmi.PowerShell;
 
+/// <summary>What an address parameter means, which decides what a typed address given to it turns into.</summary>
+public enum AddressMeaning
+{
+    /// <summary>A number (a register value): a <see cref="Va"/> or <see cref="Pa"/> is its number; a <see cref="Gfn"/> is refused.</summary>
+    Number,
+
+    /// <summary>A virtual address: a <see cref="Pa"/> or <see cref="Gfn"/> is refused.</summary>
+    Virtual,
+
+    /// <summary>A physical address (a page-table root): a <see cref="Va"/> or <see cref="Gfn"/> is refused.</summary>
+    Physical,
+
+    /// <summary>A frame number: a <see cref="Gfn"/> is its frame, a <see cref="Pa"/> the frame that holds it; a <see cref="Va"/> is refused.</summary>
+    Frame,
+
+    /// <summary>
+    /// Virtual or physical, as the command's -Physical says: the parameter is a <see cref="VmiAddress"/>, which keeps
+    /// whether a <see cref="Va"/> or a <see cref="Pa"/> was given (a <see cref="Gfn"/> is refused).
+    /// </summary>
+    Either,
+}
+
 /// <summary>
 /// Turns what users type into an address: numbers (a negative Int64 from a PowerShell hex literal such as
 /// 0xfffff80000001000 is taken bit for bit), 0x-hex strings, <see cref="Va"/>, <see cref="Pa"/>, <see cref="Gfn"/>.
-/// Arrays are converted element by element.
+/// Arrays are converted element by element. Typed addresses keep their meaning (<see cref="Means"/>) or are refused.
 /// </summary>
 [AttributeUsage(AttributeTargets.Property | AttributeTargets.Field)]
 public sealed class VmiAddressTransformationAttribute : ArgumentTransformationAttribute
 {
-    /// <summary>
-    /// True for parameters that take frame numbers (-Gfn): a <see cref="Gfn"/> is its frame, a <see cref="Pa"/> the
-    /// frame that holds it, and a <see cref="Va"/> is refused (it has no frame until translated). False (byte
-    /// addresses): a <see cref="Gfn"/> is refused, never read as the byte address of the same number.
-    /// </summary>
-    public bool Frame { get; set; }
+    /// <summary>What the parameter's address means (default: <see cref="AddressMeaning.Number"/>).</summary>
+    public AddressMeaning Means { get; set; }
 
     public override object Transform(EngineIntrinsics engineIntrinsics, object inputData)
     {
         object? value = Unwrap(inputData);
-        CheckTyped(value);
-        if (value is not string && value is IEnumerable typed)
-        {
-            foreach (object? item in typed)
-            {
-                CheckTyped(Unwrap(item));
-            }
-        }
-
-        if (Frame)
-        {
-            value = value is Pa pa ? new Gfn(pa.Value >> 12) : value;
-            if (value is not string && value is IEnumerable items)
-            {
-                value = items.Cast<object?>().Select(i => Unwrap(i) is Pa p ? new Gfn(p.Value >> 12) : i).ToArray();
-            }
-
-            inputData = value!;
-        }
-
         if (value is null)
         {
             return null!; // the binder reports a null for a mandatory address; optional ones (-Cr3) take it as "not given"
@@ -50,13 +48,8 @@ public sealed class VmiAddressTransformationAttribute : ArgumentTransformationAt
 
         if (value is not string && value is IEnumerable list)
         {
-            var result = new List<ulong>();
-            foreach (object? item in list)
-            {
-                result.Add(Convert(Unwrap(item)));
-            }
-
-            return result.ToArray();
+            object?[] items = list.Cast<object?>().Select(Unwrap).ToArray();
+            return Means == AddressMeaning.Either ? items.Select(ToAddress).ToArray() : (object)items.Select(ToNumber).ToArray();
         }
 
         if (!IsAddressLike(value))
@@ -65,20 +58,35 @@ public sealed class VmiAddressTransformationAttribute : ArgumentTransformationAt
             return inputData;
         }
 
-        return Convert(value);
+        return Means == AddressMeaning.Either ? ToAddress(value) : (object)ToNumber(value);
+    }
+
+    private VmiAddress ToAddress(object? value)
+    {
+        Check(value);
+        return new VmiAddress(Convert(value), value switch { Va => VmiAddressKind.Virtual, Pa => VmiAddressKind.Physical, _ => VmiAddressKind.Number });
+    }
+
+    private ulong ToNumber(object? value)
+    {
+        Check(value);
+        return Means == AddressMeaning.Frame && value is Pa pa ? pa.Value >> 12 : Convert(value);
     }
 
     /// <summary>Typed addresses keep their meaning: refused where they would silently become another kind of address.</summary>
-    private void CheckTyped(object? value)
+    private void Check(object? value)
     {
-        if (Frame && value is Va va)
+        string? refusal = (Means, value) switch
         {
-            throw new ArgumentTransformationMetadataException(string.Format(CultureInfo.CurrentCulture, Messages.VaIsNotAFrame, va));
-        }
-
-        if (!Frame && value is Gfn gfn)
+            (AddressMeaning.Frame, Va va) => string.Format(CultureInfo.CurrentCulture, Messages.VaIsNotAFrame, va),
+            (not AddressMeaning.Frame, Gfn gfn) => string.Format(CultureInfo.CurrentCulture, Messages.GfnIsNotAnAddress, gfn, gfn.Value << 12),
+            (AddressMeaning.Physical, Va va) => string.Format(CultureInfo.CurrentCulture, Messages.VaIsNotPhysical, va),
+            (AddressMeaning.Virtual, Pa pa) => string.Format(CultureInfo.CurrentCulture, Messages.PaIsNotVirtual, pa, pa.Value),
+            _ => null,
+        };
+        if (refusal is not null)
         {
-            throw new ArgumentTransformationMetadataException(string.Format(CultureInfo.CurrentCulture, Messages.GfnIsNotAnAddress, gfn, gfn.Value << 12));
+            throw new ArgumentTransformationMetadataException(refusal);
         }
     }
 

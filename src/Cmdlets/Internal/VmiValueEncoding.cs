@@ -22,14 +22,7 @@ internal static class VmiValueEncoding
             return withNul;
         }
 
-        int size = type switch
-        {
-            VmiValueType.UInt8 => 1,
-            VmiValueType.UInt16 => 2,
-            VmiValueType.UInt32 => 4,
-            VmiValueType.UInt64 => 8,
-            _ => pointerWidth(),
-        };
+        int size = type.Size(pointerWidth);
         string typeName = type == VmiValueType.Pointer ? $"{size}-byte pointer" : type.ToString();
         if (value is string signedText && signedText.StartsWith('-') && long.TryParse(signedText, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long parsed))
         {

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Management.Automation;
 using Vmi.Core;
 using Vmi.Core.Arch.Amd64;
@@ -94,6 +95,61 @@ public sealed class VmiEventRecord
         Response == VmiEventResponseFlags.Continue && ResponseView is null && ResponseRegisters is null
             ? VmiEventResponse.Continue
             : new VmiEventResponse(Response, ResponseView is { } v ? new View(v) : null, ResponseRegisters);
+
+    /// <summary>
+    /// The record of an event just taken. Until it is answered, the guest's answer on a close (a disconnect from another
+    /// runspace) is what the pipeline has set on the record by then.
+    /// </summary>
+    internal static VmiEventRecord Take(VmiSession session, VmiPendingEvent pending, long sequence)
+    {
+        var record = new VmiEventRecord(session, pending.Event, sequence);
+        session.Guest.ProposeAnswer(pending, record.ToResponse);
+        return record;
+    }
+
+    /// <summary>
+    /// Answers the event with what the pipeline set. An answer the guest refuses (a register it cannot set, a view that
+    /// does not exist) releases the event (continue) and is returned as an error: one bad answer, not the end of a wait.
+    /// </summary>
+    internal ErrorRecord? Answer(VmiPendingEvent pending)
+    {
+        try
+        {
+            Session.Guest.Answer(pending, ToResponse());
+            return null;
+        }
+        catch (Exception invalid) when (invalid is ArgumentException or ViewNotFoundException)
+        {
+            return new ErrorRecord(
+                new ArgumentException(string.Format(CultureInfo.CurrentCulture, Messages.EventResponseInvalid, Reason, invalid.Message), invalid),
+                VmiErrorIds.InvalidResponse, ErrorCategory.InvalidArgument, this);
+        }
+    }
+
+    /// <summary>
+    /// The pipeline is ending before the event was answered: a response the pipeline set is given (or, refused, the event
+    /// released); with none set, the event is left to the stream, which releases it (continue).
+    /// </summary>
+    internal void AnswerOnExit(VmiPendingEvent pending)
+    {
+        if (ToResponse() is { } response && response != VmiEventResponse.Continue)
+        {
+            try
+            {
+                Session.Guest.Answer(pending, response);
+            }
+            catch (Exception e) when (e is ArgumentException or VmiException)
+            {
+                Session.Guest.Release(pending);
+            }
+        }
+    }
+
+    /// <summary>The message for the names in <paramref name="reasons"/> that are no event reason, or null when all are.</summary>
+    internal static string? UnknownReasons(string[]? reasons) =>
+        reasons?.Where(r => !EventReason.Names.Contains(r, StringComparer.OrdinalIgnoreCase)).ToArray() is { Length: > 0 } unknown
+            ? string.Format(CultureInfo.CurrentCulture, Messages.EventReasonUnknown, string.Join(", ", unknown), string.Join(", ", EventReason.Names))
+            : null;
 
     /// <summary>The record as the pipeline gets it: with the reason's fields as note properties (those the record has not already).</summary>
     internal PSObject ToPSObject()

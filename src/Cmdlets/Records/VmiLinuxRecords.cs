@@ -166,6 +166,7 @@ public sealed class VmiModule
         Size = m.Size;
         State = m.State;
         ModuleAddress = m.ModuleAddress;
+        BtfTypeCount = m.BtfTypeCount;
     }
 
     [Newtonsoft.Json.JsonIgnore, System.Management.Automation.Hidden]
@@ -184,6 +185,19 @@ public sealed class VmiModule
 
     /// <summary>The struct module's virtual address.</summary>
     public ulong ModuleAddress { get; }
+
+    /// <summary>How many types the module's own (split) BTF holds, as the kernel counted them; null when the kernel keeps no BTF for it.</summary>
+    public uint? BtfTypeCount { get; }
+
+    /// <summary>The kernel keeps the module's BTF: <see cref="GetBtf"/> resolves the structs it defines.</summary>
+    public bool HasBtf => BtfTypeCount is not null;
+
+    /// <summary>
+    /// The module's own types: its split BTF, read from guest memory on this first call (and kept for the session),
+    /// parsed on top of the kernel's BTF, so <c>GetBtf().GetField('struct', 'member.path')</c> gives a member's offset
+    /// and size in a struct the module defines.
+    /// </summary>
+    public BtfTypes GetBtf() => LinuxSessions.Get(Session).ModuleTypes(Name);
 
     public override string ToString() => Name;
 }

@@ -31,6 +31,8 @@ internal static class Messages
 
     internal static string LengthTooLarge => Get(nameof(LengthTooLarge));
 
+    internal static string StringTruncated => Get(nameof(StringTruncated));
+
     internal static string RangeRequired => Get(nameof(RangeRequired));
 
     internal static string RangeOverflow => Get(nameof(RangeOverflow));
@@ -68,6 +70,14 @@ internal static class Messages
     internal static string VaIsNotAFrame => Get(nameof(VaIsNotAFrame));
 
     internal static string GfnIsNotAnAddress => Get(nameof(GfnIsNotAnAddress));
+
+    internal static string VaIsNotPhysical => Get(nameof(VaIsNotPhysical));
+
+    internal static string PaIsNotVirtual => Get(nameof(PaIsNotVirtual));
+
+    internal static string VaWithPhysical => Get(nameof(VaWithPhysical));
+
+    internal static string PaWithCr3 => Get(nameof(PaWithCr3));
 
     internal static string GfnRangeOutOfBounds => Get(nameof(GfnRangeOutOfBounds));
 

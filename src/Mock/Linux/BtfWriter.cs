@@ -4,14 +4,32 @@ namespace Vmi.Mock.Linux;
 
 /// <summary>
 /// Builds a BTF blob (include/uapi/linux/btf.h, version 1) type by type, as the kernel's .BTF section holds it:
-/// header, type section, string section. Ids start at 1 (0 is void).
+/// header, type section, string section. Ids start at 1 (0 is void). A writer made with a base's size writes split
+/// BTF, as a module's .BTF is: ids after the base's last, string offsets after the base's string section (which holds
+/// the empty name at offset 0), and no empty string of its own.
 /// </summary>
 public sealed class BtfWriter
 {
     private readonly List<byte> _types = [];
-    private readonly List<byte> _strings = [0];
+    private readonly List<byte> _strings;
     private readonly Dictionary<string, uint> _stringOffsets = new(StringComparer.Ordinal) { [string.Empty] = 0 };
-    private int _next = 1;
+    private readonly uint _stringBase;
+    private int _next;
+
+    /// <summary>A base BTF (a kernel's).</summary>
+    public BtfWriter()
+    {
+        _strings = [0];
+        _next = 1;
+    }
+
+    /// <summary>Split BTF on top of a base whose last type id is <paramref name="baseLastId"/> and whose string section is <paramref name="baseStringLength"/> bytes.</summary>
+    public BtfWriter(int baseLastId, uint baseStringLength)
+    {
+        _strings = [];
+        _next = baseLastId + 1;
+        _stringBase = baseStringLength;
+    }
 
     /// <summary>A member of a struct: name (empty: anonymous), type, bit offset and bitfield width (0: none).</summary>
     public readonly record struct Member(string Name, int Type, uint BitOffset, byte BitfieldSize = 0);
@@ -51,6 +69,12 @@ public sealed class BtfWriter
 
     public int Forward(string name) => Add(name, 7, 0, false, 0);
 
+    /// <summary>The last id written so far (a split BTF on top of this one starts after it).</summary>
+    public int LastId => _next - 1;
+
+    /// <summary>The length of the string section so far (a split BTF's string offsets start after it).</summary>
+    public uint StringsLength => (uint)_strings.Count;
+
     /// <summary>Reserves the next id for a struct whose members refer to itself; fill it with <see cref="Struct"/> right away.</summary>
     public int NextId => _next;
 
@@ -85,7 +109,7 @@ public sealed class BtfWriter
     {
         if (!_stringOffsets.TryGetValue(s, out uint off))
         {
-            off = (uint)_strings.Count;
+            off = _stringBase + (uint)_strings.Count;
             _strings.AddRange(Encoding.UTF8.GetBytes(s));
             _strings.Add(0);
             _stringOffsets[s] = off;

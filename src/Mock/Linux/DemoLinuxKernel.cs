@@ -23,6 +23,10 @@ public static class DemoLinuxKernel
     // init), whose symtab (Elf64_Sym), typetab and strtab follow
     private const int ModuleKallsyms = 0x180, ModuleCoreKallsyms = 0x200, ModuleSymtab = 0x240, ModuleTypetab = 0x2A0, ModuleStrtab = 0x2B0;
 
+    // kernel/bpf/btf.c: struct btf_module { list_head list; module *module; btf *btf; }, struct btf { data; ...; data_size; nr_types; start_id; start_str_off }
+    private const int BtfModuleList = 0x0, BtfModuleModule = 0x10, BtfModuleBtf = 0x18;
+    private const int BtfSize = 0x60, BtfData = 0x0, BtfNrTypes = 0x40, BtfDataSize = 0x48, BtfStartId = 0x50, BtfStartStrOff = 0x54;
+
     private static ulong Direct(ulong pa) => L.DirectMapVa + pa;
 
     /// <summary>Maps and fills the kernel's data, the task list and the module list; <paramref name="processA"/> and <paramref name="processB"/> are sshd's and bash's address spaces.</summary>
@@ -60,7 +64,8 @@ public static class DemoLinuxKernel
         processC.Map(new Va(L.UserDataVa), new Pa(X.ProcessCDataPa), Amd64.PageSize, PageSizeKind.Size4K, userData);
         var spaces = new Dictionary<ulong, PageTableBuilder> { [L.ProcessACr3] = processA, [L.ProcessBCr3] = processB, [X.ProcessCCr3] = processC };
 
-        byte[] btf = BuildBtf();
+        BtfWriter btfWriter = BuildBtf(out KernelTypeIds ids);
+        byte[] btf = btfWriter.ToArray();
         b.Write(new Va(X.BtfVa), btf);
         byte[] kallsyms = KallsymsWriter.Write(Symbols(btf.Length), out _);
         if ((ulong)kallsyms.Length > X.BtfVa - X.KallsymsVa)
@@ -161,7 +166,45 @@ public static class DemoLinuxKernel
 
             b.WritePhysical(new Pa(moduleBase + ((ulong)i * ModuleSize)), m);
         }
+
+        // btf_modules: a list of struct btf_module { list; module; btf }, each with a struct btf whose data is the
+        // module's split BTF, as kernel/bpf/btf.c keeps them after load
+        var withBtf = X.ModulesWithBtf.Select(name => modules.ToList().FindIndex(m => m.Name == name)).ToList();
+        ulong EntryVa(int k) => X.BtfModulesVa + 0x40 + ((ulong)k * 0x80);
+        ulong next = X.BtfModulesVa + 0x1000;
+        b.Write(new Va(X.BtfModulesVa), [.. U64(EntryVa(0)), .. U64(EntryVa(withBtf.Count - 1))]);
+        for (int k = 0; k < withBtf.Count; k++)
+        {
+            byte[] split = BuildModuleBtf(btfWriter, ids, X.ModuleStruct(modules[withBtf[k]].Name), out int types);
+            ulong btfVa = EntryVa(k) + 0x20;
+            byte[] e = new byte[0x80];
+            Put64(e, BtfModuleList, k + 1 < withBtf.Count ? EntryVa(k + 1) : X.BtfModulesVa);
+            Put64(e, BtfModuleList + 8, k > 0 ? EntryVa(k - 1) : X.BtfModulesVa);
+            Put64(e, BtfModuleModule, ModuleVa(withBtf[k]));
+            Put64(e, BtfModuleBtf, btfVa);
+            Put64(e, 0x20 + BtfData, next);
+            Put32(e, 0x20 + BtfDataSize, (uint)split.Length);
+            Put32(e, 0x20 + BtfNrTypes, (uint)types);
+            Put32(e, 0x20 + BtfStartId, (uint)btfWriter.LastId + 1);
+            Put32(e, 0x20 + BtfStartStrOff, btfWriter.StringsLength);
+            b.Write(new Va(EntryVa(k)), e);
+            b.Write(new Va(next), split);
+            next += ((ulong)split.Length + 0xFF) & ~0xFFUL;
+        }
     }
+
+    /// <summary>A module's split BTF: its own "&lt;module&gt;_ctx" struct, built on the kernel's list_head, u32 and char.</summary>
+    private static byte[] BuildModuleBtf(BtfWriter kernel, KernelTypeIds ids, string structName, out int types)
+    {
+        var w = new BtfWriter(kernel.LastId, kernel.StringsLength);
+        int tag = w.Array(ids.Char, ids.Int, 8);
+        w.Struct(structName, 32, new("list", ids.ListHead, 0), new("counter", ids.UInt, 128), new("tag", tag, 192));
+        types = w.LastId - kernel.LastId;
+        return w.ToArray();
+    }
+
+    /// <summary>The kernel's types a module's split BTF uses.</summary>
+    private readonly record struct KernelTypeIds(int Char, int Int, int UInt, int ListHead);
 
     /// <summary>The kernel's symbols: a per-CPU absolute one, text, data, the BTF bounds and filler functions.</summary>
     public static IReadOnlyList<(char Type, string Name, ulong Address)> Symbols(int btfLength)
@@ -189,6 +232,7 @@ public static class DemoLinuxKernel
             ('D', "init_task", X.InitTaskVa),
             ('D', "modules", X.ModulesVa),
             ('D', "boot_cpu_data", X.BootCpuDataVa),
+            ('d', "btf_modules", X.BtfModulesVa),
             ('B', "_end", X.ImageDataVa + X.ImageDataSize),
         };
         for (int i = 0; i < X.FillerSymbols; i++)
@@ -199,7 +243,7 @@ public static class DemoLinuxKernel
         return s;
     }
 
-    private static byte[] BuildBtf()
+    private static BtfWriter BuildBtf(out KernelTypeIds ids)
     {
         var w = new BtfWriter();
         int intT = w.Int("int", 4, signed: true);
@@ -240,12 +284,17 @@ public static class DemoLinuxKernel
         int name = w.Array(charT, intT, 56);
         int modKallsyms = w.Struct("mod_kallsyms", 32, new("symtab", voidPtr, 0), new("num_symtab", uintT, 64),
             new("strtab", w.Pointer(charT), 128), new("typetab", w.Pointer(charT), 192));
-        w.Struct("module", ModuleSize, new("state", state, ModuleState * 8), new("list", listHead, ModuleList * 8),
+        int module = w.Struct("module", ModuleSize, new("state", state, ModuleState * 8), new("list", listHead, ModuleList * 8),
             new("name", name, ModuleName * 8), new("core_layout", layout, ModuleCoreLayout * 8),
             new("kallsyms", w.Pointer(modKallsyms), ModuleKallsyms * 8), new("core_kallsyms", modKallsyms, ModuleCoreKallsyms * 8));
         int caps = w.Array(uintT, intT, 22);
         w.Struct("cpuinfo_x86", 0x100, new("x86", w.Int("unsigned char", 1), 0), new("x86_capability", caps, 0x20 * 8));
-        return w.ToArray();
+        int btf = w.Struct("btf", BtfSize, new("data", voidPtr, BtfData * 8), new("nr_types", uintT, BtfNrTypes * 8),
+            new("data_size", uintT, BtfDataSize * 8), new("start_id", uintT, BtfStartId * 8), new("start_str_off", uintT, BtfStartStrOff * 8));
+        w.Struct("btf_module", 0x20, new("list", listHead, BtfModuleList * 8), new("module", w.Pointer(module), BtfModuleModule * 8),
+            new("btf", w.Pointer(btf), BtfModuleBtf * 8));
+        ids = new KernelTypeIds(charT, intT, uintT, listHead);
+        return w;
     }
 
     private static void Put32(byte[] b, int at, uint v) => BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(at), v);

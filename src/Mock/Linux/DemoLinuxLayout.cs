@@ -30,6 +30,15 @@ public static class DemoLinuxLayout
 
     public const ulong BootCpuDataVa = ImageDataVa + 0x3_9000;
 
+    /// <summary>The BPF subsystem's btf_modules list head, then its entries (struct btf_module, struct btf) and each module's split BTF.</summary>
+    public const ulong BtfModulesVa = ImageDataVa + 0x3_A000;
+
+    /// <summary>The modules whose split BTF the kernel keeps (nls_ascii has none).</summary>
+    public static IReadOnlyList<string> ModulesWithBtf { get; } = ["vmi_demo", "qemu_fw_cfg"];
+
+    /// <summary>The struct each module with BTF defines in its own BTF: "&lt;module&gt;_ctx" { list_head list; u32 counter; char tag[8]; }, 32 bytes.</summary>
+    public static string ModuleStruct(string module) => module + "_ctx";
+
     /// <summary>Slab memory (tasks, mm_structs, creds, kthreads, modules) reached through the direct map, sized by the task count.</summary>
     public const ulong SlabPa = 0x0150_0000;
 

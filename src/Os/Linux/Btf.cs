@@ -49,21 +49,57 @@ public sealed class BtfTypes : IKernelTypes
 
     private readonly byte[] _strings;
     private readonly byte[] _types;
-    private readonly int[] _offset; // per type id: where its btf_type record starts in _types
+    private readonly int[] _offset; // per type of this blob (index 1 = FirstId): where its btf_type record starts in _types
+    private readonly BtfTypes? _base;
+    private readonly int _firstId;
+    private readonly int _baseStrings; // split BTF: string offsets below this are the base's
     private Dictionary<string, int>? _structs;
 
-    private BtfTypes(byte[] strings, byte[] types, int[] offset)
+    private BtfTypes(byte[] strings, byte[] types, int[] offset, BtfTypes? baseTypes)
     {
         _strings = strings;
         _types = types;
         _offset = offset;
+        _base = baseTypes;
+        _firstId = baseTypes is null ? 1 : baseTypes.LastId + 1;
+        _baseStrings = baseTypes is null ? 0 : baseTypes.StringsLength;
     }
 
-    /// <summary>Types, id 1 upward (id 0 is void).</summary>
+    /// <summary>The types this blob holds itself, <see cref="FirstId"/> upward (the base's are not counted).</summary>
     public int Count => _offset.Length - 1;
 
+    /// <summary>The first type id of this blob: 1 for a kernel's BTF (0 is void); for split BTF, the base's last id plus one.</summary>
+    public int FirstId => _firstId;
+
+    /// <summary>The last type id of this blob (<see cref="FirstId"/> - 1 when it holds no types).</summary>
+    public int LastId => _firstId + Count - 1;
+
+    /// <summary>For split BTF (a module's), the BTF its ids and string offsets continue (the kernel's); else null.</summary>
+    public BtfTypes? Base => _base;
+
+    /// <summary>The length of the string space: for split BTF, the base's and this blob's together.</summary>
+    public int StringsLength => _baseStrings + _strings.Length;
+
     /// <summary>Parses a BTF blob. Throws <see cref="LinuxIntrospectionException"/> naming the first thing wrong.</summary>
-    public static BtfTypes Parse(ReadOnlySpan<byte> blob)
+    public static BtfTypes Parse(ReadOnlySpan<byte> blob) => Parse(blob, null);
+
+    /// <summary>
+    /// Parses split BTF (a module's .BTF, what /sys/kernel/btf/&lt;module&gt; serves): its type ids continue after
+    /// <paramref name="baseTypes"/>' last id, and its string offsets after the base's string section, so names and
+    /// member types resolve through the base and this blob together.
+    /// </summary>
+    public static BtfTypes ParseSplit(ReadOnlySpan<byte> blob, BtfTypes baseTypes)
+    {
+        ArgumentNullException.ThrowIfNull(baseTypes);
+        if (baseTypes.Base is not null)
+        {
+            throw new ArgumentException("The base of split BTF must itself be a base BTF (a kernel's).", nameof(baseTypes));
+        }
+
+        return Parse(blob, baseTypes);
+    }
+
+    private static BtfTypes Parse(ReadOnlySpan<byte> blob, BtfTypes? baseTypes)
     {
         if (blob.Length < HeaderSize)
         {
@@ -99,18 +135,24 @@ public sealed class BtfTypes : IKernelTypes
 
         byte[] types = blob.Slice((int)(hdrLen + typeOff), (int)typeLen).ToArray();
         byte[] strings = blob.Slice((int)(hdrLen + strOff), (int)strLen).ToArray();
-        if (strings.Length == 0 || strings[0] != 0)
+        if (baseTypes is null && (strings.Length == 0 || strings[0] != 0))
         {
             throw Bad("the string section does not start with the empty string");
         }
 
+        if (baseTypes is not null && (long)baseTypes.StringsLength + strings.Length > int.MaxValue)
+        {
+            throw Bad($"the string section ({strings.Length} bytes) and the base's together are too long");
+        }
+
         var offsets = new List<int> { -1 };
+        int firstId = baseTypes is null ? 1 : baseTypes.LastId + 1;
         int p = 0;
         while (p < types.Length)
         {
             if (p + 12 > types.Length)
             {
-                throw Bad($"type {offsets.Count} at byte {p} is cut short");
+                throw Bad($"type {firstId + offsets.Count - 1} at byte {p} is cut short");
             }
 
             uint info = BinaryPrimitives.ReadUInt32LittleEndian(types.AsSpan(p + 4));
@@ -129,40 +171,73 @@ public sealed class BtfTypes : IKernelTypes
                 BtfKind.DataSec => 12 * vlen,
                 BtfKind.DeclTag => 4,
                 BtfKind.Enum64 => 12 * vlen,
-                _ => throw Bad($"type {offsets.Count} has unknown kind {(int)kind}"),
+                _ => throw Bad($"type {firstId + offsets.Count - 1} has unknown kind {(int)kind}"),
             };
             if (p + 12 + extra > types.Length)
             {
-                throw Bad($"type {offsets.Count} ({kind}, {vlen} entries) runs past the type section");
+                throw Bad($"type {firstId + offsets.Count - 1} ({kind}, {vlen} entries) runs past the type section");
             }
 
             offsets.Add(p);
             p += 12 + extra;
         }
 
-        return new BtfTypes(strings, types, offsets.ToArray());
+        if ((long)firstId + offsets.Count > int.MaxValue)
+        {
+            throw Bad("its type ids run past the largest id");
+        }
+
+        return new BtfTypes(strings, types, offsets.ToArray(), baseTypes);
     }
 
     private static LinuxIntrospectionException Bad(string what) => new($"The BTF blob is not valid: {what}.");
 
-    public BtfKind KindOf(int id) => Valid(id) ? (BtfKind)((Info(id) >> 24) & 0x1F) : BtfKind.Unknown;
+    public BtfKind KindOf(int id) => Locate(id, out BtfTypes? owner, out int at) ? (BtfKind)((owner.U32(at + 4) >> 24) & 0x1F) : BtfKind.Unknown;
 
-    public string NameOf(int id) => Valid(id) ? String(U32(_offset[id])) : string.Empty;
+    public string NameOf(int id) => Locate(id, out BtfTypes? owner, out int at) ? owner.String(owner.U32(at)) : string.Empty;
 
-    public int VlenOf(int id) => Valid(id) ? (int)(Info(id) & 0xFFFF) : 0;
+    public int VlenOf(int id) => Locate(id, out BtfTypes? owner, out int at) ? (int)(owner.U32(at + 4) & 0xFFFF) : 0;
 
-    private bool KindFlag(int id) => (Info(id) & 0x8000_0000) != 0;
+    /// <summary>Whether <paramref name="id"/> names a type here or, for split BTF, in the base (0, void, is no type).</summary>
+    public bool Contains(int id) => Locate(id, out _, out _);
 
-    private bool Valid(int id) => id > 0 && id < _offset.Length;
+    /// <summary>Which blob holds type <paramref name="id"/> (this one or the base) and where its record starts in it.</summary>
+    private bool Locate(int id, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out BtfTypes? owner, out int at)
+    {
+        if (id >= _firstId && id - _firstId + 1 < _offset.Length)
+        {
+            owner = this;
+            at = _offset[id - _firstId + 1];
+            return true;
+        }
 
-    private uint Info(int id) => U32(_offset[id] + 4);
+        if (_base is not null && id < _firstId)
+        {
+            return _base.Locate(id, out owner, out at);
+        }
 
-    private uint SizeOrType(int id) => U32(_offset[id] + 8);
+        owner = null;
+        at = 0;
+        return false;
+    }
+
+    private bool KindFlag(int id) => Locate(id, out BtfTypes? owner, out int at) && (owner.U32(at + 4) & 0x8000_0000) != 0;
+
+    private uint SizeOrType(int id) => Locate(id, out BtfTypes? owner, out int at) ? owner.U32(at + 8) : 0;
+
+    /// <summary>The <paramref name="index"/>th u32 after type <paramref name="id"/>'s 12-byte record (its kind's extra data).</summary>
+    private uint Extra(int id, int index) => Locate(id, out BtfTypes? owner, out int at) ? owner.U32(at + 12 + (index * 4)) : 0;
 
     private uint U32(int at) => BinaryPrimitives.ReadUInt32LittleEndian(_types.AsSpan(at));
 
     private string String(uint off)
     {
+        if (off < (uint)_baseStrings)
+        {
+            return _base!.String(off);
+        }
+
+        off -= (uint)_baseStrings;
         if (off >= _strings.Length)
         {
             return string.Empty;
@@ -173,6 +248,9 @@ public sealed class BtfTypes : IKernelTypes
         return Encoding.UTF8.GetString(end < 0 ? s : s[..end]);
     }
 
+    /// <summary>Whether <paramref name="off"/> lies inside the string space (for split BTF, the base's and this blob's).</summary>
+    public bool IsStringOffset(uint off) => off < (uint)StringsLength;
+
     /// <summary>The id of the struct (or union) called <paramref name="name"/> with a body (not a forward declaration).</summary>
     public bool TryFindStruct(string name, out int id)
     {
@@ -181,13 +259,13 @@ public sealed class BtfTypes : IKernelTypes
             var d = new Dictionary<string, int>(StringComparer.Ordinal);
             for (int i = 1; i < _offset.Length; i++)
             {
-                BtfKind k = KindOf(i);
+                var k = (BtfKind)((U32(_offset[i] + 4) >> 24) & 0x1F);
                 if (k is BtfKind.Struct or BtfKind.Union)
                 {
                     uint nameOff = U32(_offset[i]);
                     if (nameOff != 0)
                     {
-                        d.TryAdd(String(nameOff), i);
+                        d.TryAdd(String(nameOff), _firstId + i - 1);
                     }
                 }
             }
@@ -195,7 +273,8 @@ public sealed class BtfTypes : IKernelTypes
             _structs = d;
         }
 
-        return _structs.TryGetValue(name, out id);
+        // split BTF: a module's own types first, then the kernel's it builds on
+        return _structs.TryGetValue(name, out id) || (_base is not null && _base.TryFindStruct(name, out id));
     }
 
     /// <summary>The members of a struct or union.</summary>
@@ -208,20 +287,21 @@ public sealed class BtfTypes : IKernelTypes
 
         bool bitfields = KindFlag(id);
         int n = VlenOf(id);
-        int at = _offset[id] + 12;
+        Locate(id, out BtfTypes? owner, out int at);
+        at += 12;
         for (int i = 0; i < n; i++, at += 12)
         {
-            uint off = U32(at + 8);
+            uint off = owner!.U32(at + 8);
             yield return bitfields
-                ? new BtfMember(String(U32(at)), (int)U32(at + 4), off & 0xFF_FFFF, (byte)(off >> 24))
-                : new BtfMember(String(U32(at)), (int)U32(at + 4), off, 0);
+                ? new BtfMember(owner.String(owner.U32(at)), (int)owner.U32(at + 4), off & 0xFF_FFFF, (byte)(off >> 24))
+                : new BtfMember(owner.String(owner.U32(at)), (int)owner.U32(at + 4), off, 0);
         }
     }
 
     /// <summary>Follows typedefs and qualifiers (const, volatile, restrict, type tags) to the type underneath.</summary>
     public int Resolve(int id)
     {
-        for (int depth = 0; depth < MaxDepth && Valid(id); depth++)
+        for (int depth = 0; depth < MaxDepth && Contains(id); depth++)
         {
             if (KindOf(id) is not (BtfKind.Typedef or BtfKind.Volatile or BtfKind.Const or BtfKind.Restrict or BtfKind.TypeTag))
             {
@@ -231,7 +311,7 @@ public sealed class BtfTypes : IKernelTypes
             id = (int)SizeOrType(id);
         }
 
-        return Valid(id) ? id : 0;
+        return Contains(id) ? id : 0;
     }
 
     /// <summary>The size in bytes of a type (8 for pointers; arrays: count times element size).</summary>
@@ -252,9 +332,8 @@ public sealed class BtfTypes : IKernelTypes
             case BtfKind.Ptr:
                 return 8;
             case BtfKind.Array:
-                int at = _offset[id] + 12;
-                ulong n = U32(at + 8);
-                ulong element = SizeOf((int)U32(at), depth + 1);
+                ulong n = Extra(id, 2);
+                ulong element = SizeOf((int)Extra(id, 0), depth + 1);
                 return element != 0 && n > ulong.MaxValue / element ? ulong.MaxValue : n * element;
             default:
                 return 0;
@@ -272,9 +351,8 @@ public sealed class BtfTypes : IKernelTypes
             return false;
         }
 
-        int at = _offset[id] + 12;
-        elementType = (int)U32(at);
-        count = U32(at + 8);
+        elementType = (int)Extra(id, 0);
+        count = Extra(id, 2);
         return true;
     }
 
@@ -319,7 +397,7 @@ public sealed class BtfTypes : IKernelTypes
 
     public BtfField GetField(string structName, string path) => TryGetField(structName, path, out BtfField f)
         ? f
-        : throw new LinuxIntrospectionException($"The kernel's BTF has no field {structName}.{path}.");
+        : throw new LinuxIntrospectionException($"{(_base is null ? "The kernel's BTF" : "The module's BTF (with the kernel's it builds on)")} has no field {structName}.{path}.");
 
     private bool TryFindMember(int structId, string name, int depth, ref int budget, out BtfMember member, out ulong bitOffset)
     {
@@ -383,12 +461,83 @@ public sealed class BtfTypes : IKernelTypes
         return true;
     }
 
-    /// <summary>Every type id with its kind and name (for tests and tools).</summary>
+    /// <summary>Every type id of this blob (for split BTF, not the base's) with its kind and name (for tests and tools).</summary>
     public IEnumerable<(int Id, BtfKind Kind, string Name)> Types()
     {
-        for (int i = 1; i < _offset.Length; i++)
+        for (int id = _firstId; id <= LastId; id++)
         {
-            yield return (i, KindOf(i), NameOf(i));
+            yield return (id, KindOf(id), NameOf(id));
+        }
+    }
+
+    /// <summary>
+    /// The string offsets type <paramref name="id"/> uses: its name, and its members', enumerators' or parameters'
+    /// names. Each should lie inside the string space (<see cref="IsStringOffset"/>).
+    /// </summary>
+    public IEnumerable<uint> NameOffsetsOf(int id)
+    {
+        if (!Locate(id, out BtfTypes? owner, out int at))
+        {
+            yield break;
+        }
+
+        yield return owner.U32(at);
+        int n = VlenOf(id);
+        int stride = KindOf(id) switch
+        {
+            BtfKind.Struct or BtfKind.Union or BtfKind.Enum64 => 3,
+            BtfKind.Enum or BtfKind.FuncProto => 2,
+            _ => 0,
+        };
+        for (int i = 0; i < n && stride != 0; i++)
+        {
+            yield return Extra(id, i * stride);
+        }
+    }
+
+    /// <summary>
+    /// The type ids that type <paramref name="id"/> refers to: a pointer's, typedef's or qualifier's target, an array's
+    /// element and index types, members, a function's prototype, its parameters and return type, a variable's type and
+    /// a data section's variables. 0 (void) may appear; every other id should resolve (<see cref="Contains"/>).
+    /// </summary>
+    public IEnumerable<int> ReferencesOf(int id)
+    {
+        switch (KindOf(id))
+        {
+            case BtfKind.Ptr or BtfKind.Typedef or BtfKind.Volatile or BtfKind.Const or BtfKind.Restrict or BtfKind.Func
+                or BtfKind.TypeTag or BtfKind.Var or BtfKind.DeclTag or BtfKind.FuncProto:
+                yield return (int)SizeOrType(id); // FuncProto: its return type
+                break;
+            case BtfKind.Array:
+                yield return (int)Extra(id, 0);
+                yield return (int)Extra(id, 1);
+                break;
+        }
+
+        int n = VlenOf(id);
+        switch (KindOf(id))
+        {
+            case BtfKind.Struct or BtfKind.Union:
+                for (int i = 0; i < n; i++)
+                {
+                    yield return (int)Extra(id, (i * 3) + 1);
+                }
+
+                break;
+            case BtfKind.FuncProto:
+                for (int i = 0; i < n; i++)
+                {
+                    yield return (int)Extra(id, (i * 2) + 1);
+                }
+
+                break;
+            case BtfKind.DataSec:
+                for (int i = 0; i < n; i++)
+                {
+                    yield return (int)Extra(id, i * 3);
+                }
+
+                break;
         }
     }
 }

@@ -21,7 +21,7 @@ public sealed record LinuxWalkOptions
 /// <see cref="Open"/>; it then lists processes and modules on demand. Uses its <see cref="IGuestMemory"/>
 /// from one thread at a time.
 /// </summary>
-public sealed class LinuxKernel
+public sealed partial class LinuxKernel
 {
     /// <summary>__START_KERNEL_map: the 1 GiB window the kernel image is mapped in (x86-64).</summary>
     public const ulong KernelMapStart = 0xffff_ffff_8000_0000;
@@ -669,6 +669,13 @@ public sealed class LinuxKernel
             sizeField = b.GetField("module", "core_layout.size");
         }
 
+        // which modules the kernel keeps BTF for: a short list walk, the BTF itself is read only when asked for
+        var btf = new Dictionary<ulong, uint>();
+        foreach (LinuxModuleBtf mb in GetModuleBtf(options, warning))
+        {
+            btf.TryAdd(mb.ModuleAddress, mb.TypeCount);
+        }
+
         var seen = new HashSet<ulong>();
         if (!_kernel.TryReadU64(head, out ulong next))
         {
@@ -723,6 +730,7 @@ public sealed class LinuxKernel
                 Size = size,
                 State = st switch { 0 => "Live", 1 => "Coming", 2 => "Going", 3 => "Unformed", _ => $"Unknown({st})" },
                 ModuleAddress = module,
+                BtfTypeCount = btf.TryGetValue(module, out uint types) ? types : null,
             };
             next = following;
         }

@@ -103,6 +103,15 @@ public sealed record LinuxModule
     /// <summary>The struct module's virtual address.</summary>
     public required ulong ModuleAddress { get; init; }
 
+    /// <summary>
+    /// How many types the module's own BTF holds (the kernel's count, from its btf_modules list); null when the kernel
+    /// keeps no BTF for it. The types themselves are read on demand: <see cref="LinuxKernel.ModuleTypes"/>.
+    /// </summary>
+    public uint? BtfTypeCount { get; init; }
+
+    /// <summary>The kernel keeps split BTF for this module (its types resolve through <see cref="LinuxKernel.ModuleTypes"/>).</summary>
+    public bool HasBtf => BtfTypeCount is not null;
+
     public override string ToString() => Name;
 }
 
@@ -112,4 +121,38 @@ public readonly record struct LinuxModuleSymbol(string Module, string Name, ulon
     public KernelSymbol ToKernelSymbol() => new(Name, Address, Type);
 
     public override string ToString() => $"{Name} [{Module}]";
+}
+
+/// <summary>
+/// A module's BTF as the kernel keeps it after load: one entry of the BPF subsystem's <c>btf_modules</c> list
+/// (kernel/bpf/btf.c, CONFIG_DEBUG_INFO_BTF_MODULES), whose <c>struct btf</c> holds the module's split BTF, the bytes
+/// /sys/kernel/btf/&lt;module&gt; serves.
+/// </summary>
+public sealed record LinuxModuleBtf
+{
+    /// <summary>The module's name (its struct module's name).</summary>
+    public required string Module { get; init; }
+
+    /// <summary>The struct module's virtual address.</summary>
+    public required ulong ModuleAddress { get; init; }
+
+    /// <summary>The struct btf's virtual address.</summary>
+    public required ulong BtfAddress { get; init; }
+
+    /// <summary>Where the raw split BTF lies (btf->data).</summary>
+    public required ulong DataAddress { get; init; }
+
+    /// <summary>Its length in bytes (btf->data_size).</summary>
+    public required uint DataSize { get; init; }
+
+    /// <summary>How many types the module's BTF holds, as the kernel counted them (btf->nr_types).</summary>
+    public required uint TypeCount { get; init; }
+
+    /// <summary>The first type id of the module's BTF (btf->start_id): the kernel's last id plus one.</summary>
+    public uint? StartId { get; init; }
+
+    /// <summary>Where the module's string offsets start (btf->start_str_off): the length of the kernel's string section.</summary>
+    public uint? StartStringOffset { get; init; }
+
+    public override string ToString() => Module;
 }
