@@ -628,7 +628,7 @@ public sealed unsafe partial class XenDriver :
             }
 
             _monitors.Add(monitor);
-            if (monitor.Kind is MonitorKind.ControlRegister or MonitorKind.Msr)
+            if (monitor.Kind == MonitorKind.Msr || (monitor.Kind == MonitorKind.ControlRegister && (ControlRegister)monitor.Parameter != ControlRegister.Cr3))
             {
                 HoldRegisterWritesForAnswers(monitor);
             }
@@ -825,6 +825,14 @@ public sealed unsafe partial class XenDriver :
             if (TryAnswerBreakpointHit(pending, response))
             {
                 return;
+            }
+
+            if (DenyOfAWriteAlreadyMade(pending, response) is { } refused)
+            {
+                // The vCPU must not stay paused on a refused answer: it is released with the rest of the answer, then the
+                // caller hears that its Deny could not be honoured.
+                _processor.Answer(pending, response! with { Flags = response!.Flags & ~VmiEventResponseFlags.Deny });
+                throw refused;
             }
 
             bool toggles = response is not null && (response.Flags & VmiEventResponseFlags.ToggleSinglestep) != 0 && !pending.IsAnswered;
@@ -1366,7 +1374,11 @@ public sealed unsafe partial class XenDriver :
     /// Since Xen 4.15 a monitored CR or MSR write is made before its event is sent, and a Deny in the answer changes
     /// nothing, unless the monitor asked Xen to hold such writes for the answer (XEN_DOMCTL_MONITOR_OP_CONTROL_REGISTERS,
     /// which libxenctrl has no wrapper for). Found in the lab: 1439 CR4.TSD writes answered Deny, and the guest's RDTSC
-    /// still faulted. Asked once per ring, with the first CR or MSR monitor; the ring's teardown turns it off again.
+    /// still faulted. Asked once per ring, with the first CR0/CR4/XCR0 or MSR monitor; the ring's teardown turns it off
+    /// again. Not for CR3 alone: a CR3 write is rarely denied, it comes at every context switch, and in the nested lab the
+    /// two runs that held CR3 writes (a CR3 monitor through every exit path) both stopped the whole machine (QEMU's
+    /// emulated SVM left the domU halted with Xen's timer interrupt pending), the runs that did not, never did. A Deny of
+    /// a write Xen has already made is refused (<see cref="DenyOfAWriteAlreadyMade"/>).
     /// </summary>
     private void HoldRegisterWritesForAnswers(EventMonitor monitor)
     {
@@ -1390,6 +1402,26 @@ public sealed unsafe partial class XenDriver :
                 ex.ErrorCode,
                 ex);
         }
+    }
+
+    /// <summary>
+    /// A Deny only keeps out a register write Xen holds for the answer; one it has already made (a CR3 write with no
+    /// CR0/CR4/XCR0/MSR monitor on, or any on Xen 4.15+ if holding was not set up) cannot be undone by the answer, so
+    /// such a Deny is refused instead of being silently ignored: the event is answered without it and the error says so.
+    /// </summary>
+    private VmiDriverException? DenyOfAWriteAlreadyMade(VmiPendingEvent pending, VmiEventResponse? response)
+    {
+        if (response is null || (response.Flags & VmiEventResponseFlags.Deny) == 0 || _controlRegisterValues || XenVersion < new Version(4, 15)
+            || pending.IsAnswered || pending.Event.Reason is not (ControlRegisterWriteReason or MsrWriteReason))
+        {
+            return null;
+        }
+
+        return new VmiDriverException(
+            $"A Deny cannot keep out this {pending.Event.Reason.Describe()} write: Xen {XenVersion} has already made it. Xen holds CR0, CR4, XCR0 and MSR " +
+            "writes for the answer once such a monitor is on in the session; for CR3 writes, enable a CR0 or CR4 monitor too before the write you want to deny. " +
+            "The event was answered without the Deny: the guest goes on with the write made.",
+            XenErrors.EOpNotSupp);
     }
 
     /// <summary>

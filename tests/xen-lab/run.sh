@@ -122,7 +122,7 @@ setsid nice -n "${VMI_XENLAB_NICE:-0}" timeout -s KILL "$QEMU_TIMEOUT" qemu-syst
   -kernel "$D0/xen" -append "$XENARGS" -initrd "$D0/vmlinuz $DOM0ARGS,$D0/initrd" \
   -drive file="$D0/rootfs.img",if=virtio,format=raw,snapshot=on \
   -drive file="$W/lab.img",if=virtio,format=raw,cache=unsafe \
-  -display none -monitor none -serial file:"$OUT/serial.log" -no-reboot &
+  -display none -monitor unix:"$OUT/qemu-monitor.sock",server=on,wait=off -serial file:"$OUT/serial.log" -no-reboot &
 qpid=$!
 # setsid makes the new session (and autogroup) when it runs: wait until it has, or the old session gets the nice.
 i=0; while [ "$(ps -o sid= -p $qpid 2>/dev/null | tr -d ' ')" != "$qpid" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
@@ -132,11 +132,31 @@ fi
 # A stall watchdog: dom0 prints a heartbeat every 120 s (payload/dom0-test.sh), so a serial log that stops growing for
 # VMI_XENLAB_STALL seconds (900) means the nested machine stopped (seen once: every vCPU halted for good while a domU
 # booted, QEMU idle): QEMU is killed and the run is an environment failure, not a wait for the hard limit.
-STALL=${VMI_XENLAB_STALL:-900}
-( last=-1; quiet=0
+# Seen twice (2026-12-01, the second time while a vmi process started in dom0): QEMU idle, its one TCG vCPU asleep, no
+# timer ever firing again. After VMI_XENLAB_KICK seconds (300) of silence the watchdog saves the machine's state from
+# QEMU's monitor (stall-state.txt: registers, local APIC) and sends it one NMI, which wakes a halted CPU; whether that
+# revived the machine is reported (revived), never counted as a pass of anything.
+STALL=${VMI_XENLAB_STALL:-900}; KICK=${VMI_XENLAB_KICK:-300}
+hmp() { python3 - "$OUT/qemu-monitor.sock" "$@" <<'PY'
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.settimeout(10); s.connect(sys.argv[1]); time.sleep(0.5); s.recv(1 << 16)
+for c in sys.argv[2:]:
+    try:
+        s.sendall((c + "\n").encode()); time.sleep(1.5)
+        print("(qemu) " + c + "\n" + s.recv(1 << 20).decode(errors="replace"))
+    except OSError as e: print("(qemu) " + c + ": " + str(e))
+PY
+}
+( last=-1; quiet=0; kicked=0
   while kill -0 $qpid 2>/dev/null; do
     sleep 30; size=$(stat -c %s "$OUT/serial.log" 2>/dev/null || echo 0)
-    if [ "$size" = "$last" ]; then quiet=$((quiet + 30)); else quiet=0; last=$size; fi
+    if [ "$size" = "$last" ]; then quiet=$((quiet + 30)); else
+      [ $kicked = 1 ] && [ $quiet -gt 0 ] && echo "serial output again after the NMI (silent $quiet s)" > "$OUT/revived"
+      quiet=0; last=$size; kicked=0
+    fi
+    if [ $quiet -ge "$KICK" ] && [ $kicked = 0 ]; then
+      kicked=1; { echo "---- $(date -u +%T) serial silent $quiet s"; hmp 'info registers' 'info lapic' 'info pic' nmi 2>&1; } >> "$OUT/stall-state.txt"
+    fi
     if [ $quiet -ge "$STALL" ]; then echo "$quiet" > "$OUT/stalled"; pkill -KILL -s $qpid 2>/dev/null || kill -KILL $qpid; break; fi
   done ) &
 wdpid=$!
@@ -144,6 +164,7 @@ wait $qpid
 qrc=$?
 kill $wdpid 2>/dev/null; wait $wdpid 2>/dev/null
 say "QEMU ended (exit $qrc) after $(( $(date +%s) - boot )) s"
+[ -f "$OUT/stall-state.txt" ] && say "the nested machine went silent for $KICK s: its state and the NMI it was sent are in $OUT/stall-state.txt; $(cat "$OUT/revived" 2>/dev/null || echo 'it did not revive')"
 debugfs -R "rdump /out $OUT/logs" "$W/lab.img" > /dev/null 2>&1
 [ -f "$OUT/logs/out/results.txt" ] && cp "$OUT/logs/out/results.txt" "$OUT/results.txt"
 # Every result is also printed on dom0's console: when the run was cut (watchdog, hard limit) the disk may miss the last

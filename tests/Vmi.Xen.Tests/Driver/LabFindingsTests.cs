@@ -93,6 +93,24 @@ public sealed class LabFindingsTests : IDisposable
     }
 
     [Fact]
+    public void A_CR3_monitor_alone_leaves_writes_unheld_and_a_deny_of_one_is_refused_not_ignored()
+    {
+        XenDriver d = Connect();
+        d.EnableMonitor(EventMonitor.ControlRegisterWrite(ControlRegister.Cr3));
+        Assert.False(_xen.ControlRegisterValues);
+        VmEventSt cr3 = XenRingSimulator.Request(0, VmEventAbi.ReasonWriteCtrlreg);
+        cr3.U.WriteCtrlreg.Index = VmEventAbi.X86Cr3;
+        cr3.U.WriteCtrlreg.NewValue = 0x2000;
+        _xen.Channel!.Put(cr3);
+
+        var ex = Assert.Throws<VmiDriverException>(() => d.WaitForEvents(TimeSpan.FromSeconds(5), _ => VmiEventResponse.Deny));
+        Assert.Contains("already made it", ex.Message, StringComparison.Ordinal);
+        VmEventSt rsp = Assert.Single(_xen.Channel.Responses); // answered all the same: the vCPU does not stay paused
+        Assert.Equal(0u, rsp.Flags & VmEventAbi.FlagDeny);
+        Assert.Empty(_xen.WaitingVcpus);
+    }
+
+    [Fact]
     public void The_teardown_lets_each_vcpu_apply_the_write_it_was_answered_before_the_ring_goes()
     {
         // Xen applies an answered, held write when the vCPU next runs; a ring torn down first loses it (domctl.h warns of
