@@ -106,12 +106,7 @@ public sealed class FuzzTests
         int parsed = 0;
         for (int i = 0; i < Iterations; i++)
         {
-            byte[] damaged = (byte[])blob.Clone();
-            Mutate(rng, damaged, damaged.Length);
-            if (rng.Next(10) == 0)
-            {
-                damaged = damaged[..rng.Next(damaged.Length)];
-            }
+            byte[] damaged = Damage(rng, blob);
 
             BtfTypes types;
             try
@@ -151,12 +146,7 @@ public sealed class FuzzTests
         int parsed = 0;
         for (int i = 0; i < Iterations; i++)
         {
-            byte[] damaged = (byte[])blob.Clone();
-            Mutate(rng, damaged, damaged.Length);
-            if (rng.Next(10) == 0)
-            {
-                damaged = damaged[..rng.Next(damaged.Length)];
-            }
+            byte[] damaged = Damage(rng, blob);
 
             BtfTypes types;
             try
@@ -232,6 +222,14 @@ public sealed class FuzzTests
     {
         var e = Assert.Throws<LinuxIntrospectionException>(() => BtfTypes.Parse(blob));
         Assert.Contains(what, e.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>A mutated copy of <paramref name="blob"/>, cut short one time in ten.</summary>
+    private static byte[] Damage(Random rng, byte[] blob)
+    {
+        byte[] damaged = (byte[])blob.Clone();
+        Mutate(rng, damaged, damaged.Length);
+        return rng.Next(10) == 0 ? damaged[..rng.Next(damaged.Length)] : damaged;
     }
 
     private static void Mutate(Random rng, byte[] data, int length)

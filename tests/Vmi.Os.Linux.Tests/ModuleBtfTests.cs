@@ -194,12 +194,7 @@ public sealed class RealGuestModuleBtfTests(RealGuestFixture fixture)
 {
     public static TheoryData<string, string> Images => new() { { "kaslr", "elf" }, { "la57", "kdump" }, { "pti", "raw" } };
 
-    private static (VmiCore Core, LinuxKernel Kernel) Open(RealGuest g, string format)
-    {
-        MemoryImage image = g.Open(format);
-        var core = new VmiCore(image);
-        return (core, LinuxKernel.Open(new CoreGuestMemory(core, image.Vmcoreinfo)));
-    }
+    private static (VmiCore Core, LinuxKernel Kernel) Open(RealGuest g, string format) => RealGuestTruthTests.Open(g, format);
 
     [Theory]
     [MemberData(nameof(Images))]

@@ -17,7 +17,8 @@ public sealed class RealGuestTruthTests(RealGuestFixture fixture)
         { "pti", "elf" }, { "pti", "kdump" }, { "pti", "raw" },
     };
 
-    private static (VmiCore Core, LinuxKernel Kernel) Open(RealGuest g, string format)
+    /// <summary>The guest's image in <paramref name="format"/>, and the kernel found in it (no profile).</summary>
+    internal static (VmiCore Core, LinuxKernel Kernel) Open(RealGuest g, string format)
     {
         MemoryImage image = g.Open(format);
         var core = new VmiCore(image);
