@@ -31,7 +31,7 @@ if [ "${VMI_XENLAB:-0}" = 1 ]; then
     *) export VMI_XENLAB_RESULTS="$PWD/artifacts/xen-lab/results.txt" ;;
   esac
 else
-  echo "xen-lab: skipped: opt-in until it passes three runs in a row; VMI_XENLAB=1 runs the Xen 4.17 lab (root, qemu-system-x86_64, ~6 GB free; about 30 min with a warm cache, see docs/xen.md)"
+  echo "xen-lab: skipped: opt-in (it adds 15-30 min with a warm cache; three complete passing runs in a row on 2026-12-01); VMI_XENLAB=1 runs the Xen 4.17 lab (root, qemu-system-x86_64, ~6 GB free; see docs/xen.md)"
 fi
 
 dotnet test Vmi.PowerShell.sln -c Release --no-build -nologo 2>&1 | tee "$log"
