@@ -29,6 +29,9 @@ public sealed unsafe partial class XenDriver :
 
     /// <summary>Xen holds monitored CR/MSR writes until they are answered (XEN_DOMCTL_MONITOR_OP_CONTROL_REGISTERS); until the ring goes.</summary>
     private bool _controlRegisterValues;
+
+    /// <summary>Whether Xen holds a monitored CR/MSR write for its answer: always before 4.15, since then once asked.</summary>
+    private bool WritesHeldForAnswers => _controlRegisterValues || XenVersion < new Version(4, 15);
     private static int s_sessions;
 
     private readonly IXenHost _host;
@@ -1382,7 +1385,7 @@ public sealed unsafe partial class XenDriver :
     /// </summary>
     private void HoldRegisterWritesForAnswers(EventMonitor monitor)
     {
-        if (_controlRegisterValues || XenVersion < new Version(4, 15))
+        if (WritesHeldForAnswers)
         {
             return; // before 4.15, Xen always held the write for the answer
         }
@@ -1411,7 +1414,7 @@ public sealed unsafe partial class XenDriver :
     /// </summary>
     private VmiDriverException? DenyOfAWriteAlreadyMade(VmiPendingEvent pending, VmiEventResponse? response)
     {
-        if (response is null || (response.Flags & VmiEventResponseFlags.Deny) == 0 || _controlRegisterValues || XenVersion < new Version(4, 15)
+        if (response is null || (response.Flags & VmiEventResponseFlags.Deny) == 0 || WritesHeldForAnswers
             || pending.IsAnswered || pending.Event.Reason is not (ControlRegisterWriteReason or MsrWriteReason))
         {
             return null;
