@@ -22,16 +22,35 @@ if [ "$build" -ne 0 ]; then
   exit "$build"
 fi
 
-# The Xen 4.17 lab (tests/xen-lab, docs/xen.md): opt-in until it has passed three runs in a row. Its results become
-# xunit tests (Vmi.Xen.Tests, XenLabResultsTests) through VMI_XENLAB_RESULTS.
-if [ "${VMI_XENLAB:-0}" = 1 ]; then
-  tests/xen-lab/run.sh
-  case $? in
-    3) echo "xen-lab: skipped: this machine cannot run it (reason above)" ;;
+# The Xen 4.17 lab (tests/xen-lab, docs/xen.md): a real Xen under QEMU, run on every machine that can run it (root,
+# qemu-system-x86_64, ~6 GB free; 15-30 min with a warm cache, plus 4-20 min once for dom0's root file system).
+# VMI_XENLAB=0 leaves it out. Its results become xunit tests (Vmi.Xen.Tests, XenLabResultsTests) through
+# VMI_XENLAB_RESULTS, so a FAIL or an unfinished lab fails the run. A run whose only failures are the nested
+# environment's (exit 2: ENV results, the machine stalled, dom0 never came up) is run once more; a driver FAIL (exit 1)
+# never is. QEMU gets at most VMI_XENLAB_TIMEOUT s per run (2400 here), so CI's 90 minutes hold.
+if [ "${VMI_XENLAB:-auto}" = 0 ]; then
+  echo "xen-lab: skipped: VMI_XENLAB=0 was given (unset, ./test.sh runs the Xen 4.17 lab wherever it can; docs/xen.md)"
+else
+  export VMI_XENLAB_TIMEOUT=${VMI_XENLAB_TIMEOUT:-2400}
+  lab_start=$(date +%s)
+  lab_log=$(mktemp)
+  tests/xen-lab/run.sh 2>&1 | tee "$lab_log"
+  lab=${PIPESTATUS[0]}
+  # Once more only if the first run left time for a second inside CI's 90 minutes.
+  if [ "$lab" -eq 2 ] && [ $(( $(date +%s) - lab_start )) -lt 1500 ]; then
+    first=artifacts/xen-lab-env-$(date +%s)
+    mv artifacts/xen-lab "$first" 2>/dev/null
+    echo "xen-lab: the nested environment failed (not the driver; its results are kept in $first): running the lab once more"
+    tests/xen-lab/run.sh
+    lab=$?
+  fi
+  case $lab in
+    3) # The lab's own words (run.sh: "xen-lab: cannot run here: ...") become the skip reason of its xunit tests.
+       export VMI_XENLAB_SKIPPED="$(sed -n 's/^xen-lab: cannot run here: //p' "$lab_log" | head -1)"
+       echo "xen-lab: skipped: this machine cannot run it: $VMI_XENLAB_SKIPPED" ;;
     *) export VMI_XENLAB_RESULTS="$PWD/artifacts/xen-lab/results.txt" ;;
   esac
-else
-  echo "xen-lab: skipped: opt-in (it adds 15-30 min with a warm cache; three complete passing runs in a row on 2026-12-01); VMI_XENLAB=1 runs the Xen 4.17 lab (root, qemu-system-x86_64, ~6 GB free; see docs/xen.md)"
+  rm -f "$lab_log"
 fi
 
 dotnet test Vmi.PowerShell.sln -c Release --no-build -nologo 2>&1 | tee "$log"

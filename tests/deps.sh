@@ -37,8 +37,8 @@ install() {
 }
 
 install "${base[@]}"
-# The Xen lab (tests/xen-lab) only when it is asked for.
-if [ "${VMI_XENLAB:-0}" = 1 ]; then
+# The Xen lab (tests/xen-lab) unless VMI_XENLAB=0 leaves it out.
+if [ "${VMI_XENLAB:-auto}" != 0 ]; then
   install debootstrap e2fsprogs
 fi
 

@@ -36,7 +36,7 @@ envfail() { say "ENVIRONMENT: $*"; exit 2; }
 # ---- can this machine run it?
 [ "$(id -u)" -eq 0 ] || cannot "needs root (debootstrap, chroot, mkfs)"
 for tool in qemu-system-x86_64 debootstrap mkfs.ext4 debugfs cpio gzip dotnet timeout flock; do
-  command -v $tool >/dev/null || cannot "$tool is missing (tests/deps.sh installs the lab's packages when VMI_XENLAB=1)"
+  command -v $tool >/dev/null || cannot "$tool is missing (tests/deps.sh installs the lab's packages unless VMI_XENLAB=0)"
 done
 mkdir -p "$CACHE" "$OUT" || cannot "cannot create $CACHE or $OUT"
 free_gb=$(df --output=avail -BG "$CACHE" | tail -1 | tr -dc 0-9)
@@ -86,6 +86,8 @@ else
     nice -n 10 timeout 2400 dotnet publish "$REPO/src/Shell" -c Release -r linux-x64 -p:PublishReadyToRun=true -o "$CACHE/vmi-$VKEY.partial" -nologo -v q > "$OUT/publish.log" 2>&1 ||
       { tail -20 "$OUT/publish.log"; say "dotnet publish failed (log: $OUT/publish.log)"; exit 1; }
     mv "$CACHE/vmi-$VKEY.partial" "$CACHE/vmi-$VKEY"
+    # Every commit publishes its own: keep the newest three.
+    ls -1dt "$CACHE"/vmi-*/ 2>/dev/null | grep -v "\.partial/$" | tail -n +4 | xargs -r rm -rf
   fi
   cp "$CACHE/vmi-$VKEY/vmi" "$W/lab/vmi"
 fi
