@@ -138,6 +138,45 @@ internal static class HvmContext
         }
     }
 
+    /// <summary>
+    /// The records of <paramref name="context"/> that hold vCPU registers (HEADER, then every vCPU's CPU, MTRR and
+    /// CPU_XSAVE, then END): what SetRegisters writes back. Xen loads only the records it is given, and a vCPU whose
+    /// CPU record is missing is left down, so every vCPU's is kept. Everything else is left out on purpose: the
+    /// interrupt controllers and timers (LAPIC_REGS, IOAPIC, PIT, HPET...) change while the domain is paused — an event
+    /// channel upcall sets its vector in the LAPIC's IRR — and writing back the snapshot's copy would drop it, while the
+    /// guest's upcall-pending flag stays set, so Xen never raises the vector again and the guest waits forever.
+    /// </summary>
+    public static byte[] VcpuRecords(ReadOnlySpan<byte> context)
+    {
+        var kept = new List<byte>(context.Length);
+        int offset = 0;
+        while (offset + DescriptorSize <= context.Length)
+        {
+            HvmSaveDescriptor d = MemoryMarshal.Read<HvmSaveDescriptor>(context[offset..]);
+            int body = offset + DescriptorSize;
+            if (d.Length > (uint)(context.Length - body))
+            {
+                throw new VmiFormatException($"a record of type {d.Typecode} claims {d.Length} bytes, more than the context holds", "HVM context", offset);
+            }
+
+            int end = body + (int)d.Length;
+            if (d.Typecode is HvmSaveDescriptor.CodeHeader or HvmSaveDescriptor.CodeCpu or HvmSaveDescriptor.CodeMtrr
+                or HvmSaveDescriptor.CodeCpuXsave or HvmSaveDescriptor.CodeEnd)
+            {
+                kept.AddRange(context[offset..end]);
+            }
+
+            if (d.Typecode == HvmSaveDescriptor.CodeEnd)
+            {
+                return [.. kept];
+            }
+
+            offset = end;
+        }
+
+        throw new VmiFormatException("the context does not end with an END record", "HVM context", offset);
+    }
+
     private static void SetSegment(SegmentRegister s, out uint selector, out ulong baseAddress, out uint limit, out uint arbytes)
     {
         selector = s.Selector;

@@ -240,7 +240,11 @@ public sealed unsafe partial class XenDriver :
         }
     }
 
-    /// <summary>Pauses the domain, rewrites the vCPU's records of the HVM context, and unpauses it on every path.</summary>
+    /// <summary>
+    /// Pauses the domain, rewrites the vCPU's records of the HVM context and gives Xen back only the vCPU records
+    /// (<see cref="HvmContext.VcpuRecords"/>: the rest of the snapshot would undo interrupts raised meanwhile), and
+    /// unpauses it on every path.
+    /// </summary>
     public void SetRegisters(VcpuId vcpu, Registers registers)
     {
         ArgumentNullException.ThrowIfNull(registers);
@@ -253,7 +257,7 @@ public sealed unsafe partial class XenDriver :
             {
                 byte[] context = _host.GetHvmContext(_domid);
                 HvmContext.SetRegisters(context, vcpu, Info.VcpuCount, registers);
-                _host.SetHvmContext(_domid, context);
+                _host.SetHvmContext(_domid, HvmContext.VcpuRecords(context));
             }
             finally
             {

@@ -38,6 +38,26 @@ public sealed class LabFindingsTests : IDisposable
     }
 
     [Fact]
+    public void Setting_registers_keeps_an_interrupt_raised_while_the_domain_was_paused()
+    {
+        // The lab (ci4, 2026-12-02): right after Set-VmiRegister the guest stopped for good ('-b----', its serial
+        // counter frozen) while dom0 ran on. The driver wrote the whole snapshot back, LAPIC_REGS included, so an event
+        // channel upcall Xen had raised in the IRR between the snapshot and the write was dropped; the guest's
+        // upcall-pending flag stayed set, so Xen never raised it again. Only the vCPU records may go back.
+        const byte upcall = 0xf3;
+        XenDriver d = Connect();
+        Registers r = d.GetRegisters(0) with { R15 = 0x1122334455667788 };
+        _xen.AfterGetHvmContext = () => { _xen.RaiseVector(0, upcall); _xen.AfterGetHvmContext = null; };
+
+        d.SetRegisters(0, r);
+
+        Assert.True(_xen.VectorPending(0, upcall), "the upcall raised while the domain was paused was undone by the register write");
+        Assert.Equal(0x1122334455667788ul, d.GetRegisters(0).R15);
+        Assert.Equal(0xfffff800_12345001ul, d.GetRegisters(1).Rip);
+        Assert.Empty(_xen.DownVcpus); // every vCPU's CPU record went back, so Xen leaves none down
+    }
+
+    [Fact]
     public void Restoring_after_a_monitor_on_AMD_never_touches_single_stepping_and_succeeds()
     {
         _xen.CpuVendor = XenCpuVendor.Amd;

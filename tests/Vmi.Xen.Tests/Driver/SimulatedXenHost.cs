@@ -158,13 +158,85 @@ internal sealed unsafe class SimulatedXenHost : IXenHost
     public byte[] GetHvmContext(uint domid)
     {
         Call("GetHvmContext");
-        return (byte[])HvmContext.Clone();
+        byte[] snapshot = (byte[])HvmContext.Clone();
+        AfterGetHvmContext?.Invoke();
+        return snapshot;
     }
 
+    /// <summary>Runs once a snapshot has been taken: what happens to the domain after it (an interrupt raised while paused).</summary>
+    public Action? AfterGetHvmContext { get; set; }
+
+    /// <summary>vCPUs a loaded context left down (Xen's hvm_load: a vCPU with no CPU record in the context stays down).</summary>
+    public HashSet<ushort> DownVcpus { get; } = [];
+
+    /// <summary>
+    /// Loads the records of <paramref name="context"/> over the domain's, as Xen's hvm_load does: the HEADER first, each
+    /// record replaces the one of the same type and instance, records it is not given keep their state, and every vCPU
+    /// without a CPU record in the context is left down.
+    /// </summary>
     public void SetHvmContext(uint domid, byte[] context)
     {
         Call("SetHvmContext");
-        HvmContext = (byte[])context.Clone();
+        List<(ushort Code, ushort Instance, byte[] Record)> given = Records(context);
+        if (given.Count == 0 || given[0].Code != HvmSaveDescriptor.CodeHeader)
+        {
+            throw Errno(61, "to write the HVM context (xc_domain_hvm_setcontext): no HEADER record first");
+        }
+
+        List<(ushort Code, ushort Instance, byte[] Record)> state = Records(HvmContext);
+        foreach ((ushort code, ushort instance, byte[] record) in given)
+        {
+            int at = state.FindIndex(r => r.Code == code && r.Instance == instance);
+            if (at >= 0)
+            {
+                state[at] = (code, instance, record);
+            }
+        }
+
+        foreach ((ushort code, ushort instance, _) in state.Where(r => r.Code == HvmSaveDescriptor.CodeCpu))
+        {
+            if (!given.Any(r => r.Code == code && r.Instance == instance))
+            {
+                DownVcpus.Add(instance);
+            }
+        }
+
+        HvmContext = [.. state.SelectMany(r => r.Record)];
+    }
+
+    /// <summary>The records of a context, each with its descriptor, END included.</summary>
+    private static List<(ushort Code, ushort Instance, byte[] Record)> Records(byte[] context)
+    {
+        var records = new List<(ushort, ushort, byte[])>();
+        int offset = 0;
+        while (offset + 8 <= context.Length)
+        {
+            HvmSaveDescriptor d = MemoryMarshal.Read<HvmSaveDescriptor>(context.AsSpan(offset));
+            int end = offset + 8 + (int)d.Length;
+            records.Add((d.Typecode, d.Instance, context[offset..end]));
+            if (d.Typecode == HvmSaveDescriptor.CodeEnd)
+            {
+                break;
+            }
+
+            offset = end;
+        }
+
+        return records;
+    }
+
+    /// <summary>HVM_SAVE_CODE(LAPIC_REGS): a vCPU's local APIC page (hvm_hw_lapic_regs), IRR at 0x200.</summary>
+    public const ushort CodeLapicRegs = 6;
+
+    /// <summary>Raises <paramref name="vector"/> in the vCPU's LAPIC IRR, as vlapic_set_irq does for an event channel upcall.</summary>
+    public void RaiseVector(ushort vcpu, byte vector) => HvmContext[LapicIrrOffset(vcpu, vector)] |= (byte)(1 << (vector % 8));
+
+    public bool VectorPending(ushort vcpu, byte vector) => (HvmContext[LapicIrrOffset(vcpu, vector)] & (1 << (vector % 8))) != 0;
+
+    private int LapicIrrOffset(ushort vcpu, byte vector)
+    {
+        int body = Vmi.Xen.HvmContext.FindRecord(HvmContext, CodeLapicRegs, vcpu, 1024);
+        return body + 0x200 + (vector / 32 * 16) + (vector % 32 / 8);
     }
 
     public ulong GetHvmParam(uint domid, uint param) => param == XenCtrl.HvmParamAltp2m ? Altp2mParam : 0;
@@ -502,6 +574,11 @@ internal sealed unsafe class SimulatedXenHost : IXenHost
             byte[] xsave = new byte[600];
             BitConverter.TryWriteBytes(xsave.AsSpan(8), 0x7UL);
             Add(HvmSaveDescriptor.CodeCpuXsave, v, xsave);
+        }
+
+        for (ushort v = 0; v < vcpus; v++)
+        {
+            Add(CodeLapicRegs, v, new byte[1024]);
         }
 
         Add(HvmSaveDescriptor.CodeEnd, 0, []);

@@ -36,7 +36,7 @@ public sealed class XenLabResultsTests
         {
             "env-xen", "env-other-processes", "guest-probe-tsd-baseline", "guest-probe-cpuid-baseline",
             "read-guest-mark-physical", "translate-direct-map", "translate-kernel-text", "registers-equal-xen-hvmctx", "pause-guard",
-            "read-only-refuses-writes", "read-only-refuses-pause", "write-seen-by-guest", "set-register-seen-by-xen", "refusal-singlestep", "refusal-mem-access", "refusal-efer-monitor",
+            "read-only-refuses-writes", "read-only-refuses-pause", "write-seen-by-guest", "set-register-seen-by-xen", "set-register-guest-runs", "refusal-singlestep", "refusal-mem-access", "refusal-efer-monitor",
             "monitor-cr3", "monitor-cpuid-steps-past", "monitor-cpuid-set-registers",
             "exit-sigkill-record-left", "exit-sigkill-reclaimed", "exit-disconnect-restored-before-exit",
             "guest-crashed-preserved", "postmortem-read-only", "postmortem-read-write-refused", "postmortem-equals-xl-dump-core",

@@ -162,6 +162,12 @@ function Step-Live {
             Check 'set-register-seen-by-xen' ($x -eq 0x1122334455667788 -and $back -eq $o) ('xen-hvmctx r15 after set 0x{0:x}, after restore 0x{1:x} (was 0x{2:x})' -f $x, $back, $o)
         } finally { Resume-VmiDomain }
     }
+    # The guest runs on after the register writes (a whole-context write once dropped an upcall raised while paused
+    # and the guest waited forever: LabFindingsTests).
+    Try-Check 'set-register-guest-runs' {
+        $n = AliveCount
+        Check 'set-register-guest-runs' (GuestRuns 90) "domU alive $n before, $(AliveCount) after"
+    }
     Try-Check 'refusal-singlestep' {
         try { Enable-VmiMonitor Singlestep; Check 'refusal-singlestep' $true 'single-stepping is available here (an Intel host)'; Disable-VmiMonitor Singlestep }
         catch { Check 'refusal-singlestep' ($_.Exception.Message -match 'monitor trap flag' -and $_.Exception.Message -match 'Xen 4\.17') $_.Exception.Message }
