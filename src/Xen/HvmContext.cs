@@ -18,16 +18,8 @@ internal static class HvmContext
     /// <summary>The offset of the body of record (<paramref name="typecode"/>, <paramref name="instance"/>), or -1.</summary>
     public static int FindRecord(ReadOnlySpan<byte> context, ushort typecode, ushort instance, int minimumLength)
     {
-        int offset = 0;
-        while (offset + DescriptorSize <= context.Length)
+        for (int offset = 0; TryReadRecord(context, offset, out HvmSaveDescriptor d, out int body); offset = body + (int)d.Length)
         {
-            HvmSaveDescriptor d = MemoryMarshal.Read<HvmSaveDescriptor>(context[offset..]);
-            int body = offset + DescriptorSize;
-            if (d.Length > (uint)(context.Length - body))
-            {
-                throw new VmiFormatException($"a record of type {d.Typecode} claims {d.Length} bytes, more than the context holds", "HVM context", offset);
-            }
-
             if (d.Typecode == typecode && d.Instance == instance)
             {
                 if (d.Length < minimumLength)
@@ -42,11 +34,28 @@ internal static class HvmContext
             {
                 break;
             }
-
-            offset = body + (int)d.Length;
         }
 
         return -1;
+    }
+
+    /// <summary>The descriptor of the record at <paramref name="offset"/> and where its body starts; false past the context's end.</summary>
+    private static bool TryReadRecord(ReadOnlySpan<byte> context, int offset, out HvmSaveDescriptor d, out int body)
+    {
+        d = default;
+        body = offset + DescriptorSize;
+        if (body > context.Length)
+        {
+            return false;
+        }
+
+        d = MemoryMarshal.Read<HvmSaveDescriptor>(context[offset..]);
+        if (d.Length > (uint)(context.Length - body))
+        {
+            throw new VmiFormatException($"a record of type {d.Typecode} claims {d.Length} bytes, more than the context holds", "HVM context", offset);
+        }
+
+        return true;
     }
 
     public static Registers GetRegisters(ReadOnlySpan<byte> context, VcpuId vcpu, int vcpuCount)
@@ -149,32 +158,21 @@ internal static class HvmContext
     public static byte[] VcpuRecords(ReadOnlySpan<byte> context)
     {
         var kept = new List<byte>(context.Length);
-        int offset = 0;
-        while (offset + DescriptorSize <= context.Length)
+        for (int offset = 0; TryReadRecord(context, offset, out HvmSaveDescriptor d, out int body); offset = body + (int)d.Length)
         {
-            HvmSaveDescriptor d = MemoryMarshal.Read<HvmSaveDescriptor>(context[offset..]);
-            int body = offset + DescriptorSize;
-            if (d.Length > (uint)(context.Length - body))
-            {
-                throw new VmiFormatException($"a record of type {d.Typecode} claims {d.Length} bytes, more than the context holds", "HVM context", offset);
-            }
-
-            int end = body + (int)d.Length;
             if (d.Typecode is HvmSaveDescriptor.CodeHeader or HvmSaveDescriptor.CodeCpu or HvmSaveDescriptor.CodeMtrr
                 or HvmSaveDescriptor.CodeCpuXsave or HvmSaveDescriptor.CodeEnd)
             {
-                kept.AddRange(context[offset..end]);
+                kept.AddRange(context[offset..(body + (int)d.Length)]);
             }
 
             if (d.Typecode == HvmSaveDescriptor.CodeEnd)
             {
                 return [.. kept];
             }
-
-            offset = end;
         }
 
-        throw new VmiFormatException("the context does not end with an END record", "HVM context", offset);
+        throw new VmiFormatException("the context does not end with an END record", "HVM context", context.Length);
     }
 
     private static void SetSegment(SegmentRegister s, out uint selector, out ulong baseAddress, out uint limit, out uint arbytes)
