@@ -1,24 +1,12 @@
-using System.Runtime.InteropServices;
 using Vmi.Core;
-using Vmi.Xen.Native;
 
 namespace Vmi.Xen.Tests.Driver;
 
 /// <summary>The HVM context records the driver reads and writes back (src/Xen/HvmContext.cs).</summary>
 public sealed class HvmContextTests
 {
-    private static List<(ushort Code, ushort Instance)> Descriptors(byte[] context)
-    {
-        var list = new List<(ushort, ushort)>();
-        for (int offset = 0; offset + 8 <= context.Length;)
-        {
-            HvmSaveDescriptor d = MemoryMarshal.Read<HvmSaveDescriptor>(context.AsSpan(offset));
-            list.Add((d.Typecode, d.Instance));
-            offset += 8 + (int)d.Length;
-        }
-
-        return list;
-    }
+    private static List<(ushort Code, ushort Instance)> Descriptors(byte[] context) =>
+        [.. SimulatedXenHost.Records(context).Select(r => (r.Code, r.Instance))];
 
     [Fact]
     public void The_records_written_back_are_the_header_every_vcpus_own_and_the_end()

@@ -205,7 +205,7 @@ internal sealed unsafe class SimulatedXenHost : IXenHost
     }
 
     /// <summary>The records of a context, each with its descriptor, END included.</summary>
-    private static List<(ushort Code, ushort Instance, byte[] Record)> Records(byte[] context)
+    internal static List<(ushort Code, ushort Instance, byte[] Record)> Records(byte[] context)
     {
         var records = new List<(ushort, ushort, byte[])>();
         int offset = 0;
